@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny configurations of every registered model and a tiny trained run."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # noqa: E402
+
+import zoo  # noqa: E402
+
+
+def tiny_hparams(name: str) -> dict:
+    """Hyperparameters that keep a model's structure but shrink widths so tests are fast.
+
+    Every conv keeps its place, kernel and stride (so the geometry is the real one at the
+    model's default input), only feature-map counts and dense widths shrink.
+    """
+    defaults = zoo.get_model_info(name).hyperparameters
+    hparams = {"dropout": 0.0}
+    filters = defaults["filters"]
+    hparams["filters"] = 8 if isinstance(filters, int) else tuple(8 for _ in filters)
+    hparams["dense_units"] = tuple(16 for _ in defaults["dense_units"])
+    hparams["num_classes"] = 3
+    return hparams
+
+
+@pytest.fixture(autouse=True)
+def _run_in_tmp(tmp_path, monkeypatch):
+    """Every test runs in its own folder, so default saved_models/ paths land there."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A lenet5 run trained briefly on the embedded digits (shared, read-only)."""
+    from zoo.train import TrainPlan, train
+
+    out = tmp_path_factory.mktemp("runs") / "tiny-lenet5"
+    plan = TrainPlan(model="lenet5", hparams={"filters": (4, 8), "dense_units": (32, 16)},
+                     epochs=3, batch_size=64, learning_rate=3e-3, out=str(out))
+    train(plan, verbose=0)
+    return out

@@ -1,0 +1,160 @@
+"""The registry and every registered builder: metadata, parameter counts, shapes, training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import zoo
+from tests.conftest import tiny_hparams
+
+MODELS = zoo.list_models()
+
+
+def test_registry_lists_every_family():
+    assert {"lenet5", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "vgg_small"} <= set(MODELS)
+    assert zoo.list_models("vgg1*") == ["vgg11", "vgg13", "vgg16", "vgg19"]
+
+
+def test_unknown_model_lists_close_matches():
+    with pytest.raises(zoo.UnknownModelError, match=r"Did you mean .*vgg16"):
+        zoo.build("vgg61")
+
+
+def test_unknown_hyperparameter_is_refused_with_valid_names():
+    with pytest.raises(ValueError, match="no hyperparameter 'filtres'.*Did you mean filters"):
+        zoo.build("lenet5", filtres=(4, 8))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_metadata_matches_built_model(name):
+    """The registry's parameter and MAC counts (printed by `zoo list`) are the real ones."""
+    from zoo.inspect import summarize
+
+    info = zoo.get_model_info(name)
+    model = zoo.build(name)
+    assert model.name == name
+    assert tuple(model.input_shape[1:]) == info.input_shape
+    assert model.output_shape == (None, info.num_classes)
+    assert model.count_params() == info.num_params
+    assert summarize(model).total_macs == info.macs
+    for key in ("input_shape", "num_classes", "filters", "kernel_sizes", "strides", "padding",
+                "pool", "normalization", "dropout", "activation", "include_top", "pooling"):
+        assert key in info.hyperparameters, f"{name} lacks hyperparameter {key}"
+
+
+# Published parameter counts at the canonical input (1000 classes for ImageNet models).
+PUBLISHED = {
+    "lenet5": 61_706,  # C1 156 + C3 2,416 + C5 48,120 + F6 10,164 + output 850
+    "alexnet": 62_378_344,
+    "vgg11": 132_863_336,
+    "vgg13": 133_047_848,
+    "vgg16": 138_357_544,  # keras.applications.VGG16(weights=None).count_params()
+    "vgg19": 143_667_240,  # keras.applications.VGG19
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_published_parameter_counts(name):
+    assert zoo.build(name).count_params() == PUBLISHED[name]
+
+
+def test_vgg16_matches_keras_applications_layer_by_layer():
+    import keras
+
+    ours = zoo.build("vgg16")
+    theirs = keras.applications.VGG16(weights=None)
+    ours_conv = {l.name: l.count_params() for l in ours.layers if l.count_params()}
+    theirs_conv = {l.name: l.count_params() for l in theirs.layers if l.count_params()}
+    assert ours_conv == theirs_conv
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_feature_extractor_mode(name):
+    model = zoo.build(name, include_top=False, pooling="avg", **tiny_hparams(name))
+    assert len(model.output_shape) == 2
+    assert "predictions" not in [layer.name for layer in model.layers]
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("normalization", ["batch", "layer", "instance", "group"])
+def test_normalizations_build(name, normalization):
+    model = zoo.build(name, normalization=normalization, **tiny_hparams(name))
+    norm_layers = [l for l in model.layers if l.name.endswith("_norm")]
+    assert norm_layers, "conv -> norm -> activation expected"
+    first_conv = next(l for l in model.layers if type(l).__name__ == "Conv2D")
+    assert not first_conv.use_bias  # the norm's beta makes a conv bias redundant
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_one_batch_training_step_lowers_the_loss(name):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = zoo.build(name, **tiny_hparams(name))
+    shape = model.input_shape[1:]
+    x = np.random.default_rng(0).random((6, *shape), dtype=np.float32)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    losses = [float(model.train_on_batch(x, y)) for _ in range(10)]
+    assert losses[-1] < losses[0]
+
+
+def test_layer_names_are_stable_and_addressable():
+    names = [layer.name for layer in zoo.build("vgg16").layers]
+    assert names[:4] == ["image", "block1_conv1", "block1_conv2", "block1_pool"]
+    assert names[-3:] == ["fc2", "fc2_dropout", "predictions"]
+    lenet = [layer.name for layer in zoo.build("lenet5").layers]
+    assert lenet == ["image", "conv1", "pool1", "conv2", "pool2", "flatten", "fc1", "fc2",
+                     "predictions"]
+
+
+def test_lenet_classic_and_modern_differ_only_in_activation_and_pooling():
+    classic, modern = zoo.build("lenet5"), zoo.build("lenet5_modern")
+    assert classic.get_layer("conv1").get_config()["activation"] == "tanh"
+    assert type(classic.get_layer("pool1")).__name__ == "AveragePooling2D"
+    assert modern.get_layer("conv1").get_config()["activation"] == "relu"
+    assert type(modern.get_layer("pool1")).__name__ == "MaxPooling2D"
+    assert classic.count_params() == modern.count_params()
+
+
+def test_vgg_small_depth_and_widths_are_hyperparameters():
+    model = zoo.build("vgg_small", filters=(8, 16), depths=(1, 3))
+    convs = [l.name for l in model.layers if type(l).__name__ == "Conv2D"]
+    assert convs == ["block1_conv1", "block2_conv1", "block2_conv2", "block2_conv3"]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"dropout": 1.5}, "dropout must be in"),
+    ({"normalization": "weird"}, "normalization must be one of"),
+    ({"pool": "median"}, "pool must be one of"),
+    ({"kernel_sizes": (3, 5, 7)}, "kernel_sizes needs 2 values"),
+])
+def test_bad_hyperparameters_are_clear(bad, message):
+    with pytest.raises(ValueError, match=message):
+        zoo.build("lenet5", **bad)
+
+
+def test_builders_work_under_jax(tmp_path):
+    """Every builder builds and takes a training step with KERAS_BACKEND=jax (GPU machines)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, keras, zoo\n"
+        "from tests.conftest import tiny_hparams\n"
+        "assert keras.backend.backend() == 'jax'\n"
+        "for name in zoo.list_models():\n"
+        "    m = zoo.build(name, **tiny_hparams(name))\n"
+        "    m.compile('adam', 'sparse_categorical_crossentropy')\n"
+        "    x = np.zeros((2, *m.input_shape[1:]), 'float32')\n"
+        "    m.train_on_batch(x, np.array([0, 1]))\n"
+        "print('ok')\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": root}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ok" in out.stdout

@@ -1,0 +1,50 @@
+"""Option parsing shared by the commands: --set key=value and --input-shape H,W,C."""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+import click
+
+
+def parse_value(text: str) -> Any:
+    """A Python literal if the text is one ('5', '0.5', '16,32', 'None'), else the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_assignments(pairs: tuple[str, ...], what: str = "--set") -> dict[str, Any]:
+    """['filters=16,32', 'activation=relu'] -> {'filters': (16, 32), 'activation': 'relu'}."""
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint=what)
+        result[key.strip()] = parse_value(value.strip())
+    return result
+
+
+def parse_shape(text: str | None) -> tuple[int, int, int] | None:
+    """'32,32,3' -> (32, 32, 3); None stays None."""
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise click.BadParameter(f"expected H,W,C with positive integers, got {text!r}",
+                                 param_hint="--input-shape")
+    return shape
+
+
+set_option = click.option(
+    "--set", "assignments", multiple=True, metavar="KEY=VALUE",
+    help="Override a builder hyperparameter, e.g. --set filters=16,32 --set activation=relu.",
+)
+input_shape_option = click.option(
+    "--input-shape", default=None, metavar="H,W,C", help="Model input shape, e.g. 28,28,1.",
+)

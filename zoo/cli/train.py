@@ -1,0 +1,80 @@
+"""`zoo train`: train a zoo model into a run directory."""
+
+from __future__ import annotations
+
+import click
+
+from zoo.cli.options import input_shape_option, parse_assignments, parse_shape, set_option
+
+
+def dataset_options(function):
+    """--dataset and --data-dir, shared by every command that reads data."""
+    function = click.option("--data-dir", default=None,
+                            help="tensorflow-datasets data directory (for tfds: names).")(function)
+    return click.option("--dataset", default="digits", show_default=True,
+                        help="'digits' (embedded), 'tfds:NAME', or a folder of class "
+                             "sub-folders.")(function)
+
+
+@click.command("train")
+@click.argument("name")
+@dataset_options
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default="32", show_default=True,
+              help="Mini-batch size, or 'auto' for the largest power of two that fits.")
+@click.option("--lr", "learning_rate", default=1e-3, show_default=True, type=float)
+@click.option("--optimizer", default="adam", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--train-fraction", default=1.0, show_default=True, type=click.FloatRange(0, 1,
+              min_open=True), help="Train on this stratified fraction of the training split.")
+@click.option("--recipe", "recipes", multiple=True, metavar="NAME[:k=v,...]",
+              help="Apply a recipe (see `zoo recipes`); repeatable, e.g. --recipe augment "
+                   "--recipe dropout:rate=0.3.")
+@input_shape_option
+@set_option
+@click.option("--out", default=None, help="Run directory (default saved_models/runs/NAME-TIME); "
+                                          "an interrupted run resumes when given the same one.")
+def train_command(name, dataset, data_dir, epochs, batch_size, learning_rate, optimizer, seed,
+                  train_fraction, recipes, input_shape, assignments, out) -> None:
+    """Train model NAME on a data set and write a run directory (config, history, best
+    .keras, test metrics, TensorBoard logs, curves)."""
+    from zoo.train import TrainPlan, train
+
+    hparams = parse_assignments(assignments)
+    shape = parse_shape(input_shape)
+    if shape is not None:
+        hparams["input_shape"] = shape
+    plan = TrainPlan(model=name, hparams=hparams, dataset=dataset, data_dir=data_dir,
+                     epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                     optimizer=optimizer, seed=seed, train_fraction=train_fraction, out=out)
+    if recipes:
+        from recipes import apply_recipes
+
+        plan = apply_recipes(plan, recipes)
+    plan.batch_size = resolve_batch_size(plan)
+    result = train(plan)
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
+    click.echo(f"run: {result.run_dir}")
+    click.echo(f"{metrics} ({result.seconds:.1f} s training)")
+
+
+def resolve_batch_size(plan) -> int:
+    """An integer batch size from the option text ('auto' asks the batch-size recipe)."""
+    value = plan.batch_size
+    if isinstance(value, int):
+        return value
+    if str(value).lower() == "auto":
+        from recipes.batch_size import auto_batch_size
+
+        return auto_batch_size(plan)
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise click.BadParameter(f"expected a positive integer or 'auto', got {value!r}",
+                                 param_hint="--batch-size")
+    return size
+
+
+COMMANDS = [train_command]

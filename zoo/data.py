@@ -1,0 +1,365 @@
+"""Data sets: the embedded digits, tensorflow-datasets names, and folders of class sub-folders.
+
+Every source is loaded into uint8 NumPy arrays (N, H, W, C) with integer labels and a fixed
+train/validation/test split, so the same code feeds tf.data (TensorFlow present) or plain
+batches (JAX on a GPU machine without TensorFlow).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+DEFAULT_DATASET = "digits"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+# The split never depends on the training seed: runs with different seeds see the same data.
+SPLIT_SEED = 1234
+VALIDATION_FRACTION = 0.15
+TEST_FRACTION = 0.15
+
+
+class DataError(ValueError):
+    """A data set cannot be found, read or fitted to the model."""
+
+
+@dataclass
+class Dataset:
+    """Images as uint8 (N, H, W, C) and integer labels, split three ways."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of the stored images."""
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
+
+    def subset(self, train_fraction: float = 1.0, classes: list[int] | None = None,
+               per_class: int | None = None, seed: int = SPLIT_SEED) -> "Dataset":
+        """A copy restricted to some classes (relabelled 0..k-1) and/or fewer training images.
+
+        ``per_class`` keeps that many training images of each class (few-shot); the
+        validation and test sets keep all images of the chosen classes.
+        """
+        data = self
+        if classes is not None:
+            classes = list(classes)
+            remap = {c: i for i, c in enumerate(classes)}
+
+            def keep(x, y):
+                mask = np.isin(y, classes)
+                return x[mask], np.array([remap[int(v)] for v in y[mask]], dtype=np.int64)
+
+            data = Dataset(
+                name=f"{self.name}[{','.join(map(str, classes))}]",
+                **dict(zip(("x_train", "y_train"), keep(self.x_train, self.y_train))),
+                **dict(zip(("x_val", "y_val"), keep(self.x_val, self.y_val))),
+                **dict(zip(("x_test", "y_test"), keep(self.x_test, self.y_test))),
+                class_names=[self.class_names[c] for c in classes],
+            )
+        rng = np.random.default_rng(seed)
+        if per_class is not None:
+            picks = []
+            for c in range(data.num_classes):
+                idx = np.flatnonzero(data.y_train == c)
+                picks.extend(rng.choice(idx, size=min(per_class, len(idx)), replace=False))
+            picks = np.sort(np.array(picks))
+            data = replace(data, x_train=data.x_train[picks], y_train=data.y_train[picks])
+        if train_fraction < 1.0:
+            if not 0.0 < train_fraction <= 1.0:
+                raise DataError(f"train fraction must be in (0, 1], got {train_fraction}")
+            picks = _stratified_pick(data.y_train, train_fraction, rng)
+            data = replace(data, x_train=data.x_train[picks], y_train=data.y_train[picks])
+        return data
+
+
+def _stratified_pick(labels: np.ndarray, fraction: float, rng) -> np.ndarray:
+    picks = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        picks.extend(rng.choice(idx, size=max(1, round(fraction * len(idx))), replace=False))
+    return np.sort(np.array(picks))
+
+
+def split_arrays(name: str, x: np.ndarray, y: np.ndarray, class_names: list[str]) -> Dataset:
+    """Split arrays 70/15/15, stratified by class, with a fixed seed."""
+    rng = np.random.default_rng(SPLIT_SEED)
+    train, val, test = [], [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_val = max(1, round(VALIDATION_FRACTION * len(idx)))
+        n_test = max(1, round(TEST_FRACTION * len(idx)))
+        val.extend(idx[:n_val])
+        test.extend(idx[n_val:n_val + n_test])
+        train.extend(idx[n_val + n_test:])
+    train, val, test = (np.sort(np.array(s, dtype=np.int64)) for s in (train, val, test))
+    return Dataset(name, x[train], y[train], x[val], y[val], x[test], y[test], class_names)
+
+
+def load_digits() -> Dataset:
+    """The embedded default: scikit-learn's 1,797 real 8x8 handwritten-digit scans.
+
+    Each scan (16 grey levels) is enlarged to a 20x20 box and centred on a 28x28 canvas, the
+    way MNIST was prepared, so that models sized for MNIST-like input see familiar geometry.
+    """
+    from PIL import Image
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    raw = sklearn_digits()
+    images = np.clip(raw.images * (255.0 / 16.0), 0, 255).astype(np.uint8)
+    canvas = np.zeros((len(images), 28, 28, 1), dtype=np.uint8)
+    for i, img in enumerate(images):
+        box = Image.fromarray(img, mode="L").resize((20, 20), Image.BILINEAR)
+        canvas[i, 4:24, 4:24, 0] = np.asarray(box)
+    labels = raw.target.astype(np.int64)
+    return split_arrays("digits", canvas, labels, [str(d) for d in range(10)])
+
+
+def load_image_folder(path: Path) -> Dataset:
+    """A folder with one sub-folder of images per class (sub-folder name = class name)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_dir():
+        raise DataError(f"data folder {path} does not exist or is not a folder")
+    classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(
+            f"data folder {path} has no class sub-folders; put each class's images in its own "
+            f"sub-folder (e.g. {path}/cat/1.png, {path}/dog/1.png)"
+        )
+    files, labels = [], []
+    for label, cls in enumerate(classes):
+        found = sorted(f for f in (path / cls).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise DataError(f"class folder {path / cls} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        files.extend(found)
+        labels.extend([label] * len(found))
+    if len(classes) < 2:
+        raise DataError(
+            f"data folder {path} has a single class ({classes[0]!r}); a classifier needs at least "
+            f"two class sub-folders"
+        )
+    images = []
+    for f in files:
+        try:
+            with Image.open(f) as img:
+                images.append(img.convert("RGB") if img.mode not in ("L", "RGB") else img.copy())
+        except (UnidentifiedImageError, OSError) as err:
+            raise DataError(f"cannot read image {f}: {err}; remove or replace the file") from None
+    channels = 1 if all(img.mode == "L" for img in images) else 3
+    # The most common size wins; others are resized to it.
+    sizes = [img.size for img in images]
+    size = max(set(sizes), key=sizes.count)
+    arrays = []
+    for img in images:
+        img = img.convert("L" if channels == 1 else "RGB")
+        if img.size != size:
+            img = img.resize(size, Image.BILINEAR)
+        arrays.append(np.asarray(img, dtype=np.uint8).reshape(size[1], size[0], channels))
+    return split_arrays(path.name, np.stack(arrays), np.array(labels, dtype=np.int64), classes)
+
+
+def load_tfds(name: str, data_dir: str | None) -> Dataset:
+    """A tensorflow-datasets set that is already prepared in ``data_dir``.
+
+    Nothing is downloaded: offline, tfds.load would hang for minutes before failing, so an
+    unprepared set is refused at once with the command that prepares it.
+    """
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as err:  # tfds raises its own DatasetNotFoundError, among others
+        raise DataError(f"tensorflow-datasets has no data set {name!r}: {err}") from None
+    if not Path(builder.data_dir).joinpath("dataset_info.json").exists():
+        raise DataError(
+            f"tfds data set {name!r} is not prepared in {builder.data_dir} and this machine "
+            f"cannot download it. On a machine with internet run "
+            f"`tfds build {name} --data_dir DIR` (or python -c \"import tensorflow_datasets as "
+            f"tfds; tfds.load('{name}', data_dir='DIR')\"), copy DIR here and pass --data-dir DIR."
+        )
+    splits = builder.info.splits
+    arrays = {}
+    for split in ("train", "validation", "test"):
+        if split in splits:
+            data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, as_supervised=True))
+            arrays[split] = (np.asarray(data[0], dtype=np.uint8), np.asarray(data[1], np.int64))
+    if "train" not in arrays:
+        raise DataError(f"tfds data set {name!r} has no 'train' split")
+    label_feature = builder.info.features[builder.info.supervised_keys[1]]
+    class_names = list(getattr(label_feature, "names", None) or
+                       [str(i) for i in range(int(label_feature.num_classes))])
+    x, y = arrays["train"]
+    if "test" not in arrays or "validation" not in arrays:
+        whole = split_arrays(f"tfds:{name}", x, y, class_names)
+        if "test" in arrays:  # keep the official test set; carve validation out of train
+            train_x = np.concatenate([whole.x_train, whole.x_test])
+            train_y = np.concatenate([whole.y_train, whole.y_test])
+            return Dataset(f"tfds:{name}", train_x, train_y, whole.x_val, whole.y_val,
+                           *arrays["test"], class_names)
+        return whole
+    return Dataset(f"tfds:{name}", x, y, *arrays["validation"], *arrays["test"], class_names)
+
+
+def load_dataset(spec: str = DEFAULT_DATASET, *, data_dir: str | None = None) -> Dataset:
+    """Load 'digits', 'tfds:NAME' or a folder path into a split Dataset."""
+    if spec == "digits":
+        return load_digits()
+    if spec.startswith("tfds:"):
+        return load_tfds(spec[len("tfds:"):], data_dir)
+    path = Path(spec).expanduser()
+    if path.exists():
+        return load_image_folder(path)
+    raise DataError(
+        f"unknown data set {spec!r}: use 'digits' (embedded), 'tfds:NAME' (a prepared "
+        f"tensorflow-datasets set, with --data-dir) or the path of a folder of class sub-folders"
+    )
+
+
+def fit_images(x: np.ndarray, input_shape: tuple[int, int, int], *, what: str = "data set"
+               ) -> np.ndarray:
+    """Convert uint8 images to the model's (H, W, C): channels and size adapted where natural.
+
+    Grey <-> RGB is converted; a smaller image is zero-padded to the model's size when the
+    margin is small (28 -> 32 is how LeNet-5 saw MNIST), otherwise images are resized.
+    """
+    height, width, channels = input_shape
+    have = x.shape[-1]
+    if have != channels:
+        if have == 1 and channels == 3:
+            x = np.repeat(x, 3, axis=-1)
+        elif have == 3 and channels == 1:
+            x = np.round(x.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
+            x = x.astype(np.uint8)[..., None]
+        else:
+            raise DataError(
+                f"the {what} has {have}-channel images but the model takes {channels} channels; "
+                f"only grey<->RGB is converted. Build the model with --input-shape "
+                f"H,W,{have} instead"
+            )
+    h, w = x.shape[1:3]
+    if height is None or width is None or (h, w) == (height, width):
+        return x
+    pad_h, pad_w = height - h, width - w
+    if 0 <= pad_h <= 8 and 0 <= pad_w <= 8:
+        top, left = pad_h // 2, pad_w // 2
+        return np.pad(x, ((0, 0), (top, pad_h - top), (left, pad_w - left), (0, 0)))
+    return _resize(x, (height, width))
+
+
+def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    out = np.empty((len(x), *size, x.shape[-1]), dtype=np.uint8)
+    for i, img in enumerate(x):
+        pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+        out[i] = np.asarray(pil.resize((size[1], size[0]), Image.BILINEAR)).reshape(out.shape[1:])
+    return out
+
+
+def fit_dataset(data: Dataset, input_shape: tuple[int, int, int]) -> Dataset:
+    """The data set with every split converted to the model's input shape."""
+    return replace(
+        data,
+        x_train=fit_images(data.x_train, input_shape),
+        x_val=fit_images(data.x_val, input_shape),
+        x_test=fit_images(data.x_test, input_shape),
+    )
+
+
+def has_tensorflow() -> bool:
+    """Whether TensorFlow is installed (tf.data pipelines) or not (NumPy batches)."""
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def to_float(images):
+    """uint8 [0, 255] -> float32 [0, 1]: the models' preprocessing, shared with export."""
+    return np.asarray(images, dtype=np.float32) / 255.0
+
+
+def make_batches(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    num_classes: int | None = None,
+    augment: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+):
+    """An input pipeline of float [0, 1] batches: tf.data when TensorFlow is present.
+
+    ``num_classes`` one-hot encodes labels (needed by mixup/cutmix); ``augment`` is applied
+    to whole training batches (images, labels), in parallel with training.
+    """
+    x = to_float(x)
+    y = np.asarray(y)
+    if num_classes is not None:
+        y = np.eye(num_classes, dtype=np.float32)[y]
+    if not has_tensorflow():
+        return ArrayBatches(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                            augment=augment)
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if augment is not None:
+        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _py_dataset_base():
+    import keras
+
+    return keras.utils.PyDataset
+
+
+class ArrayBatches:
+    """Shuffled NumPy batches as a keras.utils.PyDataset, for machines without TensorFlow."""
+
+    def __new__(cls, *args, **kwargs):
+        # Subclass PyDataset lazily so importing this module does not import Keras.
+        base = _py_dataset_base()
+
+        class _ArrayBatches(base):
+            def __init__(self, x, y, *, batch_size, shuffle, seed, augment):
+                super().__init__()
+                self.x, self.y, self.batch_size = x, y, batch_size
+                self.shuffle, self.augment = shuffle, augment
+                self.rng = np.random.default_rng(seed)
+                self.order = np.arange(len(x))
+                self.on_epoch_end()
+
+            def __len__(self):
+                return math.ceil(len(self.x) / self.batch_size)
+
+            def __getitem__(self, i):
+                idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+                xb, yb = self.x[idx], self.y[idx]
+                if self.augment is not None:
+                    xb, yb = self.augment(xb, yb)
+                return xb, yb
+
+            def on_epoch_end(self):
+                if self.shuffle:
+                    self.order = self.rng.permutation(len(self.x))
+
+        return _ArrayBatches(*args, **kwargs)

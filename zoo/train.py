@@ -1,0 +1,298 @@
+"""The one training loop: every command that trains (train, compare, transfer, tune, bench) uses it.
+
+A run is described by a ``TrainPlan``. Recipes (see ``recipes/``) change one concern of the
+plan each — hyperparameters, the input pipeline, or compile/fit settings — and ``train`` turns
+the plan into a run directory under ``saved_models/runs/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from zoo.data import DEFAULT_DATASET, Dataset, fit_dataset, load_dataset, make_batches
+from zoo.registry import check_hyperparameters, get_model_info
+
+if TYPE_CHECKING:
+    import keras
+
+SAVED_MODELS = Path("saved_models")
+RUNS_DIR = SAVED_MODELS / "runs"
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+CURVES_FILE = "curves.png"
+# The models take float32 images in [0, 1]; raw uint8 pixels are divided by this.
+PREPROCESSING = {"input_dtype": "uint8", "rescale": 1.0 / 255.0, "value_range": [0.0, 1.0]}
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or did not finish sensibly (e.g. the loss became NaN)."""
+
+
+@dataclass
+class TrainPlan:
+    """Everything a training run needs; recipes edit it, ``train`` executes it."""
+
+    model: str
+    hparams: dict[str, Any] = field(default_factory=dict)
+    dataset: str = DEFAULT_DATASET
+    data_dir: str | None = None
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    seed: int = 0
+    train_fraction: float = 1.0
+    out: str | None = None
+    # Names (with parameters) of the recipes applied, for the run's config.
+    recipes: list[str] = field(default_factory=list)
+    # Set by recipes:
+    augment: Callable[[Any, Any], tuple[Any, Any]] | None = None  # on training batches
+    one_hot_labels: bool = False  # mixup/cutmix produce soft labels
+    lr_schedule: Callable[[float, int, int], Any] | None = None  # (lr, steps/epoch, epochs)
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
+    callbacks: list[Any] = field(default_factory=list)
+
+    def config(self) -> dict[str, Any]:
+        """The JSON-serializable part of the plan, as written to config.json."""
+        return {
+            "model": self.model,
+            "hparams": _jsonable(self.hparams),
+            "dataset": self.dataset,
+            "data_dir": self.data_dir,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "optimizer": self.optimizer,
+            "optimizer_options": _jsonable(self.optimizer_options),
+            "seed": self.seed,
+            "train_fraction": self.train_fraction,
+            "recipes": list(self.recipes),
+        }
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    run_dir: Path
+    model: "keras.Model"
+    history: dict[str, list[float]]
+    test_metrics: dict[str, float]
+    seconds: float
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):  # NumPy scalars
+        return value.item()
+    return value
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON to a temporary file and rename it, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(_jsonable(payload), indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def new_run_dir(model: str) -> Path:
+    """A fresh run directory name under saved_models/runs/."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = RUNS_DIR / f"{model}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = RUNS_DIR / f"{model}-{stamp}-{n}"
+    return path
+
+
+def resolve_hparams(plan: TrainPlan, data: Dataset) -> dict[str, Any]:
+    """The builder's hyperparameters: the plan's, with input shape and classes filled in."""
+    check_hyperparameters(plan.model, plan.hparams)
+    info = get_model_info(plan.model)
+    hparams = dict(plan.hparams)
+    if "input_shape" not in hparams:
+        hparams["input_shape"] = info.input_shape
+    hparams["input_shape"] = tuple(hparams["input_shape"])
+    hparams.setdefault("num_classes", data.num_classes)
+    if hparams["num_classes"] != data.num_classes:
+        raise TrainingError(
+            f"num_classes={hparams['num_classes']} but data set {data.name!r} has "
+            f"{data.num_classes} classes; drop --set num_classes"
+        )
+    return hparams
+
+
+def make_optimizer(plan: TrainPlan, steps_per_epoch: int):
+    """The Keras optimizer named in the plan, with its learning rate or schedule."""
+    import keras
+
+    learning_rate = plan.learning_rate
+    if plan.lr_schedule is not None:
+        learning_rate = plan.lr_schedule(plan.learning_rate, steps_per_epoch, plan.epochs)
+    try:
+        return keras.optimizers.get(
+            {"class_name": plan.optimizer,
+             "config": {"learning_rate": learning_rate, **plan.optimizer_options}}
+        )
+    except ValueError as err:
+        raise TrainingError(
+            f"unknown optimizer {plan.optimizer!r} ({err}); use adam, sgd, rmsprop, adamw, ..."
+        ) from None
+
+
+def compile_model(model: "keras.Model", plan: TrainPlan, steps_per_epoch: int) -> None:
+    """Compile with the plan's optimizer, cross-entropy and accuracy."""
+    loss = ("categorical_crossentropy" if plan.one_hot_labels
+            else "sparse_categorical_crossentropy")
+    model.compile(optimizer=make_optimizer(plan, steps_per_epoch), loss=loss,
+                  metrics=["accuracy"])
+
+
+def training_batches(plan: TrainPlan, data: Dataset):
+    """(train, validation) input pipelines for a data set already fitted to the model."""
+    classes = data.num_classes if plan.one_hot_labels else None
+    train = make_batches(data.x_train, data.y_train, batch_size=plan.batch_size, shuffle=True,
+                         seed=plan.seed, num_classes=classes, augment=plan.augment)
+    val = make_batches(data.x_val, data.y_val, batch_size=max(plan.batch_size, 256),
+                       shuffle=False, seed=plan.seed, num_classes=classes)
+    return train, val
+
+
+def _atomic_checkpoint(path: Path):
+    """ModelCheckpoint that saves the best model to a temporary file, then renames it."""
+    import keras
+
+    class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+        def __init__(self, final_path: Path, **kwargs):
+            self.final_path = final_path
+            self.partial_path = final_path.with_name(f".partial-{final_path.name}")
+            super().__init__(str(self.partial_path), **kwargs)
+
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            if self.partial_path.exists():
+                os.replace(self.partial_path, self.final_path)
+
+    return AtomicModelCheckpoint(path, monitor="val_loss", save_best_only=True, verbose=0)
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """A run's history.csv as {metric: [value per epoch]}."""
+    if not path.exists():
+        return {}
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(r[key]) for r in rows] for key in (rows[0] if rows else {})}
+
+
+def _seed_everything(seed: int) -> None:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        # Same seed -> same numbers on CPU: make TF pick deterministic kernels.
+        tf.config.experimental.enable_op_determinism()
+
+
+def prepare_data(plan: TrainPlan, data: Dataset | None = None) -> Dataset:
+    """Load the plan's data set (unless given) and apply its training fraction."""
+    data = data if data is not None else load_dataset(plan.dataset, data_dir=plan.data_dir)
+    return data.subset(train_fraction=plan.train_fraction) if plan.train_fraction < 1 else data
+
+
+def train(
+    plan: TrainPlan,
+    *,
+    model: "keras.Model | None" = None,
+    data: Dataset | None = None,
+    verbose: int | str = "auto",
+    write_run: bool = True,
+) -> RunResult:
+    """Train ``plan`` and write its run directory; resumes if that directory holds a backup.
+
+    ``model`` trains a prebuilt model (transfer learning) instead of building ``plan.model``;
+    ``data`` skips loading; ``write_run=False`` keeps everything in memory (tests, benchmarks).
+    """
+    import keras
+
+    if plan.epochs < 1:
+        raise TrainingError(f"epochs must be >= 1, got {plan.epochs}")
+    if not isinstance(plan.batch_size, int) or plan.batch_size < 1:
+        raise TrainingError(f"batch size must be a positive integer, got {plan.batch_size!r}")
+    _seed_everything(plan.seed)
+    data = prepare_data(plan, data)
+    if model is None:
+        hparams = resolve_hparams(plan, data)
+        model = get_model_info(plan.model).builder(**hparams)
+    else:
+        hparams = dict(plan.hparams)
+    input_shape = tuple(model.input_shape[1:])
+    data = fit_dataset(data, input_shape)
+    train_batches, val_batches = training_batches(plan, data)
+    steps_per_epoch = math.ceil(len(data.x_train) / plan.batch_size)
+    compile_model(model, plan, steps_per_epoch)
+
+    run_dir = Path(plan.out) if plan.out else new_run_dir(plan.model)
+    callbacks = [keras.callbacks.TerminateOnNaN(), *plan.callbacks]
+    if write_run:
+        if (run_dir / METRICS_FILE).exists():
+            raise TrainingError(
+                f"{run_dir} already holds a finished run; pass another --out or delete it"
+            )
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config = {**plan.config(), "hparams": _jsonable(hparams),
+                  "input_shape": list(input_shape), "class_names": data.class_names,
+                  "preprocessing": PREPROCESSING, "dataset_name": data.name,
+                  "train_size": len(data.x_train), "keras_version": keras.__version__,
+                  "backend": keras.backend.backend()}
+        write_json_atomic(run_dir / CONFIG_FILE, config)
+        callbacks += [
+            keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+            keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
+            _atomic_checkpoint(run_dir / MODEL_FILE),
+        ]
+        if keras.backend.backend() == "tensorflow":
+            callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
+
+    start = time.perf_counter()
+    fit = model.fit(train_batches, validation_data=val_batches, epochs=plan.epochs,
+                    callbacks=callbacks, verbose=verbose)
+    seconds = time.perf_counter() - start
+    history = read_history(run_dir / HISTORY_FILE) if write_run else fit.history
+    losses = history.get("loss", [])
+    if not losses or any(math.isnan(v) or math.isinf(v) for v in losses):
+        raise TrainingError(
+            f"the training loss became NaN/inf at epoch {len(losses)}; lower the learning "
+            f"rate (--lr, now {plan.learning_rate}), add batch norm (--recipe batchnorm) or "
+            f"check the data for bad values"
+        )
+    if write_run and (run_dir / MODEL_FILE).exists():
+        # Evaluate the checkpoint users will deploy, not whatever the last epoch left.
+        model = keras.saving.load_model(run_dir / MODEL_FILE)
+    test = make_batches(data.x_test, data.y_test, batch_size=256, shuffle=False,
+                        seed=plan.seed,
+                        num_classes=data.num_classes if plan.one_hot_labels else None)
+    test_metrics = model.evaluate(test, verbose=0, return_dict=True)
+    test_metrics = {f"test_{k}": float(v) for k, v in test_metrics.items()}
+    if write_run:
+        write_json_atomic(run_dir / METRICS_FILE,
+                          {**test_metrics, "epochs": len(losses), "train_seconds": seconds})
+        from zoo.plots import plot_history
+
+        plot_history(history, run_dir / CURVES_FILE, title=f"{plan.model} on {data.name}")
+    return RunResult(run_dir, model, history, test_metrics, seconds)
