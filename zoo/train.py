@@ -60,6 +60,10 @@ class TrainPlan:
     lr_schedule: Callable[[float, int, int], Any] | None = None  # (lr, steps/epoch, epochs)
     optimizer_options: dict[str, Any] = field(default_factory=dict)
     callbacks: list[Any] = field(default_factory=list)
+    # Epochs already in the run directory (a later phase of one run, e.g. transfer's
+    # fine-tuning after its head phase): history is appended with continuous epoch numbers,
+    # and the best checkpoint is only replaced by a better one.
+    initial_epoch: int = 0
 
     def config(self) -> dict[str, Any]:
         """The JSON-serializable part of the plan, as written to config.json."""
@@ -171,7 +175,7 @@ def training_batches(plan: TrainPlan, data: Dataset):
     return train, val
 
 
-def _atomic_checkpoint(path: Path):
+def _atomic_checkpoint(path: Path, best_so_far: float | None = None):
     """ModelCheckpoint that saves the best model to a temporary file, then renames it."""
     import keras
 
@@ -186,7 +190,8 @@ def _atomic_checkpoint(path: Path):
             if self.partial_path.exists():
                 os.replace(self.partial_path, self.final_path)
 
-    return AtomicModelCheckpoint(path, monitor="val_loss", save_best_only=True, verbose=0)
+    return AtomicModelCheckpoint(path, monitor="val_loss", save_best_only=True, verbose=0,
+                                 initial_value_threshold=best_so_far)
 
 
 def read_history(path: Path) -> dict[str, list[float]]:
@@ -250,7 +255,7 @@ def train(
     run_dir = Path(plan.out) if plan.out else new_run_dir(plan.model)
     callbacks = [keras.callbacks.TerminateOnNaN(), *plan.callbacks]
     if write_run:
-        if (run_dir / METRICS_FILE).exists():
+        if (run_dir / METRICS_FILE).exists() and plan.initial_epoch == 0:
             raise TrainingError(
                 f"{run_dir} already holds a finished run; pass another --out or delete it"
             )
@@ -261,16 +266,19 @@ def train(
                   "train_size": len(data.x_train), "keras_version": keras.__version__,
                   "backend": keras.backend.backend()}
         write_json_atomic(run_dir / CONFIG_FILE, config)
+        earlier = (read_history(run_dir / HISTORY_FILE).get("val_loss")
+                   if plan.initial_epoch else None)
         callbacks += [
             keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
             keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
-            _atomic_checkpoint(run_dir / MODEL_FILE),
+            _atomic_checkpoint(run_dir / MODEL_FILE, min(earlier) if earlier else None),
         ]
         if keras.backend.backend() == "tensorflow":
             callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
 
     start = time.perf_counter()
-    fit = model.fit(train_batches, validation_data=val_batches, epochs=plan.epochs,
+    fit = model.fit(train_batches, validation_data=val_batches,
+                    initial_epoch=plan.initial_epoch, epochs=plan.initial_epoch + plan.epochs,
                     callbacks=callbacks, verbose=verbose)
     seconds = time.perf_counter() - start
     history = read_history(run_dir / HISTORY_FILE) if write_run else fit.history
