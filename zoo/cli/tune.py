@@ -1,0 +1,91 @@
+"""`zoo tune`: hyperparameter search over a zoo model's builder arguments with keras-tuner."""
+
+from __future__ import annotations
+
+import click
+
+from zoo.cli.options import input_shape_option, parse_shape
+from zoo.cli.train import dataset_options
+
+ALGORITHMS = ("random", "hyperband", "bayesian", "grid")
+
+
+def _parse_space(pairs: tuple[str, ...]) -> dict[str, str]:
+    space = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected NAME=CHOICES, got {pair!r}", param_hint="--space")
+        if key.strip() in space:
+            raise click.BadParameter(f"{key.strip()} is given twice", param_hint="--space")
+        space[key.strip()] = value
+    return space
+
+
+@click.command("tune")
+@click.argument("name")
+@dataset_options
+@click.option("--algorithm", default="random", show_default=True,
+              help=f"keras-tuner search: {', '.join(ALGORITHMS)}.")
+@click.option("--max-trials", default=None, type=int,
+              help="Trials to run (default 10; grid: the whole grid). Refused configurations "
+                   "count as trials, as in keras-tuner. Hyperband ignores it.")
+@click.option("--epochs", default=5, show_default=True, type=int,
+              help="Epochs per trial (hyperband: the most epochs any model gets).")
+@click.option("--objective", default="val_accuracy", show_default=True,
+              help="val_accuracy, val_loss, accuracy or loss.")
+@click.option("--space", "space", multiple=True, metavar="NAME=CHOICES",
+              help="Narrow or override a dimension: kernel_sizes=3,5  filters=16:128 (powers "
+                   "of two)  depths=1:3  dropout=0:0.5:0.25  normalization=none,batch  "
+                   "stages=1,2,3  learning_rate=0.001,0.01. Repeatable.")
+@click.option("--only", is_flag=True,
+              help="Search only the --space dimensions; the rest keep the builder's defaults.")
+@click.option("--increasing-filters", is_flag=True,
+              help="Refuse configurations whose feature-map counts decrease with depth.")
+@click.option("--max-params", default=None, type=int,
+              help="Refuse (without training) configurations with more parameters.")
+@click.option("--batch-size", default=32, show_default=True, type=int)
+@click.option("--train-fraction", default=1.0, show_default=True,
+              type=click.FloatRange(0, 1, min_open=True))
+@click.option("--seed", default=0, show_default=True, type=int)
+@input_shape_option
+@click.option("--out", default=None,
+              help="Search directory (default saved_models/tuning/NAME); running again with "
+                   "the same one resumes and does not redo finished trials.")
+@click.option("--retrain/--no-retrain", default=True, show_default=True,
+              help="Retrain the best configuration into a run directory under saved_models/.")
+@click.option("--retrain-epochs", default=None, type=int,
+              help="Epochs for that retraining (default: --epochs).")
+@click.option("--compare-default", is_flag=True,
+              help="Also train the builder's default configuration with the same budget.")
+@click.option("--chief", "role", flag_value="chief",
+              help="Run the chief oracle of a distributed search (serves trials, writes results).")
+@click.option("--worker", "role", flag_value="worker",
+              help="Run a worker that takes trials from the chief at --oracle.")
+@click.option("--oracle", default=None, metavar="HOST:PORT",
+              help="Address of the chief oracle (the chief listens on it).")
+@click.option("--tuner-id", default=None, help="This worker's name (default worker-HOST-PID).")
+def tune_command(name, dataset, data_dir, algorithm, max_trials, epochs, objective, space, only,
+                 increasing_filters, max_params, batch_size, train_fraction, seed, input_shape,
+                 out, retrain, retrain_epochs, compare_default, role, oracle,
+                 tuner_id) -> None:
+    """Search hyperparameters of model NAME (kernel sizes, feature maps, depth, dropout,
+    normalization, learning rate: derived from its builder) with keras-tuner, then retrain the
+    best configuration into a run directory."""
+    from tuning.search import SearchPlan, run_search
+
+    if max_trials is None and algorithm != "grid":
+        max_trials = 10
+    plan = SearchPlan(
+        model=name, dataset=dataset, data_dir=data_dir, algorithm=algorithm,
+        max_trials=max_trials, epochs=epochs, objective=objective, space=_parse_space(space),
+        only=only, increasing_filters=increasing_filters, max_params=max_params, out=out,
+        batch_size=batch_size, train_fraction=train_fraction, seed=seed,
+        input_shape=parse_shape(input_shape), retrain=retrain, retrain_epochs=retrain_epochs,
+        compare_default=compare_default, role=role or "local", oracle=oracle,
+        tuner_id=tuner_id,
+    )
+    run_search(plan, echo=click.echo)
+
+
+COMMANDS = [tune_command]
