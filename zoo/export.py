@@ -1,0 +1,500 @@
+"""Export a trained model as SavedModel, .keras, TFLite and ONNX, each verified by reloading.
+
+An export is a numbered version folder, ``saved_models/NAME/VERSION/``, the layout TensorFlow
+Serving watches (it serves the highest number). The SavedModel sits at the version root, where
+TF Serving looks for it; the other formats get one sub-folder each (see ``zoo.serving``).
+
+Every format is built from one *serving model*: raw uint8 images in, the model's preprocessing
+(cast, rescale) in the graph, class probabilities and the top class id out. Before a version
+appears, each format is loaded in a fresh Python process by its own runtime, with the zoo
+unimportable, and compared with the Keras model on a fixed batch; the folder is written under
+a hidden temporary name and renamed into place only when every check passed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import platform
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from zoo import serving
+from zoo.serving import (CLASS_ID, FORMAT_PATHS, INPUT_NAME, MANIFEST_FILE, PROBABILITIES,
+                          SIGNATURE)
+from zoo.train import PREPROCESSING, RUNS_DIR, SAVED_MODELS, write_json_atomic
+
+if TYPE_CHECKING:
+    import keras
+
+FORMATS = tuple(FORMAT_PATHS)
+DEFAULT_FORMATS = ("savedmodel", "keras")
+# Packages each optional format needs to be written and read back, and the extra providing them.
+FORMAT_EXTRAS = {
+    "tflite": ("tflite", ("tensorflow", "ai_edge_litert")),
+    "onnx": ("onnx", ("tensorflow", "tf2onnx", "onnxruntime")),
+}
+# Probabilities are in [0, 1]; float32 kernels of different runtimes agree to ~1e-6.
+DEFAULT_TOLERANCE = 1e-4
+VERIFY_BATCH = 7
+VERIFY_SEED = 20240229
+VERIFY_TIMEOUT_S = 300
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+PARTIAL_PREFIX = ".partial-"
+MANIFEST_VERSION = 1
+
+
+class ExportError(RuntimeError):
+    """An export could not be written or did not survive verification."""
+
+
+@dataclass
+class ExportSource:
+    """A model to export and what is known about it."""
+
+    model: "keras.Model"
+    model_name: str
+    hyperparameters: dict[str, Any]
+    class_names: list[str]
+    preprocessing: dict[str, Any]
+    origin: str
+    trained: bool
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExportResult:
+    """A published export version and how each format compared with Keras."""
+
+    path: Path
+    name: str
+    version: int
+    manifest: dict[str, Any]
+
+    @property
+    def max_abs_diffs(self) -> dict[str, float]:
+        """{format: largest |probability difference| with the Keras model}."""
+        return {fmt: entry["max_abs_diff"] for fmt, entry in self.manifest["formats"].items()}
+
+
+# --- validation: everything here runs before any work starts -------------------------------
+
+def parse_formats(spec: str | list[str] | tuple[str, ...]) -> list[str]:
+    """'savedmodel,onnx' or 'all' -> a checked list of formats, in canonical order."""
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    names = [n.strip().lower() for n in names if n.strip()]
+    if names == ["all"]:
+        return list(FORMATS)
+    unknown = [n for n in names if n not in FORMATS]
+    if unknown or not names:
+        raise ValueError(f"unknown export format(s) {', '.join(unknown) or '(none)'}; "
+                         f"choose from {', '.join(FORMATS)} or 'all'")
+    return [f for f in FORMATS if f in names]
+
+
+def check_format_packages(formats: list[str]) -> None:
+    """Refuse formats whose converter or runtime is not installed, naming the extra."""
+    if importlib.util.find_spec("tensorflow") is None:
+        raise ImportError("exporting needs TensorFlow (every format is converted from a TF "
+                          "graph): pip install tensorflow, or export on a machine that has it")
+    for fmt in formats:
+        if fmt not in FORMAT_EXTRAS:
+            continue
+        extra, packages = FORMAT_EXTRAS[fmt]
+        missing = [p for p in packages if importlib.util.find_spec(p) is None]
+        if missing:
+            raise ImportError(
+                f"the {fmt} format needs {', '.join(missing)}: pip install 'cnn-zoo[{extra}]' "
+                f"(or drop {fmt} from --format)"
+            )
+
+
+def check_export_name(name: str) -> str:
+    """A name that is one plain folder under saved_models/ ('lenet5-digits'), else ValueError."""
+    if (not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or ".." in name
+            or name == RUNS_DIR.name):
+        raise ValueError(
+            f"invalid export name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting "
+            f"with a letter or digit, no path separators or '..', and not {RUNS_DIR.name!r} "
+            f"(where training runs live)"
+        )
+    return name
+
+
+def existing_versions(model_dir: Path) -> list[int]:
+    """The published version numbers under a model folder, ascending."""
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdigit() and p.is_dir())
+
+
+def choose_version(model_dir: Path, version: int | None, force: bool) -> int:
+    """The version to write: ``version`` if free (or ``force``), else the next free number."""
+    taken = existing_versions(model_dir)
+    if version is None:
+        return (taken[-1] + 1) if taken else 1
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"--version must be a positive integer, got {version!r}")
+    if version in taken and not force:
+        raise FileExistsError(
+            f"{model_dir / str(version)} already exists and versions are never overwritten; "
+            f"leave out --version to take {taken[-1] + 1}, or pass --force to replace it"
+        )
+    return version
+
+
+# --- sources -------------------------------------------------------------------------------
+
+def load_export_source(spec: str | Path, *, unsafe: bool = False) -> ExportSource:
+    """A run directory, a ``.keras`` file, or a registered model name (untrained weights)."""
+    from zoo.registry import get_model_info, list_models
+    from zoo.runs import load_run_config, load_run_metrics, load_run_model
+
+    path = Path(spec).expanduser()
+    if path.exists():
+        config = load_run_config(path)
+        model = load_run_model(path, unsafe=unsafe)
+        metrics = load_run_metrics(path)
+        outputs = int(model.output_shape[-1])
+        training = {key: config[key] for key in ("dataset", "dataset_name", "data_dir",
+                                                 "train_size", "epochs", "batch_size",
+                                                 "learning_rate", "optimizer", "seed",
+                                                 "train_fraction", "recipes", "backend",
+                                                 "keras_version") if key in config}
+        model_name = config.get("model") or _default_name(path)
+        # The builder's defaults fill in what the run left at its default.
+        defaults = (get_model_info(model_name).hyperparameters
+                    if model_name in list_models() else {})
+        return ExportSource(
+            model=model, model_name=model_name,
+            hyperparameters={**defaults, **config.get("hparams", {})},
+            class_names=config.get("class_names") or [str(i) for i in range(outputs)],
+            preprocessing=config.get("preprocessing", PREPROCESSING),
+            origin=str(path.resolve()), trained=True,
+            training={**training, "test_metrics": {k: v for k, v in metrics.items()
+                                                   if k.startswith("test_")},
+                      "run_metrics": metrics} if (config or metrics) else {
+                "note": "a bare .keras file: no run config.json/metrics.json beside it, so "
+                        "the training data set and test metrics are unknown"},
+        )
+    if str(spec) in list_models():
+        info = get_model_info(str(spec))
+        hparams = {**info.hyperparameters, "input_shape": info.input_shape,
+                   "num_classes": info.num_classes}
+        return ExportSource(
+            model=info.builder(**hparams), model_name=str(spec), hyperparameters=hparams,
+            class_names=[str(i) for i in range(info.num_classes)],
+            preprocessing=PREPROCESSING, origin=f"registry:{spec}", trained=False,
+        )
+    raise FileNotFoundError(
+        f"{spec} is neither a run directory, a .keras file, nor a registered model name "
+        f"(see `zoo list`)"
+    )
+
+
+def _default_name(path: Path) -> str:
+    return path.stem if path.suffix == ".keras" else path.name
+
+
+def check_source(source: ExportSource) -> tuple[int, int, int]:
+    """The model's (H, W, C); refuses models an image-classifier export cannot describe."""
+    shape = source.model.input_shape
+    if isinstance(shape, list) or len(shape) != 4 or any(d is None for d in shape[1:]):
+        raise ValueError(f"{source.origin}: export needs one image input of known (H, W, C), "
+                         f"the model takes {shape}")
+    classes = source.model.output_shape
+    if isinstance(classes, list) or len(classes) != 2:
+        raise ValueError(f"{source.origin}: export needs one (batch, classes) output, the model "
+                         f"gives {classes}")
+    if len(source.class_names) != classes[-1]:
+        raise ValueError(f"{source.origin}: {len(source.class_names)} class names for "
+                         f"{classes[-1]} outputs; the run's config.json is inconsistent")
+    return tuple(int(d) for d in shape[1:])
+
+
+def outputs_probabilities(model: "keras.Model") -> bool:
+    """Whether the model's last layer already applies a softmax."""
+    activation = model.layers[-1].get_config().get("activation")
+    return activation == "softmax" or type(model.layers[-1]).__name__ == "Softmax"
+
+
+def build_serving_model(source: ExportSource) -> "keras.Model":
+    """uint8 images -> preprocessing -> model (inference mode) -> probabilities, class_id."""
+    import keras
+
+    images = keras.Input(shape=check_source(source), dtype="uint8", name=INPUT_NAME)
+    scaled = keras.layers.Rescaling(float(source.preprocessing["rescale"]),
+                                    name="preprocess")(images)
+    outputs = source.model(scaled, training=False)
+    if not outputs_probabilities(source.model):
+        outputs = keras.layers.Softmax(name="probabilities_softmax")(outputs)
+    # top_k rather than argmax: Keras' TF argmax uses bit tricks that tf2onnx cannot convert.
+    class_id = keras.ops.squeeze(keras.ops.top_k(outputs, k=1)[1], axis=-1)
+    return keras.Model(images, {PROBABILITIES: outputs, CLASS_ID: class_id},
+                       name=f"{source.model.name}_serving")
+
+
+# --- writing each format --------------------------------------------------------------------
+
+def write_savedmodel(serving_model: "keras.Model", folder: Path) -> None:
+    """The SavedModel with a ``serving_default`` signature over uint8 batches of any size."""
+    import keras
+
+    def serve(images):
+        return serving_model(images, training=False)
+
+    archive = keras.export.ExportArchive()
+    archive.track(serving_model)
+    archive.add_endpoint(SIGNATURE, serve, input_signature=[keras.InputSpec(
+        shape=(None, *serving_model.input_shape[1:]), dtype="uint8", name=INPUT_NAME)])
+    archive.write_out(str(folder), verbose=False)
+
+
+
+def write_format(fmt: str, source: ExportSource, serving_model: "keras.Model",
+                 version_dir: Path) -> None:
+    """Write one format into a version folder under construction."""
+    target = version_dir / FORMAT_PATHS[fmt]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if fmt == "savedmodel":
+            write_savedmodel(serving_model, version_dir)
+        elif fmt == "keras":
+            source.model.save(target)
+        elif fmt == "tflite":
+            serving_model.export(str(target), format="litert", verbose=False)
+        elif fmt == "onnx":
+            logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+            serving_model.export(str(target), format="onnx", verbose=False)
+
+
+# --- verification ---------------------------------------------------------------------------
+
+def verification_batch(input_shape: tuple[int, int, int]) -> np.ndarray:
+    """A fixed uint8 batch: random pixels plus an all-black and an all-white image."""
+    batch = np.random.default_rng(VERIFY_SEED).integers(0, 256, (VERIFY_BATCH, *input_shape),
+                                                        dtype=np.uint8)
+    batch[0], batch[1] = 0, 255
+    return batch
+
+
+def reload_in_fresh_process(version_dir: Path, fmt: str, batch_file: Path,
+                            workdir: Path) -> dict[str, Any]:
+    """Load ``fmt`` with its runtime in a new isolated interpreter; its outputs on the batch.
+
+    ``-I`` drops PYTHONPATH, user site-packages and the script's folder from the path, the
+    working directory is a scratch folder, and zoo.serving blocks ``import zoo`` there.
+    """
+    out_file = workdir / f"{fmt}.npz"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    command = [sys.executable, "-I", serving.__file__, str(version_dir.resolve()), fmt,
+               str(batch_file), str(out_file)]
+    try:
+        done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True,
+                              timeout=VERIFY_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ExportError(f"{fmt}: reloading took over {VERIFY_TIMEOUT_S} s") from None
+    if done.returncode != 0 or not out_file.exists():
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise ExportError(f"{fmt}: the export does not load or run in a fresh process "
+                          f"({serving.RUNTIMES[fmt]}):\n{tail}")
+    with np.load(out_file) as result:
+        return {"whole": result["whole"], "single": result["single"],
+                **json.loads(str(result["info"]))}
+
+
+def compare_outputs(fmt: str, reloaded: dict[str, Any], expected: np.ndarray,
+                    tolerance: float) -> dict[str, Any]:
+    """Max |difference| with Keras over the whole batch and a batch of one; raise above tolerance."""
+    whole, single = reloaded["whole"], reloaded["single"]
+    if whole.shape != expected.shape or single.shape != expected[:1].shape:
+        raise ExportError(f"{fmt}: output shapes {whole.shape} / {single.shape} differ from "
+                          f"Keras' {expected.shape} / {expected[:1].shape}")
+    diff = float(max(np.abs(whole - expected).max(), np.abs(single - expected[:1]).max()))
+    if not diff <= tolerance:  # also catches NaN
+        raise ExportError(f"{fmt}: outputs differ from the Keras model by up to {diff:.3g}, "
+                          f"above the tolerance {tolerance:g}; the export was not published")
+    return {"max_abs_diff": diff, "tolerance": tolerance, "runtime": reloaded["runtime"],
+            "runtime_versions": reloaded["versions"], "batch_sizes": [len(expected), 1]}
+
+
+def verify_formats(version_dir: Path, formats: list[str], batch: np.ndarray,
+                   expected: np.ndarray, tolerance: float) -> dict[str, dict[str, Any]]:
+    """Reload every format in its own fresh process (in parallel) and compare with Keras."""
+    with tempfile.TemporaryDirectory(prefix="zoo-verify-") as scratch:
+        workdir = Path(scratch)
+        np.save(workdir / "batch.npy", batch)
+        with ThreadPoolExecutor(max_workers=len(formats)) as pool:
+            futures = {fmt: pool.submit(reload_in_fresh_process, version_dir, fmt,
+                                        workdir / "batch.npy", workdir) for fmt in formats}
+            reloaded = {fmt: future.result() for fmt, future in futures.items()}
+    return {fmt: compare_outputs(fmt, reloaded[fmt], expected, tolerance) for fmt in formats}
+
+
+# --- manifest and publishing ------------------------------------------------------------------
+
+def _package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for package in ("keras", "tensorflow", "numpy", "tf2onnx", "onnx", "cnn-zoo"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def build_manifest(source: ExportSource, name: str, version: int, checks: dict[str, Any],
+                   version_dir: Path) -> dict[str, Any]:
+    """Everything a consumer needs to use the export without the zoo, plus file hashes."""
+    import keras
+
+    height, width, channels = check_source(source)
+    rescale = float(source.preprocessing["rescale"])
+    formats = {fmt: {"path": FORMAT_PATHS[fmt], **checks[fmt]} for fmt in checks}
+    if "savedmodel" in formats:
+        formats["savedmodel"]["signature"] = SIGNATURE
+    if "keras" in formats:
+        formats["keras"]["output"] = ("probabilities" if outputs_probabilities(source.model)
+                                      else "logits")
+        formats["keras"]["input"] = "float32 images already preprocessed (uint8 * rescale)"
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "name": name,
+        "version": version,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model": {"name": source.model_name, "hyperparameters": source.hyperparameters,
+                  "trained": source.trained, "source": source.origin,
+                  "params": int(source.model.count_params())},
+        "input": {"name": INPUT_NAME, "shape": [None, height, width, channels],
+                  "dtype": "uint8", "value_range": [0, 255], "layout": "NHWC"},
+        "outputs": {PROBABILITIES: {"shape": [None, len(source.class_names)],
+                                    "dtype": "float32"},
+                    CLASS_ID: {"shape": [None], "dtype": "int32"}},
+        "class_names": source.class_names,
+        "preprocessing": {**source.preprocessing, "rescale": rescale, "in_graph": (
+            f"cast uint8 to float32 and multiply by {rescale:g} (Rescaling layer), in every "
+            f"format except keras, which takes the preprocessed floats")},
+        "training": source.training if source.trained else {
+            "note": "untrained: random initial weights from the registry builder; the "
+                    "predictions are meaningless, this export only tests the pipeline"},
+        "formats": formats,
+        "verification": {"batch": VERIFY_BATCH, "seed": VERIFY_SEED,
+                         "reference": f"keras {keras.__version__} ({keras.backend.backend()})",
+                         "how": "each format loaded by its runtime in a fresh `python -I` "
+                                "process where the zoo cannot be imported"},
+        "versions": _package_versions(),
+        "files": serving.file_hashes(version_dir),
+    }
+
+
+def publish_version(partial: Path, final: Path, *, replace: bool) -> None:
+    """Rename a verified version folder into place (the only moment a version appears)."""
+    if replace and final.exists():
+        retired = final.with_name(f"{PARTIAL_PREFIX}replaced-{final.name}-{secrets.token_hex(4)}")
+        os.rename(final, retired)
+        os.rename(partial, final)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        # os.rename onto an existing non-empty folder fails, so a version is never merged into.
+        os.rename(partial, final)
+
+
+def remove_abandoned_partials(model_dir: Path) -> None:
+    """Delete temporary folders of exports whose process no longer exists (killed exports)."""
+    for path in model_dir.glob(f"{PARTIAL_PREFIX}*"):
+        pid = path.name[len(PARTIAL_PREFIX):].split("-")[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- the one entry point -----------------------------------------------------------------------
+
+def export_model(
+    source: str | Path,
+    *,
+    formats: str | list[str] = DEFAULT_FORMATS,
+    name: str | None = None,
+    version: int | None = None,
+    force: bool = False,
+    out: str | Path | None = None,
+    unsafe: bool = False,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> ExportResult:
+    """Export ``source`` to ``OUT/NAME/VERSION/`` (OUT defaults to saved_models/), verified.
+
+    ``source`` is a run directory, a ``.keras`` file or a registered model name. Nothing is
+    visible under the version until every format has been reloaded and compared.
+    """
+    formats = parse_formats(formats)
+    check_format_packages(formats)
+    if name is not None:
+        check_export_name(name)
+    if not tolerance > 0:
+        raise ValueError(f"--tolerance must be positive, got {tolerance}")
+    root = Path(out).expanduser() if out is not None else SAVED_MODELS
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"--out {root} exists and is not a folder")
+
+    loaded = load_export_source(source, unsafe=unsafe)
+    name = check_export_name(name if name is not None else loaded.model_name)
+    model_dir = root / name
+    chosen = choose_version(model_dir, version, force)
+    serving_model = build_serving_model(loaded)
+    batch = verification_batch(check_source(loaded))
+    expected = np.asarray(serving_model.predict(batch, verbose=0)[PROBABILITIES])
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_partials(model_dir)
+    partial = model_dir / f"{PARTIAL_PREFIX}{os.getpid()}-{chosen}-{secrets.token_hex(4)}"
+    partial.mkdir()
+    try:
+        for fmt in formats:
+            write_format(fmt, loaded, serving_model, partial)
+        # The runtimes read the manifest (formats, preprocessing): write it before checking.
+        write_json_atomic(partial / MANIFEST_FILE, build_manifest(
+            loaded, name, chosen, {fmt: {} for fmt in formats}, partial))
+        checks = verify_formats(partial, formats, batch, expected, tolerance)
+        manifest = build_manifest(loaded, name, chosen, checks, partial)
+        write_json_atomic(partial / MANIFEST_FILE, manifest)
+        while True:
+            try:
+                publish_version(partial, model_dir / str(chosen), replace=force)
+                break
+            except OSError:
+                if version is not None or not (model_dir / str(chosen)).exists():
+                    raise
+                # Another export took this number meanwhile: take the next one.
+                chosen = choose_version(model_dir, None, False)
+                manifest["version"] = chosen
+                write_json_atomic(partial / MANIFEST_FILE, manifest)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return ExportResult(model_dir / str(chosen), name, chosen, manifest)

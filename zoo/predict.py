@@ -1,0 +1,97 @@
+"""Using exports: classify image files with any format, and list what saved_models/ holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.serving import (MANIFEST_FILE, PREFERRED_ORDER, load_predictor, read_manifest,
+                         resolve_version_dir)
+from zoo.train import SAVED_MODELS
+
+
+def load_images(paths: list[str | Path], input_shape: tuple[int, int, int]) -> np.ndarray:
+    """Image files as one uint8 (N, H, W, C) batch fitted to the export's input.
+
+    Channels and size are adapted exactly as training adapts data sets (``zoo.data.fit_images``:
+    grey <-> RGB, small margins zero-padded, otherwise resized).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from zoo.data import fit_images
+
+    if not paths:
+        raise ValueError("no image files given")
+    channels = input_shape[-1]
+    images = []
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                pixels = np.asarray(img.convert("L" if channels == 1 else "RGB"), np.uint8)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"image {path} does not exist") from None
+        except (UnidentifiedImageError, OSError) as err:
+            raise ValueError(f"cannot read image {path}: {err}") from None
+        pixels = pixels.reshape(*pixels.shape[:2], channels)[None]
+        images.append(fit_images(pixels, tuple(input_shape), what=f"image {path}")[0])
+    return np.stack(images)
+
+
+def choose_format(manifest: dict[str, Any], fmt: str | None) -> str:
+    """The requested format, or the export's lightest one."""
+    formats = manifest.get("formats", {})
+    if fmt is not None:
+        if fmt not in formats:
+            raise ValueError(f"this export has no {fmt!r} format; it has {', '.join(formats)}")
+        return fmt
+    return next(f for f in PREFERRED_ORDER if f in formats)
+
+
+def predict_images(export_dir: str | Path, paths: list[str | Path], *, top_k: int = 3,
+                   fmt: str | None = None) -> dict[str, Any]:
+    """Run an export on image files: {'export', 'format', 'predictions': [per image top-k]}."""
+    version_dir = resolve_version_dir(export_dir)
+    manifest = read_manifest(version_dir)
+    fmt = choose_format(manifest, fmt)
+    class_names = manifest["class_names"]
+    if not 1 <= top_k:
+        raise ValueError(f"--top-k must be at least 1, got {top_k}")
+    top_k = min(top_k, len(class_names))
+    images = load_images(paths, tuple(manifest["input"]["shape"][1:]))
+    probabilities = load_predictor(version_dir, fmt)(images)
+    predictions = []
+    for path, probs in zip(paths, probabilities):
+        order = np.argsort(-probs, kind="stable")[:top_k]
+        predictions.append({"image": str(path), "top": [
+            {"class_id": int(i), "class_name": class_names[i], "probability": float(probs[i])}
+            for i in order]})
+    return {"export": str(version_dir), "format": fmt, "predictions": predictions}
+
+
+def list_exports(root: str | Path = SAVED_MODELS) -> list[dict[str, Any]]:
+    """One row per exported model under ``root``: versions, and the latest one's formats/metrics.
+
+    Hidden folders (exports in progress or interrupted) and training runs are not exports.
+    """
+    root = Path(root)
+    rows = []
+    for model_dir in sorted(p for p in root.glob("*") if p.is_dir()):
+        versions = sorted(int(v.name) for v in model_dir.iterdir()
+                          if v.name.isdigit() and (v / MANIFEST_FILE).is_file())
+        if not versions:
+            continue
+        latest = json.loads((model_dir / str(versions[-1]) / MANIFEST_FILE).read_text())
+        training = latest.get("training", {})
+        rows.append({
+            "name": model_dir.name, "versions": versions, "latest": versions[-1],
+            "model": latest["model"]["name"], "trained": latest["model"]["trained"],
+            "formats": list(latest.get("formats", {})),
+            "dataset": training.get("dataset_name") or training.get("dataset"),
+            "test_metrics": training.get("test_metrics", {}),
+            "max_abs_diff": max((f.get("max_abs_diff", 0.0)
+                                 for f in latest.get("formats", {}).values()), default=None),
+        })
+    return rows
