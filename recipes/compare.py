@@ -1,0 +1,304 @@
+"""Ablations: train one model under several recipe sets on the same split and tabulate.
+
+Every run goes through ``zoo.train.train`` (in memory); only the recipes and the seed change.
+Train accuracy is measured on the clean training images with the final model in inference
+mode, so augmentation and dropout do not make the train-validation gap look smaller than it is.
+A run whose loss becomes NaN/inf is kept in the table as diverged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from recipes.base import RecipeError
+
+COMPARE_DIR = Path("saved_models") / "compare"
+RUNS_FILE = "runs.csv"
+SUMMARY_FILE = "summary.csv"
+TABLE_FILE = "table.md"
+CURVES_FILE = "val_curves.png"
+# A new recipe set starts at a token that is not a bare key=value continuation.
+_CONTINUATION = re.compile(r"^\s*[A-Za-z_][\w-]*\s*=")
+
+
+@dataclass
+class CompareRun:
+    """One training run of the ablation."""
+
+    recipe_set: str
+    seed: int
+    learning_rate: float
+    train_accuracy: float
+    val_accuracy: float
+    epochs_to_target: int | None
+    seconds: float
+    val_curve: list[float] = field(default_factory=list)
+    diverged: bool = False
+
+    @property
+    def gap(self) -> float:
+        """Train minus validation accuracy (NaN when diverged)."""
+        return self.train_accuracy - self.val_accuracy
+
+
+@dataclass
+class Comparison:
+    """All runs of an ablation and where their table and plot were written."""
+
+    out_dir: Path
+    runs: list[CompareRun]
+    target: float
+    table: str
+
+
+def parse_recipe_sets(specs: str | Iterable[str]) -> list[str]:
+    """'none,augment:rotation=0.1,flip=none,augment+dropout' -> ['none',
+    'augment:rotation=0.1,flip=none', 'augment+dropout']; '+' joins recipes within a set."""
+    texts = [specs] if isinstance(specs, str) else list(specs)
+    sets: list[str] = []
+    for text in texts:
+        for token in text.split(","):
+            if _CONTINUATION.match(token) and sets and ":" in sets[-1].split("+")[-1]:
+                sets[-1] += "," + token.strip()
+            elif token.strip():
+                sets.append(token.strip())
+            else:
+                raise RecipeError(f"empty recipe set in {text!r}; separate sets with ',' "
+                                  f"and recipes within a set with '+'")
+    if not sets:
+        raise RecipeError("no recipe sets given; e.g. --recipes none,augment,dropout")
+    if len(set(sets)) != len(sets):
+        raise RecipeError(f"recipe set listed twice in {', '.join(sets)}")
+    return sets
+
+
+def recipe_set_specs(recipe_set: str) -> list[str]:
+    """'augment+dropout:rate=0.3' -> ['augment', 'dropout:rate=0.3']; 'none' -> []."""
+    if recipe_set.strip().lower() in ("none", "baseline", "plain"):
+        return []
+    return [spec for spec in recipe_set.split("+") if spec.strip()]
+
+
+def compare(
+    model: str,
+    recipe_sets: str | Iterable[str],
+    *,
+    hparams: dict[str, Any] | None = None,
+    dataset: str = "digits",
+    data_dir: str | None = None,
+    train_fraction: float = 0.1,
+    epochs: int = 20,
+    seeds: int = 3,
+    learning_rate: float = 1e-3,
+    batch_size: int = 32,
+    optimizer: str = "adam",
+    target: float = 0.9,
+    out: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Comparison:
+    """Train ``model`` under every recipe set and seed; write table, CSVs and curves to ``out``."""
+    import keras
+
+    from recipes import apply_recipes
+    from zoo.data import fit_images, load_dataset, to_float
+    from zoo.registry import get_model_info
+    from zoo.train import TrainingError, TrainPlan, prepare_data, train, write_json_atomic
+
+    sets = parse_recipe_sets(recipe_sets)
+    if not 1 <= seeds <= 20:
+        raise RecipeError(f"--seeds must be between 1 and 20, got {seeds}")
+    if not 0 < target <= 1:
+        raise RecipeError(f"--target is an accuracy in (0, 1], got {target}")
+    get_model_info(model)  # unknown model -> error with close matches, before any work
+
+    def plan_for(recipe_set: str, seed: int) -> TrainPlan:
+        base = TrainPlan(model=model, hparams=dict(hparams or {}), dataset=dataset,
+                         data_dir=data_dir, epochs=epochs, batch_size=batch_size,
+                         learning_rate=learning_rate, optimizer=optimizer, seed=seed,
+                         train_fraction=train_fraction)
+        return apply_recipes(base, recipe_set_specs(recipe_set))
+
+    for recipe_set in sets:  # every bad spec or clash fails here, before training
+        plan_for(recipe_set, 0)
+    data = load_dataset(dataset, data_dir=data_dir)
+    train_split = prepare_data(plan_for("none", 0), data)  # the one split every run sees
+    out_dir = Path(out) if out else COMPARE_DIR / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    runs = []
+    for recipe_set in sets:
+        for seed in range(seeds):
+            plan = plan_for(recipe_set, seed)
+            epoch_logs: list[dict] = []
+            plan.callbacks.append(keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda epoch, logs, store=epoch_logs: store.append(dict(logs))))
+            start = time.perf_counter()
+            try:
+                result = train(plan, data=data, verbose=0, write_run=False)
+                trained, diverged = result.model, False
+            except TrainingError as err:
+                if "NaN" not in str(err):
+                    raise
+                trained, diverged = None, True
+            seconds = time.perf_counter() - start
+            curve = [float(logs.get("val_accuracy", math.nan)) for logs in epoch_logs]
+            if trained is not None:
+                shape = tuple(trained.input_shape[1:])
+                x = to_float(fit_images(train_split.x_train, shape))
+                predicted = np.argmax(trained.predict(x, batch_size=256, verbose=0), axis=-1)
+                train_accuracy = float(np.mean(predicted == train_split.y_train))
+                val_accuracy = curve[-1]
+            else:
+                train_accuracy = val_accuracy = math.nan
+            reached = [i for i, acc in enumerate(curve, start=1) if acc >= target]
+            run = CompareRun(recipe_set, seed, plan.learning_rate, train_accuracy, val_accuracy,
+                             reached[0] if reached else None, seconds, curve, diverged)
+            runs.append(run)
+            if progress:
+                progress(_run_line(run))
+
+    table = format_table(runs, target=target, model=model, dataset=train_split.name,
+                         train_size=len(train_split.x_train), epochs=epochs)
+    _write_text(out_dir / TABLE_FILE, table)
+    _write_text(out_dir / RUNS_FILE, _runs_csv(runs))
+    _write_text(out_dir / SUMMARY_FILE, _summary_csv(runs, target))
+    plot_val_curves(runs, out_dir / CURVES_FILE, title=f"{model} on {train_split.name} "
+                    f"({len(train_split.x_train)} training images)")
+    write_json_atomic(out_dir / "config.json", {
+        "model": model, "hparams": hparams or {}, "dataset": dataset,
+        "train_fraction": train_fraction, "train_size": len(train_split.x_train),
+        "epochs": epochs, "seeds": seeds, "learning_rate": learning_rate,
+        "batch_size": batch_size, "optimizer": optimizer, "target": target,
+        "recipe_sets": sets, "backend": keras.backend.backend()})
+    return Comparison(out_dir, runs, target, table)
+
+
+def _run_line(run: CompareRun) -> str:
+    if run.diverged:
+        return f"{run.recipe_set} seed {run.seed}: diverged (NaN) after {run.seconds:.1f} s"
+    return (f"{run.recipe_set} seed {run.seed}: train {run.train_accuracy:.3f} "
+            f"val {run.val_accuracy:.3f} ({run.seconds:.1f} s)")
+
+
+def _mean_spread(values: list[float], digits: int = 3) -> str:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "—"
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def summarize_runs(runs: list[CompareRun], target: float) -> list[dict[str, Any]]:
+    """One row per recipe set: means, standard deviations and counts over seeds."""
+    rows = []
+    for recipe_set in dict.fromkeys(r.recipe_set for r in runs):
+        group = [r for r in runs if r.recipe_set == recipe_set]
+        done = [r for r in group if not r.diverged]
+        reached = [r.epochs_to_target for r in done if r.epochs_to_target is not None]
+        rows.append({
+            "recipes": recipe_set,
+            "learning_rate": group[0].learning_rate,
+            "seeds": len(group),
+            "diverged": len(group) - len(done),
+            "train_accuracy": _mean_spread([r.train_accuracy for r in done]),
+            "val_accuracy": _mean_spread([r.val_accuracy for r in done]),
+            "gap": _mean_spread([r.gap for r in done]),
+            "epochs_to_target": (_mean_spread([float(e) for e in reached], 1)
+                                 + (f" ({len(reached)}/{len(group)} reached)"
+                                    if len(reached) < len(group) else "")),
+            "seconds": _mean_spread([r.seconds for r in group], 1),
+        })
+    return rows
+
+
+def format_table(runs: list[CompareRun], *, target: float, model: str, dataset: str,
+                 train_size: int, epochs: int) -> str:
+    """The Markdown table of an ablation (mean ± standard deviation over seeds)."""
+    rows = summarize_runs(runs, target)
+    seeds = max(r["seeds"] for r in rows)
+    lines = [
+        f"{model} on {dataset}, {train_size} training images, {epochs} epochs, {seeds} "
+        f"seed(s); mean ± standard deviation over seeds. Train accuracy is measured on the "
+        f"clean training images after the last epoch.",
+        "",
+        f"| recipes | lr | train acc | val acc | train − val gap | epochs to val acc "
+        f"{target:g} | time (s) | diverged |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['recipes']} | {row['learning_rate']:g} | {row['train_accuracy']} | "
+            f"{row['val_accuracy']} | {row['gap']} | {row['epochs_to_target']} | "
+            f"{row['seconds']} | {row['diverged']}/{row['seeds']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _runs_csv(runs: list[CompareRun]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["recipes", "seed", "learning_rate", "train_accuracy", "val_accuracy",
+                     "gap", "epochs_to_target", "seconds", "diverged", "val_curve"])
+    for r in runs:
+        writer.writerow([r.recipe_set, r.seed, r.learning_rate, r.train_accuracy,
+                         r.val_accuracy, r.gap, r.epochs_to_target or "", round(r.seconds, 2),
+                         r.diverged, " ".join(f"{v:.4f}" for v in r.val_curve)])
+    return buffer.getvalue()
+
+
+def _summary_csv(runs: list[CompareRun], target: float) -> str:
+    rows = summarize_runs(runs, target)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def plot_val_curves(runs: list[CompareRun], path: Path, title: str = "") -> Path:
+    """Validation accuracy per epoch for each recipe set: mean line, min-max band over seeds."""
+    from zoo.plots import headless_pyplot, save_figure
+
+    plt = headless_pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for recipe_set in dict.fromkeys(r.recipe_set for r in runs):
+        curves = [r.val_curve for r in runs if r.recipe_set == recipe_set and r.val_curve]
+        if not curves:
+            continue
+        length = max(len(c) for c in curves)
+        padded = np.full((len(curves), length), np.nan)
+        for i, c in enumerate(curves):
+            padded[i, :len(c)] = c
+        epochs = np.arange(1, length + 1)
+        mean = np.nanmean(padded, axis=0)
+        lr = next(r.learning_rate for r in runs if r.recipe_set == recipe_set)
+        line, = ax.plot(epochs, mean, marker="o", markersize=3, label=f"{recipe_set} (lr {lr:g})")
+        if len(curves) > 1:
+            ax.fill_between(epochs, np.nanmin(padded, axis=0), np.nanmax(padded, axis=0),
+                            color=line.get_color(), alpha=0.15)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    save_figure(fig, path)
+    return Path(path)
