@@ -501,8 +501,12 @@ def pick_best(rows: list[TrialRow], direction: str) -> TrialRow | None:
     return (min if direction == "min" else max)(done, key=lambda r: r.objective)
 
 
-def _columns(rows: list[TrialRow]) -> list[str]:
+def _columns(rows: list[TrialRow], space: SearchSpace | None = None) -> list[str]:
     names: list[str] = []
+    if space is not None:  # the space's order: stages, then each dimension stage by stage
+        deepest = {"stages": max(space.stage_choices())} if space.stage_choices() else {}
+        order = space.hyperparameter_names(deepest)
+        names = [n for n in order if any(n in r.values for r in rows)]
     for row in rows:
         names += [n for n in row.values if n not in names]
     return names
@@ -516,9 +520,10 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def table_rows(rows: list[TrialRow], objective: str) -> tuple[list[str], list[list[str]]]:
+def table_rows(rows: list[TrialRow], objective: str, space: SearchSpace | None = None
+               ) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the trials table."""
-    names = _columns(rows)
+    names = _columns(rows, space)
     header = ["trial", "status", *names, objective, "params", "MACs", "seconds", "note"]
     cells = []
     for r in rows:
@@ -530,9 +535,10 @@ def table_rows(rows: list[TrialRow], objective: str) -> tuple[list[str], list[li
     return header, cells
 
 
-def markdown_table(rows: list[TrialRow], objective: str) -> str:
+def markdown_table(rows: list[TrialRow], objective: str, space: SearchSpace | None = None
+                   ) -> str:
     """The trials as a Markdown table (numbers with thousands separators)."""
-    header, cells = table_rows(rows, objective)
+    header, cells = table_rows(rows, objective, space)
     lines = ["| " + " | ".join(header) + " |",
              "| " + " | ".join("---:" if h in (objective, "params", "MACs", "seconds")
                                else "---" for h in header) + " |"]
@@ -549,15 +555,16 @@ def _write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_tables(out: Path, rows: list[TrialRow], objective: str) -> None:
+def write_tables(out: Path, rows: list[TrialRow], objective: str,
+                 space: SearchSpace | None = None) -> None:
     """trials.md and trials.csv, each written atomically."""
-    header, cells = table_rows(rows, objective)
+    header, cells = table_rows(rows, objective, space)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
     writer.writerows(cells)
     _write_text_atomic(out / TABLE_CSV, buffer.getvalue())
-    _write_text_atomic(out / TABLE_MD, markdown_table(rows, objective))
+    _write_text_atomic(out / TABLE_MD, markdown_table(rows, objective, space))
 
 
 def plot_objective(out: Path, rows: list[TrialRow], objective: str, model: str,
@@ -670,7 +677,7 @@ def _finish(plan, space, tuner, raw, result: SearchResult, echo) -> SearchResult
     out = result.out
     rows = collect_rows(tuner, plan, space)
     best = pick_best(rows, plan.direction)
-    write_tables(out, rows, plan.objective)
+    write_tables(out, rows, plan.objective, space)
     plot_objective(out, rows, plan.objective, plan.model, best)
     result.rows, result.best = rows, best
     summary: dict[str, Any] = {"model": plan.model, "algorithm": plan.algorithm,

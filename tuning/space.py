@@ -119,10 +119,12 @@ class SearchSpace:
     def hyperparameter_names(self, values: dict[str, Any]) -> list[str]:
         """The keras-tuner names that are active for these values, in declaration order."""
         stages = self._stages(values)
-        names = []
+        names = [STAGES] if STAGES in self.searched else []
         for name in self.searched:
             dim = self.dimensions[name]
-            if dim.layout == "stage" and name != STAGES:
+            if name == STAGES:
+                continue
+            if dim.layout == "stage":
                 names += [f"{name}_{i}" for i in range(1, stages + 1)]
             elif dim.layout == "dense":
                 names += [f"{name}_{i}" for i in range(1, self.dense_layers + 1)]

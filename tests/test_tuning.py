@@ -1,0 +1,276 @@
+"""Hyperparameter search: the space is the builder's signature, keras-tuner runs the search."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import zoo
+from tuning.space import INTERFACE_KWARGS, STAGES, derive_space, parse_choices, tunable_names
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# -- the space --------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_derived_space_is_the_builders_tunable_kwargs(name):
+    info = zoo.get_model_info(name)
+    builder_kwargs = set(info.hyperparameters) - set(INTERFACE_KWARGS)
+    space = derive_space(name)
+    extra = {"learning_rate"} | ({STAGES} if isinstance(info.hyperparameters["filters"],
+                                                        (tuple, list)) else set())
+    assert set(space.dimensions) == builder_kwargs | extra
+    assert set(tunable_names(name)) == builder_kwargs | extra
+    # The family's declared space is searched with exactly its choices.
+    for key, choices in info.default_search_space.items():
+        assert space.dimensions[key].searched
+        assert sorted(map(repr, space.dimensions[key].choices)) == sorted(
+            repr(tuple(c)) if isinstance(c, list) else repr(c) for c in choices)
+    # Unsearched dimensions stay at the builder's default.
+    builder, training = space.resolve({n: v for n, v in _first_values(space).items()})
+    for key in builder_kwargs - set(space.searched):
+        assert builder[key] == info.hyperparameters[key]
+    assert set(training) == {"learning_rate"}
+
+
+def _first_values(space):
+    return next(iter(space.configurations(1)))
+
+
+def test_space_option_narrows_and_overrides():
+    wide = derive_space("lenet5")
+    narrow = derive_space("lenet5", {"kernel_sizes": "3,5", "filters": "16:128"})
+    assert narrow.dimensions["kernel_sizes"].choices == (3, 5)
+    assert narrow.dimensions["filters"].choices == (16, 32, 64, 128)
+    assert set(narrow.searched) == set(wide.searched)  # the other dimensions stay searched
+    only = derive_space("lenet5", {"kernel_sizes": "3,5", "filters": "16:128"}, only=True)
+    assert set(only.searched) == {"kernel_sizes", "filters"}
+    assert only.size() == 2 * 2 * 4 * 4  # per conv layer: 2 kernels x 4 widths
+    builder, _ = only.resolve({"kernel_sizes_1": 5, "kernel_sizes_2": 3, "filters_1": 16,
+                               "filters_2": 64})
+    assert builder["kernel_sizes"] == (5, 3) and builder["filters"] == (16, 64)
+    # depth: LeNet's number of stages, VGG's convs per block
+    deep = derive_space("lenet5", {"stages": "1:3", "filters": "4,8"}, only=True)
+    assert deep.size() == 2 + 4 + 8
+    assert deep.resolve({"stages": 3, "filters_1": 4, "filters_2": 8, "filters_3": 8}
+                        )[0]["filters"] == (4, 8, 8)
+    assert derive_space("vgg_small", {"depths": "1:3"}, only=True).dimensions[
+        "depths"].choices == (1, 2, 3)
+
+
+def test_choice_syntax():
+    assert parse_choices("dropout", "0:0.5:0.25") == (0, 0.25, 0.5)
+    assert parse_choices("normalization", "none,batch") == ("none", "batch")
+    assert parse_choices("kernel_sizes", "[11,5,3,3,3]|[7,5,3,3,3]") == ([11, 5, 3, 3, 3],
+                                                                        [7, 5, 3, 3, 3])
+    alex = derive_space("alexnet", {"kernel_sizes": "[11,5,3,3,3]|[7,5,3,3,3]"}, only=True)
+    assert alex.resolve({"kernel_sizes": "(7, 5, 3, 3, 3)"})[0]["kernel_sizes"] == (7, 5, 3, 3, 3)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"kernel_size": "3,5"}, "Valid names: filters, kernel_sizes"),
+    ({"num_classes": "3,5"}, "defines the task"),
+    ({"filters": "128:16"}, "empty range"),
+    ({"filters": "33:63"}, "no power of two"),
+    ({"dropout": "0:0.5"}, "needs a step"),
+    ({"kernel_sizes": ""}, "has no choices"),
+    ({"kernel_sizes": "0,3"}, "positive integers"),
+])
+def test_bad_space_is_refused_with_a_clear_message(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        derive_space("lenet5", overrides)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"max_trials": 0}, "--max-trials must be at least 1"),
+    ({"algorithm": "annealing"}, "unknown search algorithm 'annealing'; use one of random"),
+    ({"objective": "val_f1"}, "unknown objective"),
+    ({"role": "worker", "oracle": "nohost"}, "HOST:PORT"),
+    ({"space": {"kernel_sizes": "40,50"}, "only": True}, "no valid configuration"),
+    ({"space": {"kernel_sizes": "5"}, "only": True}, "nothing to search"),
+])
+def test_bad_search_is_refused_before_anything_runs(change, message):
+    from tuning.search import SearchPlan, run_search
+
+    plan = SearchPlan(model="lenet5", out="search", **change)
+    with pytest.raises(ValueError, match=message):
+        run_search(plan)
+    assert not Path("search").exists()
+
+
+def test_max_params_refuses_before_training():
+    from tuning.search import RejectedConfiguration, check_configuration
+
+    space = derive_space("lenet5", {"filters": "4,64"}, only=True)
+    space.fixed.update({"input_shape": (32, 32, 1), "num_classes": 10})
+    _, params, macs = check_configuration(space, {"filters_1": 4, "filters_2": 4}, 30_000)
+    assert params < 30_000 and macs > 0
+    with pytest.raises(RejectedConfiguration, match="--max-params") as err:
+        check_configuration(space, {"filters_1": 64, "filters_2": 64}, 30_000)
+    assert err.value.params > 30_000
+
+
+def test_cli_reports_bad_input_in_one_line():
+    from zoo.cli import main
+
+    result = CliRunner().invoke(main, ["tune", "lenet5", "--space", "kernel_size=3"])
+    assert result.exit_code == 1 and "Valid names:" in result.output
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["tune", "lenet5", "--max-trials", "0"])
+    assert result.exit_code == 1 and "--max-trials must be at least 1" in result.output
+
+
+# -- a real (tiny) search ---------------------------------------------------------------------
+GRID = dict(model="lenet5", algorithm="grid", epochs=1, train_fraction=0.1, batch_size=64,
+            space={"kernel_sizes": "5,15", "filters": "4"}, only=True, retrain_epochs=1)
+
+
+@pytest.fixture(scope="module")
+def grid_search(tmp_path_factory):
+    """lenet5 over conv kernels {5, 15}^2: two impossible configurations, one crash."""
+    import tuning.search as search
+
+    folder = tmp_path_factory.mktemp("search")
+    lines: list[str] = []
+    real_class = search._hypermodel_class
+
+    def crashing_class():
+        base = real_class()
+
+        class Crashing(base):
+            def fit(self, hp, model, *args, **kwargs):
+                if hp.values["kernel_sizes_1"] == 15:
+                    raise RuntimeError("simulated out of memory")
+                return super().fit(hp, model, *args, **kwargs)
+
+        return Crashing
+
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(search, "_hypermodel_class", crashing_class)
+            result = search.run_search(search.SearchPlan(out="s", **GRID), echo=lines.append)
+    finally:
+        os.chdir(cwd)
+    return folder, result, lines
+
+
+def test_search_refuses_impossible_configurations_without_training(grid_search):
+    folder, result, lines = grid_search
+    status = {r.trial_id: r.status for r in result.rows}
+    by_kernels = {(r.values["kernel_sizes_1"], r.values["kernel_sizes_2"]): r
+                  for r in result.rows}
+    assert len(result.rows) == 4 and sorted(status.values()) == [
+        "COMPLETED", "FAILED", "INVALID", "INVALID"]
+    for kernels in [(5, 15), (15, 15)]:  # conv2's 15x15 window does not fit its input
+        row = by_kernels[kernels]
+        assert row.status == "INVALID" and "conv2" in row.note and row.params is None
+        trial_dir = folder / "s" / "tuner" / f"trial_{row.trial_id}"
+        assert not (trial_dir / "checkpoint.weights.h5").exists()  # never trained
+    crashed = by_kernels[(15, 5)]
+    assert crashed.status == "FAILED" and "simulated out of memory" in crashed.note
+    done = by_kernels[(5, 5)]
+    assert done.status == "COMPLETED" and done.params > 0 and done.macs > 0
+    assert (folder / "s" / "tuner" / f"trial_{done.trial_id}" / "checkpoint.weights.h5").exists()
+    # one progress line per trial, then the summary
+    assert sum(line.startswith("trial ") for line in lines) == 4
+    assert any("1 completed, 2 refused before training, 1 failed" in line for line in lines)
+
+
+def test_search_writes_tables_plot_and_best(grid_search):
+    folder, result, _ = grid_search
+    out = folder / "s"
+    with (out / "trials.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["status"] for r in rows] == [r.status for r in result.rows]
+    assert {"kernel_sizes_1", "kernel_sizes_2", "val_accuracy", "params", "MACs", "seconds",
+            "status"} <= set(rows[0])
+    assert "| trial | status | kernel_sizes_1 | kernel_sizes_2 |" in (out / "trials.md").read_text()
+    assert (out / "objective_vs_params.png").stat().st_size > 5_000
+    best = json.loads((out / "best_hyperparameters.json").read_text())
+    assert best["hyperparameters"] == {"kernel_sizes_1": 5, "kernel_sizes_2": 5}
+    assert best["builder_hparams"]["kernel_sizes"] == [5, 5]
+
+
+def test_best_model_is_saved_as_a_run_and_reloads(grid_search):
+    from zoo.runs import load_run_config, load_run_model
+
+    folder, result, _ = grid_search
+    run = folder / result.best_run
+    assert run.parent.parent.name == "saved_models"
+    model = load_run_model(run)
+    assert model.get_layer("conv2").kernel.shape[:2] == (5, 5)
+    assert load_run_config(run)["hparams"]["kernel_sizes"] == [5, 5]
+    assert 0.0 <= result.best_test_metrics["test_accuracy"] <= 1.0
+
+
+def test_resume_does_not_repeat_finished_trials(grid_search):
+    import tuning.search as search
+
+    folder, first, _ = grid_search
+    lines: list[str] = []
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        again = search.run_search(search.SearchPlan(out="s", **GRID), echo=lines.append)
+    finally:
+        os.chdir(cwd)
+    assert again.trials_run_here == 0
+    assert not any(line.startswith("trial ") for line in lines)
+    assert [(r.trial_id, r.status) for r in again.rows] == [
+        (r.trial_id, r.status) for r in first.rows]
+    assert again.best_run == first.best_run and any("reusing" in line for line in lines)
+
+
+# -- distributed: a chief oracle and two workers on the loopback interface --------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_chief_and_two_workers_share_the_trials(tmp_path):
+    address = f"127.0.0.1:{_free_port()}"
+    common = [sys.executable, "-m", "zoo", "tune", "lenet5", "--algorithm", "grid",
+              "--space", "kernel_sizes=3,5", "--space", "filters=4", "--only", "--max-trials", "2",
+              "--epochs", "1",
+              "--train-fraction", "0.05", "--batch-size", "64", "--no-retrain", "--out", "dist",
+              "--oracle", address]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore",
+           "PYTHONPATH": str(REPO)}
+    for key in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        env.pop(key, None)
+    procs = {}
+    try:
+        procs["chief"] = subprocess.Popen(common + ["--chief"], cwd=tmp_path, env=env,
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                          text=True)
+        for n in (1, 2):
+            procs[f"worker{n}"] = subprocess.Popen(
+                common + ["--worker", "--tuner-id", f"worker{n}"], cwd=tmp_path, env=env,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        logs = {name: p.communicate(timeout=300)[0] for name, p in procs.items()}
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for name, p in procs.items():
+        assert p.returncode == 0, f"{name} failed:\n{logs[name][-3000:]}"
+    ran = [line.split()[1] for name in ("worker1", "worker2")
+           for line in logs[name].splitlines() if line.startswith("trial ")]
+    assert sorted(ran) == ["0", "1"]  # every trial exactly once, across the workers
+    with (tmp_path / "dist" / "trials.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["trial"] for r in rows) == sorted(ran)
+    assert all(r["status"] == "COMPLETED" and float(r["val_accuracy"]) >= 0 for r in rows)
+    assert "2 trials: 2 completed" in logs["chief"]
