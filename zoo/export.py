@@ -111,6 +111,15 @@ def check_format_packages(formats: list[str]) -> None:
     if importlib.util.find_spec("tensorflow") is None:
         raise ImportError("exporting needs TensorFlow (every format is converted from a TF "
                           "graph): pip install tensorflow, or export on a machine that has it")
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            f"exporting traces the model as a TensorFlow graph, but KERAS_BACKEND={backend}; "
+            f"rerun with KERAS_BACKEND=tensorflow (runs and .keras files trained under any "
+            f"backend export the same)"
+        )
     for fmt in formats:
         if fmt not in FORMAT_EXTRAS:
             continue
@@ -265,6 +274,29 @@ def write_savedmodel(serving_model: "keras.Model", folder: Path) -> None:
 
 
 
+def write_tflite(serving_model: "keras.Model", version_dir: Path, target: Path) -> None:
+    """TFLite converted from the SavedModel's signature (written first if not exported).
+
+    Only TFLite built-in ops are allowed, so the file runs on any LiteRT interpreter
+    without the TensorFlow (Flex) delegate.
+    """
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory(prefix="zoo-tflite-") as scratch:
+        saved = version_dir
+        if not (version_dir / "saved_model.pb").exists():
+            saved = Path(scratch)
+            write_savedmodel(serving_model, saved)
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved),
+                                                             signature_keys=[SIGNATURE])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        try:
+            target.write_bytes(converter.convert())
+        except Exception as err:  # the converter raises ConverterError and others
+            raise ExportError(f"tflite: the model cannot be converted to TFLite built-in ops: "
+                              f"{str(err).splitlines()[0]}") from None
+
+
 def write_format(fmt: str, source: ExportSource, serving_model: "keras.Model",
                  version_dir: Path) -> None:
     """Write one format into a version folder under construction."""
@@ -277,7 +309,7 @@ def write_format(fmt: str, source: ExportSource, serving_model: "keras.Model",
         elif fmt == "keras":
             source.model.save(target)
         elif fmt == "tflite":
-            serving_model.export(str(target), format="litert", verbose=False)
+            write_tflite(serving_model, version_dir, target)
         elif fmt == "onnx":
             logging.getLogger("tf2onnx").setLevel(logging.ERROR)
             serving_model.export(str(target), format="onnx", verbose=False)
