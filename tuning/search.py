@@ -59,6 +59,8 @@ PROJECT = "tuner"
 PREFLIGHT_LIMIT = 64
 # keras-tuner's guard: this many crashed trials in a row stop the search.
 MAX_CONSECUTIVE_FAILED = 3
+# Random draws an oracle makes before giving up on satisfying --increasing-filters.
+RULE_REDRAWS = 200
 
 
 class RejectedConfiguration(Exception):
@@ -255,8 +257,12 @@ def _hypermodel_class():
     return ZooHyperModel
 
 
-def _keep_invalid(oracle_class):
-    """An oracle that ends refused trials INVALID instead of retrying them (see module doc)."""
+def _zoo_oracle(oracle_class, space: SearchSpace):
+    """keras-tuner's oracle with two changes: refused trials end INVALID instead of being
+    retried (see the module doc), and random draws that break the space's own rules (e.g.
+    --increasing-filters) are drawn again, so random, Hyperband and Bayesian searches do not
+    spend their trials on them. Grid search and the Bayesian model's own suggestions can
+    still propose such configurations; those are refused as INVALID without training."""
     from keras_tuner.src.engine import trial as trial_module
 
     class Oracle(oracle_class):
@@ -264,6 +270,15 @@ def _keep_invalid(oracle_class):
             if trial.status == trial_module.TrialStatus.INVALID:
                 return False  # refused before training: final, and not a crash
             return super()._retry(trial)
+
+        def _random_values(self):
+            values = None
+            for _ in range(RULE_REDRAWS):
+                values = super()._random_values()
+                if values is None or not space.constraint_violation(space.resolve(values)[0]):
+                    return values
+                self._tried_so_far.add(self._compute_values_hash(values))  # never again
+            return values
 
     Oracle.__name__ = Oracle.__qualname__ = f"Zoo{oracle_class.__name__}"
     return Oracle
@@ -356,18 +371,17 @@ def make_tuner(plan: SearchPlan, space: SearchSpace, hypermodel, strategy=None):
     objective = keras_tuner.Objective(plan.objective, direction=plan.direction)
     common = dict(objective=objective, seed=plan.seed,
                   max_consecutive_failed_trials=MAX_CONSECUTIVE_FAILED)
-    if plan.algorithm == "random":
-        oracle = _keep_invalid(oracles.RandomSearchOracle)(max_trials=plan.max_trials, **common)
-    elif plan.algorithm == "bayesian":
-        oracle = _keep_invalid(oracles.BayesianOptimizationOracle)(
-            max_trials=plan.max_trials, **common)
+    base = {"random": oracles.RandomSearchOracle, "grid": oracles.GridSearchOracle,
+            "bayesian": oracles.BayesianOptimizationOracle,
+            "hyperband": oracles.HyperbandOracle}[plan.algorithm]
+    if plan.algorithm == "hyperband":
+        budget = {"max_epochs": plan.epochs, "factor": 3}
     elif plan.algorithm == "grid":
         # keras-tuner pads trial ids to the width of max_trials, so give it the grid's size.
-        oracle = _keep_invalid(oracles.GridSearchOracle)(
-            max_trials=plan.max_trials or space.size(), **common)
+        budget = {"max_trials": plan.max_trials or space.size()}
     else:
-        oracle = _keep_invalid(oracles.HyperbandOracle)(max_epochs=plan.epochs, factor=3,
-                                                        **common)
+        budget = {"max_trials": plan.max_trials}
+    oracle = _zoo_oracle(base, space)(**budget, **common)
     tuner_cls, hyperband_cls = _tuner_classes()
     cls = hyperband_cls if plan.algorithm == "hyperband" else tuner_cls
     # Class attributes, set before __init__: keras-tuner populates the space in its __init__.
