@@ -1,0 +1,500 @@
+"""Transfer learning: reuse a trained network's features on a new problem.
+
+The lecture's recipe, in code: take a network trained on another domain, cut off its
+classifier, put a new one for the target's classes on top, train that head with the base
+frozen (phase 1), then unfreeze the top layers of the base and fine-tune them at a lower
+learning rate (phase 2). Both phases run through the one training loop (``zoo.train.train``)
+into one run directory.
+
+Sources: a run directory or `.keras` file, a registered zoo model with a weights file, or a
+``keras.applications`` backbone with a weights file or ``imagenet``.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import os
+import socket
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.data import Dataset, fit_images
+
+if TYPE_CHECKING:
+    import keras
+
+STRATEGIES = ("auto", "head", "partial", "full")
+# --strategy auto, by training images per class (the lecture: little data -> train only the
+# head, a lot -> fine-tune everything). The bounds come from benchmarks/transfer_fewshot.py:
+# with 5-10 digits per class fine-tuning more than the head did not pay off.
+HEAD_ONLY_BELOW = 50
+FULL_FROM = 1000
+# "partial" without --freeze/--fine-tune-layers fine-tunes the top two layers with weights.
+PARTIAL_WEIGHT_LAYERS = 2
+FINE_TUNE_LR_FACTOR = 0.1
+BASE_NAME = "base"
+# Where keras.applications downloads ImageNet weights from; probed before asking Keras, whose
+# download would otherwise wait on the network for minutes when offline.
+WEIGHTS_HOST = ("storage.googleapis.com", 443)
+# How keras.applications families expect their input; our pipelines give float [0, 1].
+#   tf: [-1, 1]; torch: ImageNet mean/std; caffe: BGR 0..255 minus the mean; raw: 0..255
+#   (the model rescales itself).
+APPLICATION_PREPROCESSING = {
+    "mobilenet": "tf", "mobilenet_v2": "tf", "xception": "tf", "inception_v3": "tf",
+    "inception_resnet_v2": "tf", "nasnet": "tf", "resnet_v2": "tf", "densenet": "torch",
+    "vgg16": "caffe", "vgg19": "caffe", "resnet": "caffe", "efficientnet": "raw",
+    "efficientnet_v2": "raw", "convnext": "raw", "regnet": "raw", "mobilenet_v3": "raw",
+}
+IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
+IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+class TransferError(ValueError):
+    """The source, target or freezing options cannot be used together."""
+
+
+@dataclass
+class Source:
+    """A pretrained feature extractor: ``base`` maps images to feature vectors."""
+
+    name: str
+    kind: str  # run | zoo | applications
+    base: "keras.Model"
+    hparams: dict[str, Any] = field(default_factory=dict)
+    preprocess: list[Any] = field(default_factory=list)  # layers put before the base
+
+
+@dataclass
+class TransferSettings:
+    """How to transfer: strategy, what stays frozen, the new head and the two phases."""
+
+    strategy: str = "partial"
+    freeze: int | None = None  # bottom N base layers frozen throughout
+    freeze_until: str | None = None  # ... up to and including this layer
+    fine_tune_layers: int | None = None  # top K base layers unfrozen in phase 2
+    head_units: tuple[int, ...] = ()  # hidden Dense layers of the new head
+    head_dropout: float = 0.0
+    head_epochs: int = 10
+    fine_tune_epochs: int = 10
+    learning_rate: float = 1e-3
+    fine_tune_lr: float | None = None  # default learning_rate * FINE_TUNE_LR_FACTOR
+    batch_size: int = 32
+    optimizer: str = "adam"
+    seed: int = 0
+    out: str | None = None
+
+
+@dataclass
+class TransferResult:
+    """A finished transfer: the run directory, the model and what was decided."""
+
+    run_dir: Path
+    model: "keras.Model"
+    history: dict[str, list[float]]
+    test_metrics: dict[str, float]
+    strategy: str
+    reason: str
+    frozen_layers: list[str]
+    seconds: float
+
+
+# ---------------------------------------------------------------- sources
+
+
+def classifier_input(model: "keras.Model"):
+    """The tensor feeding the model's final Dense classifier (its last hidden features).
+
+    Trailing weightless layers (a separate softmax, dropout) are skipped; a model without a
+    Dense classifier on top (``include_top=False``) is its own feature extractor.
+    """
+    layers = [l for l in model.layers if type(l).__name__ != "InputLayer"]
+    i = len(layers) - 1
+    while i > 0 and not layers[i].weights and type(layers[i]).__name__ in (
+            "Activation", "Softmax", "Dropout"):
+        i -= 1
+    if type(layers[i]).__name__ == "Dense":
+        return layers[i].input
+    return model.outputs[0]
+
+
+def _base_from_model(model: "keras.Model") -> "keras.Model":
+    import keras
+
+    return keras.Model(model.inputs, classifier_input(model), name=BASE_NAME)
+
+
+def _close(name: str, choices: list[str]) -> str:
+    near = difflib.get_close_matches(name, choices, n=4, cutoff=0.5)
+    return f" (did you mean {', '.join(near)}?)" if near else ""
+
+
+def application_names() -> list[str]:
+    """The backbones keras.applications offers (class-like names such as MobileNetV2)."""
+    import keras
+
+    return sorted(n for n in dir(keras.applications)
+                  if n[:1].isupper() and callable(getattr(keras.applications, n)))
+
+
+def _check_imagenet_reachable(app_name: str) -> None:
+    """Refuse at once when ImageNet weights are neither cached nor downloadable."""
+    import keras
+
+    module = getattr(keras.applications, app_name).__module__.rsplit(".", 1)[-1]
+    cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+    if cache.is_dir() and any(module in f.name and "notop" in f.name.replace("_", "")
+                              for f in cache.iterdir()):
+        return
+    try:
+        socket.create_connection(WEIGHTS_HOST, timeout=3).close()
+    except OSError:
+        raise TransferError(
+            f"--weights imagenet needs to download the {app_name} weights from "
+            f"{WEIGHTS_HOST[0]}, which this machine cannot reach (offline). Download them on a "
+            f"machine with internet (keras.applications.{app_name}(weights='imagenet', "
+            f"include_top=False) and model.save_weights('{app_name}.weights.h5')), copy the "
+            f"file here and pass --weights {app_name}.weights.h5"
+        ) from None
+
+
+def _preprocessing_layers(app_name: str) -> list[Any]:
+    """Layers turning our [0, 1] images into what the backbone's weights were trained on."""
+    import keras
+    import numpy as np
+
+    module = getattr(keras.applications, app_name).__module__.rsplit(".", 1)[-1]
+    mode = APPLICATION_PREPROCESSING.get(module, "tf")
+    if mode == "tf":
+        return [keras.layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")]
+    if mode == "raw":
+        return [keras.layers.Rescaling(255.0, name="to_0_255")]
+    if mode == "torch":
+        return [keras.layers.Normalization(mean=IMAGENET_MEAN_RGB,
+                                           variance=np.square(IMAGENET_STD_RGB),
+                                           name="imagenet_normalize")]
+    # caffe: 255 * x, RGB -> BGR, minus the mean. A fixed 1x1 convolution does all three
+    # without a Lambda layer (which would make the saved model unsafe to load).
+    kernel = np.zeros((1, 1, 3, 3), np.float32)
+    for out_channel, in_channel in enumerate((2, 1, 0)):
+        kernel[0, 0, in_channel, out_channel] = 255.0
+    layer = keras.layers.Conv2D(3, 1, name="to_caffe_bgr", trainable=False,
+                                kernel_initializer=keras.initializers.Constant(kernel),
+                                bias_initializer=keras.initializers.Constant(
+                                    [-m for m in CAFFE_MEAN_BGR]))
+    return [layer]
+
+
+def load_source(source: str, *, weights: str | None = None, unsafe: bool = False,
+                hparams: dict[str, Any] | None = None,
+                input_shape: tuple[int, int, int] | None = None,
+                target: Dataset | None = None) -> Source:
+    """Resolve SOURCE (run dir / `.keras`, zoo model + weights, keras.applications backbone).
+
+    ``hparams`` rebuild a zoo model (or a backbone, e.g. alpha=0.35) as it was trained:
+    they must match the weights file;
+    ``input_shape`` sizes a keras.applications backbone (default: the target's images, RGB,
+    at least 32x32).
+    """
+    import keras
+
+    from zoo.registry import list_models
+
+    hparams = dict(hparams or {})
+    looks_like_path = (source.endswith(".keras") or os.sep in source or Path(source).exists())
+    if looks_like_path:
+        from zoo.runs import load_run_config, load_run_model
+
+        if weights is not None or hparams:
+            raise TransferError(f"{source} is a saved model: it brings its own weights and "
+                                f"hyperparameters; drop --weights/--set")
+        model = load_run_model(source, unsafe=unsafe)
+        config = load_run_config(source)
+        name = config.get("model") or model.name
+        return Source(name=name, kind="run", base=_base_from_model(model),
+                      hparams=config.get("hparams", {}))
+    if source in list_models():
+        from zoo.registry import build
+
+        if weights is None:
+            raise TransferError(
+                f"{source} is a zoo model; transferring needs its trained weights: pass "
+                f"--weights PATH (a .weights.h5 file), or a run directory as SOURCE. To train "
+                f"it from scratch use `zoo train {source}`"
+            )
+        model = build(source, **hparams)
+        _load_weights(model, weights, source)
+        return Source(name=source, kind="zoo", base=_base_from_model(model), hparams=hparams)
+    apps = application_names()
+    if source in apps:
+        if weights is None:
+            raise TransferError(f"keras.applications.{source} needs --weights PATH (a local "
+                                f"weights file) or --weights imagenet")
+        if weights != "imagenet" and not Path(weights).expanduser().is_file():
+            raise FileNotFoundError(f"weights file {weights} does not exist")
+        if input_shape is None:
+            h, w = target.image_shape[:2] if target is not None else (224, 224)
+            input_shape = (max(h, 32), max(w, 32), 3)
+        if input_shape[-1] != 3:
+            raise TransferError(f"{source} takes RGB images (3 channels), got --input-shape "
+                                f"{input_shape}; grey images are converted to RGB for you")
+        if weights == "imagenet":
+            _check_imagenet_reachable(source)
+        builder = getattr(keras.applications, source)
+        try:
+            backbone = builder(include_top=False, weights=None, input_shape=input_shape,
+                               pooling="avg", **hparams)
+        except (TypeError, ValueError) as err:
+            raise TransferError(f"keras.applications.{source} cannot be built with input "
+                                f"{input_shape} and {hparams or 'its defaults'}: {err}") from None
+        if weights == "imagenet":
+            backbone = builder(include_top=False, weights="imagenet", input_shape=input_shape,
+                               pooling="avg", **hparams)
+        else:
+            _load_weights(backbone, weights, source)
+        base = keras.Model(backbone.inputs, backbone.output, name=BASE_NAME)
+        return Source(name=source, kind="applications", base=base,
+                      hparams={**hparams, "input_shape": list(input_shape)},
+                      preprocess=_preprocessing_layers(source))
+    raise TransferError(
+        f"unknown source {source!r}: not a run directory or .keras file, not a zoo model"
+        f"{_close(source, list_models())} and not a keras.applications backbone"
+        f"{_close(source, apps)}. See `zoo list`."
+    )
+
+
+def _load_weights(model: "keras.Model", weights: str, source: str) -> None:
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {weights} does not exist")
+    try:
+        model.load_weights(path)
+    except Exception as err:  # Keras raises ValueError, OSError or KeyError by format
+        raise TransferError(
+            f"cannot load {weights} into {source}: {str(err).splitlines()[0][:300]}. The file "
+            f"must come from model.save_weights() of the same architecture: pass the "
+            f"hyperparameters it was built with (--set num_classes=..., --set alpha=..., "
+            f"...); a keras.applications file must be of the backbone without its top"
+        ) from None
+
+
+# ---------------------------------------------------------------- freezing
+
+
+def base_layers(base: "keras.Model") -> list[Any]:
+    """The base's layers bottom to top, without its input layer: what --freeze N counts."""
+    return [l for l in base.layers if type(l).__name__ != "InputLayer"]
+
+
+def _nested_layers(layer) -> list[Any]:
+    found = []
+    for child in getattr(layer, "layers", []):
+        found.append(child)
+        found.extend(_nested_layers(child))
+    return found
+
+
+def frozen_layer_count(base: "keras.Model", settings: TransferSettings, strategy: str) -> int:
+    """How many bottom base layers stay frozen during fine-tuning (phase 2)."""
+    layers = base_layers(base)
+    names = [l.name for l in layers]
+    listing = ", ".join(names) if len(names) <= 12 else f"{', '.join(names[:6])}, ..."
+    if settings.freeze is not None:
+        if not 0 <= settings.freeze <= len(layers):
+            raise TransferError(f"--freeze {settings.freeze}: the base has {len(layers)} "
+                                f"layers ({listing}); give 0..{len(layers)}")
+        return settings.freeze
+    if settings.freeze_until is not None:
+        if settings.freeze_until not in names:
+            raise TransferError(f"--freeze-until: the base has no layer "
+                                f"{settings.freeze_until!r}{_close(settings.freeze_until, names)}"
+                                f"; its layers: {listing}")
+        return names.index(settings.freeze_until) + 1
+    if settings.fine_tune_layers is not None:
+        if not 1 <= settings.fine_tune_layers <= len(layers):
+            raise TransferError(f"--fine-tune-layers {settings.fine_tune_layers}: the base has "
+                                f"{len(layers)} layers ({listing}); give 1..{len(layers)}")
+        return len(layers) - settings.fine_tune_layers
+    if strategy == "full":
+        return 0
+    if strategy == "head":
+        return len(layers)
+    with_kernels = [i for i, l in enumerate(layers) if hasattr(l, "kernel")]
+    if not with_kernels:
+        return 0
+    return with_kernels[-min(PARTIAL_WEIGHT_LAYERS, len(with_kernels))]
+
+
+def set_trainable(base: "keras.Model", frozen: int) -> None:
+    """Freeze the bottom ``frozen`` base layers and every batch-norm layer; unfreeze the rest.
+
+    Batch norm stays frozen everywhere in the base: a frozen BatchNormalization layer runs in
+    inference mode in Keras 3, so its moving statistics keep the source's values. Calling the
+    base with training=False alone is not enough: Keras 3 functional models pass the outer
+    training flag down to nested models, overriding it.
+    """
+    base.trainable = True
+    # Set every layer (and every layer nested in it): Keras does not pass trainable=True down
+    # to layers that were frozen one by one.
+    for i, layer in enumerate(base_layers(base)):
+        for inner in [layer, *_nested_layers(layer)]:
+            inner.trainable = i >= frozen
+    for layer in _nested_layers(base):
+        if type(layer).__name__ == "BatchNormalization":
+            layer.trainable = False
+
+
+# ---------------------------------------------------------------- strategy and model
+
+
+def choose_strategy(data: Dataset) -> tuple[str, str]:
+    """(strategy, reason) for --strategy auto, from the training images per class."""
+    import numpy as np
+
+    per_class = int(np.bincount(data.y_train, minlength=data.num_classes).min())
+    if per_class < HEAD_ONLY_BELOW:
+        return "head", (f"{per_class} training images in the smallest class (< "
+                        f"{HEAD_ONLY_BELOW}): train only the new head; fine-tuning base "
+                        f"layers on so few examples overfits")
+    if per_class < FULL_FROM:
+        return "partial", (f"{per_class} training images in the smallest class "
+                           f"({HEAD_ONLY_BELOW}..{FULL_FROM - 1}): train the head, then "
+                           f"fine-tune the top layers at a lower learning rate")
+    return "full", (f"{per_class} training images in the smallest class (>= {FULL_FROM}): "
+                    f"enough data to fine-tune the whole network after the head")
+
+
+def build_transfer_model(source: Source, num_classes: int, *, head_units=(),
+                         head_dropout: float = 0.0) -> "keras.Model":
+    """The source's base (called in inference mode) under a new head for ``num_classes``."""
+    import keras
+
+    inputs = keras.Input(tuple(source.base.input_shape[1:]), name="image")
+    x = inputs
+    for layer in source.preprocess:
+        x = layer(x)
+    x = source.base(x, training=False)
+    if len(x.shape) > 2:
+        x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
+    for j, units in enumerate(head_units, start=1):
+        x = keras.layers.Dense(units, activation="relu", name=f"head_fc{j}")(x)
+        if head_dropout:
+            x = keras.layers.Dropout(head_dropout, name=f"head_fc{j}_dropout")(x)
+    if head_dropout and not head_units:
+        x = keras.layers.Dropout(head_dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=f"{source.name}_transfer")
+
+
+def _check_settings(settings: TransferSettings) -> str:
+    if settings.strategy not in STRATEGIES:
+        raise TransferError(f"--strategy must be one of {', '.join(STRATEGIES)}, got "
+                            f"{settings.strategy!r}")
+    chosen = [o for o, v in (("--freeze", settings.freeze),
+                             ("--freeze-until", settings.freeze_until),
+                             ("--fine-tune-layers", settings.fine_tune_layers)) if v is not None]
+    if len(chosen) > 1:
+        raise TransferError(f"{' and '.join(chosen)} both say what to freeze; give one")
+    if chosen and settings.strategy != "partial":
+        raise TransferError(f"{chosen[0]} sets up partial fine-tuning; it cannot be combined "
+                            f"with --strategy {settings.strategy}")
+    if settings.head_epochs < 1 or settings.fine_tune_epochs < 0:
+        raise TransferError("--head-epochs must be >= 1 and --fine-tune-epochs >= 0")
+    if not 0.0 <= settings.head_dropout < 1.0:
+        raise TransferError(f"--head-dropout must be in [0, 1), got {settings.head_dropout}")
+    return settings.strategy
+
+
+# ---------------------------------------------------------------- the two phases
+
+
+def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
+             dataset: str = "digits", data_dir: str | None = None, verbose: int | str = "auto",
+             write_run: bool = True) -> TransferResult:
+    """Train a new head on ``source``'s features (phase 1), then fine-tune (phase 2)."""
+    from zoo.train import (CONFIG_FILE, HISTORY_FILE, METRICS_FILE, TrainPlan, new_run_dir,
+                           read_history, train, write_json_atomic)
+
+    strategy = _check_settings(settings)
+    reason = "chosen with --strategy"
+    if strategy == "auto":
+        strategy, reason = choose_strategy(data)
+    layers = base_layers(source.base)
+    frozen = frozen_layer_count(source.base, settings, strategy)
+    model = build_transfer_model(source, data.num_classes, head_units=settings.head_units,
+                                 head_dropout=settings.head_dropout)
+    fit_images(data.x_train[:1], tuple(model.input_shape[1:]), what="target data set")
+    fine_tune = strategy != "head" and settings.fine_tune_epochs > 0 and frozen < len(layers)
+    run_dir = Path(settings.out) if settings.out else new_run_dir(f"transfer-{source.name}")
+    if write_run and run_dir.exists() and any(run_dir.iterdir()):
+        raise TransferError(f"{run_dir} is not empty; pass another --out or delete it")
+
+    plan = TrainPlan(model=f"transfer-{source.name}", hparams=source.hparams, dataset=dataset,
+                     data_dir=data_dir, epochs=settings.head_epochs,
+                     batch_size=settings.batch_size, learning_rate=settings.learning_rate,
+                     optimizer=settings.optimizer, seed=settings.seed, out=str(run_dir))
+    set_trainable(source.base, len(layers))
+    head = train(plan, model=model, data=data, verbose=verbose, write_run=write_run)
+    result, history = head, dict(head.history)
+    fine_tune_lr = (settings.fine_tune_lr if settings.fine_tune_lr is not None
+                    else settings.learning_rate * FINE_TUNE_LR_FACTOR)
+    if fine_tune:
+        model = head.model
+        set_trainable(model.get_layer(BASE_NAME), frozen)
+        plan2 = replace(plan, epochs=settings.fine_tune_epochs, learning_rate=fine_tune_lr,
+                        initial_epoch=settings.head_epochs)
+        result = train(plan2, model=model, data=data, verbose=verbose, write_run=write_run)
+        history = (result.history if write_run else
+                   {k: v + result.history.get(k, []) for k, v in history.items()})
+    seconds = head.seconds + (result.seconds if fine_tune else 0.0)
+    frozen_names = [l.name for l in layers[:frozen if fine_tune else len(layers)]]
+    if write_run:
+        phases = [{"phase": 1, "name": "head", "epochs": [1, settings.head_epochs],
+                   "learning_rate": settings.learning_rate, "frozen": "whole base"}]
+        if fine_tune:
+            phases.append({"phase": 2, "name": "fine-tune",
+                           "epochs": [settings.head_epochs + 1,
+                                      settings.head_epochs + settings.fine_tune_epochs],
+                           "learning_rate": fine_tune_lr, "frozen_layers": frozen_names,
+                           "trainable_layers": [l.name for l in layers[frozen:]]})
+        config = _read_json(run_dir / CONFIG_FILE)
+        config.update(epochs=len(history.get("loss", [])), learning_rate=settings.learning_rate,
+                      transfer={"source": source.name, "source_kind": source.kind,
+                                "strategy": strategy, "reason": reason,
+                                "batch_norm": "frozen (inference mode)",
+                                "head_units": list(settings.head_units),
+                                "head_dropout": settings.head_dropout, "phases": phases})
+        write_json_atomic(run_dir / CONFIG_FILE, config)
+        _add_phase_column(run_dir / HISTORY_FILE, settings.head_epochs)
+        metrics = _read_json(run_dir / METRICS_FILE)
+        metrics.update(train_seconds=seconds,
+                       head_phase_test_accuracy=head.test_metrics.get("test_accuracy"))
+        write_json_atomic(run_dir / METRICS_FILE, metrics)
+        history = read_history(run_dir / HISTORY_FILE)
+    return TransferResult(run_dir, result.model, history, result.test_metrics, strategy, reason,
+                          frozen_names, seconds)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _add_phase_column(path: Path, head_epochs: int) -> None:
+    """Mark each history row with its phase (1 head, 2 fine-tune); epochs run on across both."""
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    for row in rows:
+        row["phase"] = "1" if int(row["epoch"]) < head_epochs else "2"
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+

@@ -1,0 +1,143 @@
+"""`zoo transfer`, `zoo embed`, `zoo neighbors`: reuse a trained network on new data."""
+
+from __future__ import annotations
+
+import click
+
+from zoo.cli.options import input_shape_option, parse_assignments, parse_shape, set_option
+from zoo.cli.train import dataset_options
+
+
+def _parse_units(text: str | None) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        units = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        units = (0,)
+    if min(units) < 1:
+        raise click.BadParameter(f"expected comma-separated positive widths, got {text!r}",
+                                 param_hint="--head")
+    return units
+
+
+def _load_target(dataset: str, data_dir: str | None, per_class: int | None, seed: int):
+    from zoo.data import load_dataset
+
+    data = load_dataset(dataset, data_dir=data_dir)
+    return data.subset(per_class=per_class, seed=seed) if per_class else data
+
+
+@click.command("transfer")
+@click.argument("source")
+@dataset_options
+@click.option("--weights", default=None, metavar="PATH|imagenet",
+              help="Weights of a zoo model or keras.applications backbone SOURCE.")
+@click.option("--strategy", type=click.Choice(["auto", "head", "partial", "full"]),
+              default=None, help="head: train the new head only; partial: then fine-tune the "
+              "top layers; full: then fine-tune everything; auto: choose from the images per "
+              "class.  [default: partial]")
+@click.option("--freeze", type=int, default=None, metavar="N",
+              help="Keep the bottom N base layers frozen throughout.")
+@click.option("--freeze-until", default=None, metavar="LAYER",
+              help="Keep base layers up to and including LAYER frozen throughout.")
+@click.option("--fine-tune-layers", type=int, default=None, metavar="K",
+              help="Unfreeze the top K base layers in phase 2 (default: the top two layers "
+                   "with weights).")
+@click.option("--head", default=None, metavar="UNITS",
+              help="Hidden Dense widths of the new head, e.g. 64 or 128,64 (default: a "
+                   "single softmax layer).")
+@click.option("--head-dropout", default=0.0, show_default=True, type=float)
+@click.option("--head-epochs", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--fine-tune-epochs", default=10, show_default=True, type=click.IntRange(min=0))
+@click.option("--lr", "learning_rate", default=1e-3, show_default=True, type=float,
+              help="Learning rate of the head phase.")
+@click.option("--fine-tune-lr", default=None, type=float,
+              help="Learning rate of the fine-tuning phase  [default: --lr / 10]")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--optimizer", default="adam", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--per-class", default=None, type=click.IntRange(min=1),
+              help="Use only this many training images per class of the target (few-shot).")
+@input_shape_option
+@set_option
+@click.option("--unsafe", is_flag=True,
+              help="Allow loading a .keras SOURCE with Lambda layers (runs code from the file).")
+@click.option("--out", default=None, help="Run directory (default "
+                                          "saved_models/runs/transfer-SOURCE-TIME).")
+def transfer_command(source, dataset, data_dir, weights, strategy, freeze, freeze_until,
+                     fine_tune_layers, head, head_dropout, head_epochs, fine_tune_epochs,
+                     learning_rate, fine_tune_lr, batch_size, optimizer, seed, per_class,
+                     input_shape, assignments, unsafe, out) -> None:
+    """Reuse SOURCE (a run directory or .keras file, a zoo model with --weights, or a
+    keras.applications backbone such as MobileNetV2 with --weights) on a new data set:
+    new head first, then fine-tuning. Writes a normal run directory."""
+    from recipes.transfer import TransferSettings, load_source, transfer
+
+    settings = TransferSettings(
+        strategy=strategy or "partial", freeze=freeze, freeze_until=freeze_until,
+        fine_tune_layers=fine_tune_layers, head_units=_parse_units(head),
+        head_dropout=head_dropout, head_epochs=head_epochs, fine_tune_epochs=fine_tune_epochs,
+        learning_rate=learning_rate, fine_tune_lr=fine_tune_lr, batch_size=batch_size,
+        optimizer=optimizer, seed=seed, out=out)
+    data = _load_target(dataset, data_dir, per_class, seed)
+    loaded = load_source(source, weights=weights, unsafe=unsafe,
+                         hparams=parse_assignments(assignments),
+                         input_shape=parse_shape(input_shape), target=data)
+    result = transfer(loaded, data, settings, dataset=dataset, data_dir=data_dir)
+    click.echo(f"strategy: {result.strategy} ({result.reason})")
+    frozen = result.frozen_layers
+    click.echo(f"frozen while fine-tuning: {len(frozen)} base layers"
+               + (f" ({frozen[0]} .. {frozen[-1]})" if frozen else ""))
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
+    click.echo(f"run: {result.run_dir}")
+    click.echo(f"{metrics} ({result.seconds:.1f} s training)")
+
+
+@click.command("embed")
+@click.argument("model")
+@dataset_options
+@click.option("--split", "splits", multiple=True, type=click.Choice(["train", "val", "test"]),
+              help="Which splits to embed (repeatable; default all three).")
+@click.option("--unsafe", is_flag=True, help="Allow a .keras file with Lambda layers.")
+@click.option("--out", default="features.npz", show_default=True)
+def embed_command(model, dataset, data_dir, splits, unsafe, out) -> None:
+    """Write the last hidden layer's feature vectors (and labels) of MODEL (a run directory
+    or .keras file) for a data set to an .npz file."""
+    from recipes.embed import embed_dataset, write_npz_atomic
+    from zoo.data import load_dataset
+    from zoo.runs import load_run_model
+
+    loaded = load_run_model(model, unsafe=unsafe)
+    data = load_dataset(dataset, data_dir=data_dir)
+    arrays = embed_dataset(loaded, data, splits or ("train", "val", "test"))
+    path = write_npz_atomic(out, arrays)
+    shapes = ", ".join(f"{k} {v.shape}" for k, v in arrays.items() if k.startswith("features"))
+    click.echo(f"wrote {path}: {shapes}")
+
+
+@click.command("neighbors")
+@click.argument("model")
+@dataset_options
+@click.option("--query", "queries", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Number of test images to look up.")
+@click.option("--k", default=6, show_default=True, type=click.IntRange(min=1),
+              help="Nearest training images shown per query.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--unsafe", is_flag=True, help="Allow a .keras file with Lambda layers.")
+@click.option("--out", default="neighbors.png", show_default=True)
+def neighbors_command(model, dataset, data_dir, queries, k, seed, unsafe, out) -> None:
+    """For a few test images, draw the training images nearest in MODEL's feature space
+    (Euclidean distance of the last hidden layer), as in the AlexNet paper's Figure 4."""
+    from recipes.embed import neighbor_grid
+    from zoo.data import load_dataset
+    from zoo.runs import load_run_model
+
+    loaded = load_run_model(model, unsafe=unsafe)
+    data = load_dataset(dataset, data_dir=data_dir)
+    result = neighbor_grid(loaded, data, queries=queries, k=k, seed=seed, out=out)
+    click.echo(f"wrote {result.path}: {len(result.queries)} queries x {k} neighbours; "
+               f"{result.agreement:.0%} of neighbours share the query's class")
+
+
+COMMANDS = [transfer_command, embed_command, neighbors_command]
