@@ -193,7 +193,7 @@ def test_curves_command_draws_the_history(tiny_run, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["filters", "--layer", "conv_2"], "has no layer 'conv_2'; did you mean conv2"),
     (["filters", "--layer", "pool1"], "'pool1' (AveragePooling2D) is not a Conv2D layer; "
-                                      "Conv2D layers of lenet5: conv1, conv2"),
+                                      "pick one of lenet5's: conv1, conv2"),
     (["featuremaps", "--layer", "fc1"], "'fc1' (Dense) is not a layer with 2-D feature maps"),
     (["featuremaps", "--sample", "5000"], "sample 5000 is out of range: the test split has"),
     (["featuremaps", "--image", "not-an-image.png"], "cannot read"),

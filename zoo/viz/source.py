@@ -95,12 +95,13 @@ def find_layer(model: "keras.Model", name: str, *, allowed: list | None = None,
     choices = [layer.name for layer in allowed] if allowed is not None else names
     if name not in names:
         close = difflib.get_close_matches(name, names, n=4, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}?" if close else f"{what}s: {_listing(choices)}"
+        hint = f"did you mean {', '.join(close)}?" if close else \
+            f"pick one of: {_listing(choices)}"
         raise VizError(f"model {model.name} has no layer {name!r}; {hint}")
     if name not in choices:
         kind = type(model.get_layer(name)).__name__
-        raise VizError(f"layer {name!r} ({kind}) is not a {what}; {what}s of {model.name}: "
-                       f"{_listing(choices)}")
+        raise VizError(f"layer {name!r} ({kind}) is not a {what}; pick one of "
+                       f"{model.name}'s: {_listing(choices)}")
     return model.get_layer(name)
 
 
