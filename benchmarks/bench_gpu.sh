@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# GPU benchmark under JAX (no TensorFlow on the GPU machines: the SavedModel columns are skipped),
+# float32 and bfloat16 mixed precision. Larger batches and more steps than the CPU defaults, so
+# that a repeat takes long enough to time on a GPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=benchmarks/results
+export KERAS_BACKEND=jax
+for policy in float32 mixed_bfloat16; do
+    zoo bench lenet5 vgg_small alexnet --batch-size 256 --steps 40 --repeats 5 \
+        --inference-batch 256 --dtype-policy "$policy" --json "$OUT/gpu-jax-$policy.json" \
+        --note "${NOTE:-}"
+done

@@ -1,0 +1,119 @@
+"""`zoo bench`: the hand-written baselines match the zoo, and a tiny benchmark runs end to end.
+
+Only correctness is checked here (fields, files, shapes); speed is the benchmark's job.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import zoo
+from zoo.baseline import BASELINES, build_baseline
+from zoo.bench import BenchError, BenchSettings, benchmark, format_markdown, measure_matmul_peak
+from zoo.cli import main
+
+# Small inputs that keep every layer's geometry valid, so the big models build quickly.
+SMALL_INPUT = {"alexnet": (67, 67, 3), "vgg11": (32, 32, 3), "vgg13": (32, 32, 3),
+               "vgg16": (32, 32, 3), "vgg19": (32, 32, 3)}
+
+
+def _layer_signature(model) -> list[tuple]:
+    """(layer type, output shape, weights, activation) of every layer but the input."""
+    rows = []
+    for layer in model.layers:
+        if type(layer).__name__ == "InputLayer":
+            continue
+        activation = getattr(layer, "activation", None)
+        rows.append((type(layer).__name__, tuple(layer.output.shape[1:]), layer.count_params(),
+                     getattr(activation, "__name__", None), getattr(layer, "rate", None)))
+    return rows
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_every_model_has_a_hand_written_baseline_with_the_same_layers(name):
+    import keras
+
+    info = zoo.get_model_info(name)
+    shape = SMALL_INPUT.get(name, info.input_shape)
+    assert name in BASELINES, f"write a plain Keras {name} in zoo/baseline.py for zoo bench"
+    ours = zoo.build(name, input_shape=shape, num_classes=7)
+    theirs = build_baseline(name, shape, 7)
+    assert _layer_signature(theirs) == _layer_signature(ours)
+    assert theirs.count_params() == ours.count_params()
+    keras.backend.clear_session()
+
+
+def test_settings_are_checked_before_measuring():
+    with pytest.raises(BenchError, match="dtype policy must be one of"):
+        BenchSettings(dtype_policy="float8").check()
+    with pytest.raises(BenchError, match="steps must be a positive integer"):
+        BenchSettings(steps=0).check()
+    with pytest.raises(zoo.UnknownModelError, match="lenet5"):
+        benchmark(["lenet6"], BenchSettings())
+
+
+def test_matmul_peak_is_measured():
+    peak = measure_matmul_peak(size=64, repeats=3)
+    assert peak["peak_gflops"] >= peak["median_gflops"] > 0
+
+
+def test_bench_command_writes_json_and_markdown(tmp_path):
+    out = tmp_path / "results" / "tiny.json"
+    result = CliRunner().invoke(main, [
+        "bench", "lenet5", "--batch-size", "16", "--steps", "2", "--repeats", "2",
+        "--inference-batch", "8", "--augment", "--note", "test run", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["machine"]["cpu_count"] >= 1 and report["machine"]["backend"]
+    assert report["machine"]["versions"]["keras"]
+    assert report["matmul_peak"]["float32"]["peak_gflops"] > 0
+    (row,) = report["rows"]
+    assert row["model"] == "lenet5" and row["batch_size"] == 16 and row["steps"] == 2
+    assert row["augment"] is True
+    assert row["train_flops_per_image"] == 6 * zoo.get_model_info("lenet5").macs
+    for key in ("zoo_images_per_s", "baseline_images_per_s", "zoo_cpu_images_per_s"):
+        rate = row[key]
+        assert len(rate["values"]) == 2  # the warm-up epoch is not among the repeats
+        assert rate["min"] <= rate["median"] <= rate["max"] and rate["min"] > 0
+    assert row["ratio"] == pytest.approx(row["zoo_images_per_s"]["median"]
+                                         / row["baseline_images_per_s"]["median"])
+    assert 0 < row["fraction_of_peak"]
+    for kind in ("keras_predict", "saved_model"):
+        inference = row["inference"][kind]
+        assert inference["large_batch"] == 8
+        assert inference["batch1_images_per_s"]["median"] > 0
+        lat = inference["batch1_latency"]
+        assert 0 < lat["p50_ms"] <= lat["p99_ms"]
+    markdown = out.with_suffix(".md").read_text()
+    assert "| lenet5 | 32x32x1 | 16 × 2 |" in markdown
+    assert "test run" in markdown and "zoo bench lenet5" in markdown
+
+    # Without TensorFlow (JAX GPU machines) the SavedModel columns say why they are empty.
+    row["inference"]["saved_model"] = None
+    row["inference"]["saved_model_note"] = "skipped: TensorFlow is not installed"
+    row["baseline_images_per_s"] = row["ratio"] = row["cpu_ratio"] = None
+    text = format_markdown(report)
+    assert "skipped: TensorFlow is not installed" in text and "| n/a |" in text
+
+
+def test_backend_option_reruns_in_a_fresh_process(monkeypatch):
+    import subprocess
+
+    import keras
+
+    other = "jax" if keras.backend.backend() != "jax" else "tensorflow"
+    calls = []
+
+    def fake_run(args, env):
+        calls.append((args, env))
+        return subprocess.CompletedProcess(args, 0)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    result = CliRunner().invoke(main, ["bench", "lenet5", "--steps", "2", "--backend", other])
+    assert result.exit_code == 0, result.output
+    ((args, env),) = calls
+    assert args[1:] == ["-m", "zoo.cli", "bench", "lenet5", "--steps", "2", "--backend", other]
+    assert env["KERAS_BACKEND"] == other

@@ -1,0 +1,507 @@
+"""`zoo bench`: training and inference speed of zoo models against hand-written Keras peers.
+
+For each model, one process and one set of random images measures
+- the zoo's training path (``zoo.train.train``: its input pipeline, compile settings and
+  callbacks) and, interleaved epoch by epoch so both see the same machine load, the plain
+  baseline from ``zoo.baseline`` fitted with ``model.fit`` on NumPy arrays;
+- inference with ``predict_on_batch`` and with the exported SavedModel's serving function, at
+  batch 1 (with p50/p99 latency) and at a large batch;
+- the machine's matrix-multiply peak, so that training FLOPs per image (3 x 2 x the
+  inspector's MACs) turn throughput into a fraction of what the hardware can do.
+
+The first epoch (tracing, compilation) and the first calls are warm-up and are not counted.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+RESULTS_DIR = Path("benchmarks") / "results"
+# Name of the random data set; the augment recipe treats it as photos (flips, reflect fill).
+RANDOM_DATASET = "random"
+DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+# Work per timed repeat and per inference measurement, in FLOPs: a few seconds on a laptop CPU.
+TRAIN_FLOPS_PER_REPEAT = 2e11
+INFERENCE_FLOPS = 2e10
+
+
+class BenchError(ValueError):
+    """Benchmark settings that cannot work (unknown policy, too few steps, ...)."""
+
+
+@dataclass
+class BenchSettings:
+    """What to measure; ``None`` picks a size-dependent default per model."""
+
+    batch_size: int | None = None
+    steps: int | None = None  # training steps per timed repeat
+    repeats: int = 3
+    input_shape: tuple[int, int, int] | None = None
+    augment: bool = False
+    dtype_policy: str = "float32"
+    inference_batch: int | None = None
+    seed: int = 0
+    note: str = ""
+
+    def check(self) -> None:
+        """Raise BenchError for settings that cannot be measured."""
+        if self.dtype_policy not in DTYPE_POLICIES:
+            raise BenchError(f"dtype policy must be one of {', '.join(DTYPE_POLICIES)}, "
+                             f"got {self.dtype_policy!r}")
+        for key in ("batch_size", "steps", "inference_batch"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise BenchError(f"{key} must be a positive integer, got {value!r}")
+        if not isinstance(self.repeats, int) or self.repeats < 1:
+            raise BenchError(f"repeats must be a positive integer, got {self.repeats!r}")
+
+
+def default_batch_size(train_flops_per_image: float) -> int:
+    """A batch size that keeps one training step between milliseconds and seconds on a CPU."""
+    if train_flops_per_image < 1e9:
+        return 128
+    if train_flops_per_image < 2e10:
+        return 16
+    return 4
+
+
+def default_steps(train_flops_per_image: float, batch_size: int) -> int:
+    """Training steps per repeat: about TRAIN_FLOPS_PER_REPEAT of work, at least 2, at most 50."""
+    steps = round(TRAIN_FLOPS_PER_REPEAT / (train_flops_per_image * batch_size))
+    return int(min(50, max(2, steps)))
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, min and max of repeated measurements."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "values": list(values)}
+
+
+def latency(seconds: list[float]) -> dict[str, float]:
+    """p50 and p99 of per-call seconds, in milliseconds."""
+    p50, p99 = np.percentile(np.asarray(seconds) * 1e3, [50, 99])
+    return {"p50_ms": float(p50), "p99_ms": float(p99)}
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("keras", "tensorflow", "jax", "jaxlib", "numpy", "torch", "cnn-zoo"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _devices() -> list[str]:
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return [f"{d.platform}:{getattr(d, 'device_kind', d)}" for d in jax.devices()]
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_logical_devices()]
+    return []
+
+
+def machine_facts() -> dict[str, Any]:
+    """CPU, load, backend, devices and package versions of this run."""
+    import keras
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu_model": _cpu_model(),
+        "cpu_count": cpus,
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "backend": keras.backend.backend(),
+        "devices": _devices(),
+        "versions": _versions(),
+    }
+
+
+def _to_host(value) -> Any:
+    """Wait for an (asynchronous) result by copying it, or each of its outputs, to NumPy."""
+    if isinstance(value, dict):
+        return {key: np.asarray(v) for key, v in value.items()}
+    return np.asarray(value)
+
+
+def measure_matmul_peak(dtype: str = "float32", size: int = 1024, repeats: int = 12,
+                        chain: int = 4) -> dict[str, float]:
+    """GFLOP/s of ``size`` x ``size`` matrix products with keras.ops on the active backend.
+
+    Each timed call chains ``chain`` products before waiting for the result, so asynchronous
+    backends (JAX) are timed on the work, not on dispatch. The best repeat is the peak.
+    """
+    import keras
+
+    rng = np.random.default_rng(0)
+    a = keras.ops.convert_to_tensor(rng.standard_normal((size, size)), dtype=dtype)
+    b = keras.ops.convert_to_tensor(rng.standard_normal((size, size)) / size, dtype=dtype)
+    rates = []
+    for i in range(repeats + 2):
+        start = time.perf_counter()
+        c = a
+        for _ in range(chain):
+            c = keras.ops.matmul(c, b)
+        _to_host(c[0, 0])
+        if i >= 2:  # the first calls load kernels
+            rates.append(2 * size**3 * chain / (time.perf_counter() - start) / 1e9)
+    return {"dtype": dtype, "size": size, "peak_gflops": max(rates),
+            "median_gflops": statistics.median(rates)}
+
+
+def random_dataset(input_shape, num_classes: int, count: int, seed: int):
+    """``count`` random uint8 training images (one batch-sized slice for validation/test)."""
+    from zoo.data import Dataset
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, size=(count, *input_shape), dtype=np.uint8)
+    y = rng.integers(0, num_classes, size=count).astype(np.int64)
+    held_out = min(count, 64)
+    return Dataset(RANDOM_DATASET, x, y, x[:held_out], y[:held_out], x[:held_out], y[:held_out],
+                   [str(c) for c in range(num_classes)])
+
+
+def augmentation_layers(seed: int) -> list:
+    """The layers of the zoo's ``augment`` recipe for the random data, for the baseline model."""
+    from recipes.augment import Augment
+
+    return Augment().for_dataset(RANDOM_DATASET).make_layers(seed)
+
+
+def epoch_timer(after_epoch: Callable[[int], None] | None = None):
+    """A callback recording wall and CPU seconds of each epoch's training batches.
+
+    Timing stops where validation starts; ``after_epoch(epoch)`` runs when an epoch ends
+    (the benchmark runs one baseline epoch there, so both paths alternate under one load).
+    """
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.wall: list[float] = []
+            self.cpu: list[float] = []
+            self._start = self._stop = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start, self._stop = (time.perf_counter(), time.process_time()), None
+
+        def on_test_begin(self, logs=None):
+            if self._start is not None and self._stop is None:
+                self._stop = (time.perf_counter(), time.process_time())
+
+        def on_epoch_end(self, epoch, logs=None):
+            stop = self._stop or (time.perf_counter(), time.process_time())
+            self.wall.append(stop[0] - self._start[0])
+            self.cpu.append(stop[1] - self._start[1])
+            self._start = None
+            if after_epoch is not None:
+                after_epoch(epoch)
+
+    return EpochTimer()
+
+
+def _rates(images: int, seconds: list[float]) -> dict[str, float]:
+    return spread([images / s for s in seconds[1:]])  # epoch 0 traces and compiles: warm-up
+
+
+def bench_training(name: str, settings: BenchSettings, work_dir: Path
+                   ) -> tuple[dict[str, Any], Any]:
+    """(row, trained model): images/s of the zoo's training path and of the hand-written
+    baseline, one baseline epoch after each zoo epoch."""
+    import keras
+
+    from zoo.baseline import build_baseline
+    from zoo.data import to_float
+    from zoo.inspect import summarize
+    from zoo.registry import get_model_info
+    from zoo.train import TrainPlan, train
+
+    info = get_model_info(name)
+    input_shape = tuple(settings.input_shape or info.input_shape)
+    hparams = {"input_shape": input_shape}
+    macs = summarize(info.builder(**hparams)).total_macs
+    keras.backend.clear_session()
+    flops = 3 * 2 * macs  # forward, and a backward pass of about twice the forward
+    batch = settings.batch_size or default_batch_size(flops)
+    steps = settings.steps or default_steps(flops, batch)
+    data = random_dataset(input_shape, info.num_classes, batch * steps, settings.seed)
+
+    preprocessing = augmentation_layers(settings.seed) if settings.augment else ()
+    baseline = build_baseline(name, input_shape, info.num_classes, preprocessing)
+    baseline_timer = epoch_timer()
+    if baseline is not None:
+        baseline.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                         metrics=["accuracy"])
+        x_float = to_float(data.x_train)
+
+    def baseline_epoch(epoch: int) -> None:
+        if baseline is not None:
+            baseline.fit(x_float, data.y_train, batch_size=batch, epochs=1, verbose=0,
+                         callbacks=[baseline_timer])
+
+    zoo_timer = epoch_timer(after_epoch=baseline_epoch)
+    plan = TrainPlan(model=name, hparams=hparams, dataset=RANDOM_DATASET,
+                     epochs=1 + settings.repeats, batch_size=batch, seed=settings.seed,
+                     out=str(work_dir / f"run-{name}"), callbacks=[zoo_timer])
+    if settings.augment:
+        from recipes import apply_recipes
+
+        plan = apply_recipes(plan, ["augment"])
+    result = train(plan, data=data, verbose=0)
+    images = batch * steps
+    zoo_rate, zoo_cpu = _rates(images, zoo_timer.wall), _rates(images, zoo_timer.cpu)
+    row: dict[str, Any] = {
+        "model": name, "input_shape": list(input_shape), "batch_size": batch, "steps": steps,
+        "repeats": settings.repeats, "augment": settings.augment, "macs": macs,
+        "train_flops_per_image": flops,
+        "zoo_images_per_s": zoo_rate, "zoo_cpu_images_per_s": zoo_cpu,
+        "baseline_images_per_s": None, "baseline_cpu_images_per_s": None,
+        "ratio": None, "cpu_ratio": None,
+    }
+    if baseline is not None:
+        base_rate = _rates(images, baseline_timer.wall)
+        base_cpu = _rates(images, baseline_timer.cpu)
+        row.update(baseline_images_per_s=base_rate, baseline_cpu_images_per_s=base_cpu,
+                   ratio=zoo_rate["median"] / base_rate["median"],
+                   cpu_ratio=zoo_cpu["median"] / base_cpu["median"])
+    return row, result
+
+
+def _time_calls(function: Callable[[Any], Any], batch, calls: int, warmup: int = 1
+                ) -> list[float]:
+    for _ in range(warmup):
+        _to_host(function(batch))
+    seconds = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        _to_host(function(batch))
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def _inference(function: Callable[[Any], Any], images: np.ndarray, macs: int,
+               large_batch: int) -> dict[str, Any]:
+    """Images/s at batch 1 and at ``large_batch``, and batch-1 latency, of one function."""
+    forward = max(2 * macs, 1)
+    calls_1 = int(min(200, max(5, INFERENCE_FLOPS // forward)))
+    calls_n = int(min(30, max(2, INFERENCE_FLOPS // (forward * large_batch))))
+    single = _time_calls(function, images[:1], calls_1)
+    batched = _time_calls(function, images[:large_batch], calls_n)
+    return {"batch1_images_per_s": spread([1 / s for s in single]),
+            "large_batch": large_batch,
+            "large_batch_images_per_s": spread([large_batch / s for s in batched]),
+            "batch1_latency": latency(single), "calls": [calls_1, calls_n]}
+
+
+def saved_model_server(run_dir: Path, path: Path) -> Callable[[Any], Any] | None:
+    """The serving function of a run exported as `zoo export` does (uint8 images in), or
+    None without TensorFlow."""
+    from zoo.data import has_tensorflow
+
+    if not has_tensorflow():
+        return None
+    import tensorflow as tf
+
+    from zoo.export import build_serving_model, load_export_source, write_savedmodel
+    from zoo.serving import INPUT_NAME, SIGNATURE
+
+    write_savedmodel(build_serving_model(load_export_source(run_dir)), path)
+    loaded = tf.saved_model.load(str(path))
+    serve = loaded.signatures[SIGNATURE]
+    # The lambda keeps `loaded` alive: the signature only weakly references its variables.
+    return lambda images: (loaded, serve(**{INPUT_NAME: tf.constant(images)}))[1]
+
+
+def bench_inference(result, macs: int, large_batch: int, seed: int, work_dir: Path
+                    ) -> dict[str, Any]:
+    """Keras predict_on_batch and SavedModel serving speed of a finished training run."""
+    from zoo.data import to_float
+
+    model = result.model
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(large_batch, *model.input_shape[1:]), dtype=np.uint8)
+    report = {"keras_predict": _inference(model.predict_on_batch, to_float(images), macs,
+                                          large_batch)}
+    server = saved_model_server(result.run_dir, work_dir / f"export-{model.name}")
+    if server is None:
+        report["saved_model"] = None
+        report["saved_model_note"] = "skipped: TensorFlow is not installed"
+    else:
+        report["saved_model"] = _inference(server, images, macs, large_batch)
+    return report
+
+
+def benchmark(names: list[str], settings: BenchSettings,
+              progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+    """Benchmark each model in ``names`` and return the report (machine facts, peak, rows)."""
+    import keras
+
+    from zoo.registry import get_model_info
+
+    settings.check()
+    for name in names:
+        get_model_info(name)  # unknown names fail before any measurement
+    previous_policy = keras.config.dtype_policy().name
+    keras.config.set_dtype_policy(settings.dtype_policy)
+    try:
+        compute = keras.config.dtype_policy().compute_dtype
+        peak = measure_matmul_peak("float32")
+        peaks = {"float32": peak}
+        if compute != "float32":
+            peaks[compute] = measure_matmul_peak(compute)
+        progress(f"matmul peak: {peak['peak_gflops']:.1f} GFLOP/s float32"
+                 + (f", {peaks[compute]['peak_gflops']:.1f} GFLOP/s {compute}"
+                    if compute != "float32" else ""))
+        rows = []
+        with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
+            for name in names:
+                row, result = bench_training(name, settings, Path(tmp))
+                row["fraction_of_peak"] = (row["zoo_images_per_s"]["median"]
+                                           * row["train_flops_per_image"]
+                                           / (peaks[compute]["peak_gflops"] * 1e9))
+                large = settings.inference_batch or row["batch_size"]
+                row["inference"] = bench_inference(result, row["macs"], large, settings.seed,
+                                                   Path(tmp))
+                rows.append(row)
+                keras.backend.clear_session()
+                progress(format_row(row))
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    return {"machine": machine_facts(), "settings": asdict(settings),
+            "dtype_policy": settings.dtype_policy, "compute_dtype": compute,
+            "matmul_peak": peaks, "rows": rows,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def format_row(row: dict[str, Any]) -> str:
+    """One line per model for the terminal."""
+    ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+    return (f"{row['model']}: zoo {row['zoo_images_per_s']['median']:.1f} img/s, ratio {ratio}, "
+            f"{100 * row['fraction_of_peak']:.1f}% of peak")
+
+
+def _rate_text(rate: dict[str, float] | None) -> str:
+    if rate is None:
+        return "n/a"
+    return f"{rate['median']:,.1f} [{rate['min']:,.1f}–{rate['max']:,.1f}]"
+
+
+def _inference_cells(result: dict[str, Any] | None) -> list[str]:
+    if result is None:
+        return ["skipped", "", ""]
+    lat = result["batch1_latency"]
+    return [f"{result['batch1_images_per_s']['median']:,.1f}",
+            f"{lat['p50_ms']:.2f} / {lat['p99_ms']:.2f}",
+            f"{result['large_batch_images_per_s']['median']:,.1f} (b{result['large_batch']})"]
+
+
+def format_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: machine facts, a training table and an inference table."""
+    machine, settings = report["machine"], report["settings"]
+    peaks = report["matmul_peak"]
+    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
+    load = machine.get("load_average")
+    lines = [
+        f"# zoo bench: {machine['backend']} backend, {report['dtype_policy']}, "
+        f"{report['created']}",
+        "",
+        f"- Machine: {machine['cpu_model']}, {machine['cpu_count']} CPUs, devices "
+        f"{', '.join(machine['devices']) or 'n/a'}; load average at the end "
+        f"{'n/a' if load is None else ', '.join(f'{v:.1f}' for v in load)}",
+        f"- Versions: Python {machine['python']}, {versions}",
+        "- Matmul peak (keras.ops.matmul, best of 12): " + ", ".join(
+            f"{p['peak_gflops']:,.1f} GFLOP/s {dtype} (median {p['median_gflops']:,.1f})"
+            for dtype, p in peaks.items()),
+        f"- Settings: {settings['repeats']} timed repeats after a warm-up epoch, augment "
+        f"{'on' if settings['augment'] else 'off'}, seed {settings['seed']}",
+    ]
+    if report.get("command"):
+        lines.append(f"- Command: `{report['command']}`")
+    if settings.get("note"):
+        lines.append(f"- Note: {settings['note']}")
+    lines += [
+        "",
+        "Training, images/s: median [min–max]. Ratio = zoo / baseline medians (wall clock); "
+        "CPU ratio uses process CPU time, which other load on the machine disturbs less.",
+        "",
+        "| model | input | batch × steps | zoo | baseline | ratio | CPU ratio | "
+        "train GFLOP/image | % of peak |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["rows"]:
+        ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+        cpu_ratio = "n/a" if row["cpu_ratio"] is None else f"{row['cpu_ratio']:.2f}x"
+        lines.append(
+            f"| {row['model']} | {'x'.join(map(str, row['input_shape']))} | "
+            f"{row['batch_size']} × {row['steps']} | {_rate_text(row['zoo_images_per_s'])} | "
+            f"{_rate_text(row['baseline_images_per_s'])} | {ratio} | {cpu_ratio} | "
+            f"{row['train_flops_per_image'] / 1e9:.3g} | {100 * row['fraction_of_peak']:.1f}% |")
+    lines += [
+        "",
+        "Inference, images/s (median) and batch-1 latency p50 / p99 in ms.",
+        "",
+        "| model | predict b1 | predict p50 / p99 | predict large batch | SavedModel b1 | "
+        "SavedModel p50 / p99 | SavedModel large batch |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    notes = set()
+    for row in report["rows"]:
+        inference = row["inference"]
+        if inference.get("saved_model_note"):
+            notes.add(inference["saved_model_note"])
+        cells = (_inference_cells(inference["keras_predict"])
+                 + _inference_cells(inference["saved_model"]))
+        lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
+    lines += ["", *(f"SavedModel: {note}." for note in sorted(notes))]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def default_report_path(report: dict[str, Any]) -> Path:
+    """benchmarks/results/bench-BACKEND-POLICY-TIME.json."""
+    stamp = report["created"].replace(":", "").replace("-", "")
+    return RESULTS_DIR / f"bench-{report['machine']['backend']}-{report['dtype_policy']}-" \
+                         f"{stamp}.json"
+
+
+def write_report(report: dict[str, Any], json_path: Path | None = None) -> tuple[Path, Path]:
+    """Write the report as JSON and as Markdown beside it (same name, .md); both atomically."""
+    from zoo.train import write_json_atomic
+
+    json_path = Path(json_path) if json_path else default_report_path(report)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(json_path, report)
+    md_path = json_path.with_suffix(".md")
+    tmp = md_path.with_name(f".{md_path.name}.tmp")
+    tmp.write_text(format_markdown(report))
+    os.replace(tmp, md_path)
+    return json_path, md_path
