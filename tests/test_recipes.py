@@ -91,7 +91,8 @@ def test_elastic_warp_inside_tf_data_keeps_every_image_its_own():
                                        "brightness=0,contrast=0"])
     batches = make_batches(data.x_train[:8], data.y_train[:8], batch_size=8, shuffle=False,
                            seed=0, augment=plan.augment)
-    images, _ = next(iter(batches))
+    # tf.data where TensorFlow is installed, else a PyDataset of NumPy batches (JAX machines).
+    images, _ = batches[0] if hasattr(batches, "__getitem__") else next(iter(batches))
     images = np.asarray(images)
     originals = data.x_train[:8] / 255.0
     assert np.abs(images[1] - images[0]).mean() > 0.02
