@@ -107,7 +107,7 @@ def test_bad_search_is_refused_before_anything_runs(change, message):
 
 
 def test_max_params_refuses_before_training():
-    from tuning.search import RejectedConfiguration, check_configuration
+    from tuning.tuners import RejectedConfiguration, check_configuration
 
     space = derive_space("lenet5", {"filters": "4,64"}, only=True)
     space.fixed.update({"input_shape": (32, 32, 1), "num_classes": 10})
@@ -137,10 +137,11 @@ GRID = dict(model="lenet5", algorithm="grid", epochs=1, train_fraction=0.1, batc
 def grid_search(tmp_path_factory):
     """lenet5 over conv kernels {5, 15}^2: two impossible configurations, one crash."""
     import tuning.search as search
+    import tuning.tuners as tuners
 
     folder = tmp_path_factory.mktemp("search")
     lines: list[str] = []
-    real_class = search._hypermodel_class
+    real_class = tuners.hypermodel_class
 
     def crashing_class():
         base = real_class()
@@ -157,7 +158,7 @@ def grid_search(tmp_path_factory):
     os.chdir(folder)
     try:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(search, "_hypermodel_class", crashing_class)
+            patch.setattr(tuners, "hypermodel_class", crashing_class)
             result = search.run_search(search.SearchPlan(out="s", **GRID), echo=lines.append)
     finally:
         os.chdir(cwd)
