@@ -42,6 +42,7 @@ class RejectedConfiguration(Exception):
         super().__init__(reason)
         self.reason, self.params, self.macs = reason, params, macs
 
+
 def check_configuration(space: SearchSpace, values: dict[str, Any],
                         max_params: int | None):
     """Build the configuration; return (model, params, MACs) or raise RejectedConfiguration."""
