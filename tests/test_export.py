@@ -26,7 +26,6 @@ from zoo.export import (  # noqa: E402
     check_export_name,
     check_format_packages,
     choose_version,
-    compare_outputs,
     export_model,
     load_export_source,
     parse_formats,
@@ -35,6 +34,7 @@ from zoo.export import (  # noqa: E402
 from zoo.predict import list_exports  # noqa: E402
 from zoo.serving import (  # noqa: E402
     check_manifest_hashes,
+    compare_outputs,
     load_serving_function,
     read_manifest,
 )
@@ -286,17 +286,22 @@ def test_formats_and_missing_extras_are_reported(monkeypatch):
         check_format_packages(["savedmodel"])
 
 
-def test_verification_fails_above_the_tolerance():
-    expected = np.full((7, 3), 1 / 3, np.float32)
-    reloaded = {"whole": expected + 1e-3, "single": expected[:1], "runtime": "r", "versions": {}}
+def test_verification_fails_above_the_tolerance_or_on_a_wrong_class_id():
+    expected = np.tile(np.array([[0.2, 0.5, 0.3]], np.float32), (7, 1))
+    ids = np.ones(8, np.int64)  # the whole batch, then the batch of one
+    reloaded = {"whole": expected + 1e-3, "single": expected[:1], "class_id": ids,
+                "runtime": "r", "versions": {}}
     with pytest.raises(ExportError, match="above the tolerance"):
         compare_outputs("onnx", reloaded, expected, 1e-4)
     reloaded["whole"] = expected.copy()
     reloaded["whole"][2, 0] = np.nan
     with pytest.raises(ExportError):
         compare_outputs("onnx", reloaded, expected, 1e-4)
-    assert compare_outputs("onnx", {**reloaded, "whole": expected}, expected,
-                           1e-4)["max_abs_diff"] == 0.0
+    reloaded["whole"] = expected
+    assert compare_outputs("onnx", reloaded, expected, 1e-4)["max_abs_diff"] == 0.0
+    reloaded["class_id"] = np.where(np.arange(8) == 3, 2, 1)
+    with pytest.raises(ExportError, match="class_id disagrees"):
+        compare_outputs("onnx", reloaded, expected, 1e-4)
 
 
 def test_lambda_layers_are_refused_unless_unsafe(tmp_path):

@@ -21,12 +21,9 @@ import platform
 import re
 import secrets
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +32,7 @@ import numpy as np
 
 from zoo import serving
 from zoo.serving import (CLASS_ID, FORMAT_PATHS, INPUT_NAME, MANIFEST_FILE, PROBABILITIES,
-                          SIGNATURE)
+                          SIGNATURE, ExportError, verification_batch, verify_formats)
 from zoo.train import PREPROCESSING, RUNS_DIR, SAVED_MODELS, write_json_atomic
 
 if TYPE_CHECKING:
@@ -50,16 +47,9 @@ FORMAT_EXTRAS = {
 }
 # Probabilities are in [0, 1]; float32 kernels of different runtimes agree to ~1e-6.
 DEFAULT_TOLERANCE = 1e-4
-VERIFY_BATCH = 7
-VERIFY_SEED = 20240229
-VERIFY_TIMEOUT_S = 300
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 PARTIAL_PREFIX = ".partial-"
 MANIFEST_VERSION = 1
-
-
-class ExportError(RuntimeError):
-    """An export could not be written or did not survive verification."""
 
 
 @dataclass
@@ -257,6 +247,14 @@ def build_serving_model(source: ExportSource) -> "keras.Model":
                        name=f"{source.model.name}_serving")
 
 
+def reference_probabilities(source: ExportSource, batch: np.ndarray) -> np.ndarray:
+    """What every format must reproduce: the Keras model on the batch, preprocessed as in
+    training (independent of the serving model, so a wrong in-graph step is caught)."""
+    scaled = (batch * float(source.preprocessing["rescale"])).astype(np.float32)
+    outputs = np.asarray(source.model.predict(scaled, verbose=0))
+    return outputs if outputs_probabilities(source.model) else serving.softmax(outputs)
+
+
 # --- writing each format --------------------------------------------------------------------
 
 def write_savedmodel(serving_model: "keras.Model", folder: Path) -> None:
@@ -268,9 +266,16 @@ def write_savedmodel(serving_model: "keras.Model", folder: Path) -> None:
 
     archive = keras.export.ExportArchive()
     archive.track(serving_model)
-    archive.add_endpoint(SIGNATURE, serve, input_signature=[keras.InputSpec(
-        shape=(None, *serving_model.input_shape[1:]), dtype="uint8", name=INPUT_NAME)])
+    archive.add_endpoint(SIGNATURE, serve, input_signature=serving_signature(serving_model))
     archive.write_out(str(folder), verbose=False)
+
+
+def serving_signature(serving_model: "keras.Model") -> list:
+    """The one input every graph format takes: uint8 images, any batch size."""
+    import keras
+
+    return [keras.InputSpec(shape=(None, *serving_model.input_shape[1:]), dtype="uint8",
+                            name=INPUT_NAME)]
 
 
 
@@ -312,71 +317,8 @@ def write_format(fmt: str, source: ExportSource, serving_model: "keras.Model",
             write_tflite(serving_model, version_dir, target)
         elif fmt == "onnx":
             logging.getLogger("tf2onnx").setLevel(logging.ERROR)
-            serving_model.export(str(target), format="onnx", verbose=False)
-
-
-# --- verification ---------------------------------------------------------------------------
-
-def verification_batch(input_shape: tuple[int, int, int]) -> np.ndarray:
-    """A fixed uint8 batch: random pixels plus an all-black and an all-white image."""
-    batch = np.random.default_rng(VERIFY_SEED).integers(0, 256, (VERIFY_BATCH, *input_shape),
-                                                        dtype=np.uint8)
-    batch[0], batch[1] = 0, 255
-    return batch
-
-
-def reload_in_fresh_process(version_dir: Path, fmt: str, batch_file: Path,
-                            workdir: Path) -> dict[str, Any]:
-    """Load ``fmt`` with its runtime in a new isolated interpreter; its outputs on the batch.
-
-    ``-I`` drops PYTHONPATH, user site-packages and the script's folder from the path, the
-    working directory is a scratch folder, and zoo.serving blocks ``import zoo`` there.
-    """
-    out_file = workdir / f"{fmt}.npz"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    command = [sys.executable, "-I", serving.__file__, str(version_dir.resolve()), fmt,
-               str(batch_file), str(out_file)]
-    try:
-        done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True,
-                              timeout=VERIFY_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise ExportError(f"{fmt}: reloading took over {VERIFY_TIMEOUT_S} s") from None
-    if done.returncode != 0 or not out_file.exists():
-        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        raise ExportError(f"{fmt}: the export does not load or run in a fresh process "
-                          f"({serving.RUNTIMES[fmt]}):\n{tail}")
-    with np.load(out_file) as result:
-        return {"whole": result["whole"], "single": result["single"],
-                **json.loads(str(result["info"]))}
-
-
-def compare_outputs(fmt: str, reloaded: dict[str, Any], expected: np.ndarray,
-                    tolerance: float) -> dict[str, Any]:
-    """Max |difference| with Keras over the whole batch and a batch of one; raise above tolerance."""
-    whole, single = reloaded["whole"], reloaded["single"]
-    if whole.shape != expected.shape or single.shape != expected[:1].shape:
-        raise ExportError(f"{fmt}: output shapes {whole.shape} / {single.shape} differ from "
-                          f"Keras' {expected.shape} / {expected[:1].shape}")
-    diff = float(max(np.abs(whole - expected).max(), np.abs(single - expected[:1]).max()))
-    if not diff <= tolerance:  # also catches NaN
-        raise ExportError(f"{fmt}: outputs differ from the Keras model by up to {diff:.3g}, "
-                          f"above the tolerance {tolerance:g}; the export was not published")
-    return {"max_abs_diff": diff, "tolerance": tolerance, "runtime": reloaded["runtime"],
-            "runtime_versions": reloaded["versions"], "batch_sizes": [len(expected), 1]}
-
-
-def verify_formats(version_dir: Path, formats: list[str], batch: np.ndarray,
-                   expected: np.ndarray, tolerance: float) -> dict[str, dict[str, Any]]:
-    """Reload every format in its own fresh process (in parallel) and compare with Keras."""
-    with tempfile.TemporaryDirectory(prefix="zoo-verify-") as scratch:
-        workdir = Path(scratch)
-        np.save(workdir / "batch.npy", batch)
-        with ThreadPoolExecutor(max_workers=len(formats)) as pool:
-            futures = {fmt: pool.submit(reload_in_fresh_process, version_dir, fmt,
-                                        workdir / "batch.npy", workdir) for fmt in formats}
-            reloaded = {fmt: future.result() for fmt, future in futures.items()}
-    return {fmt: compare_outputs(fmt, reloaded[fmt], expected, tolerance) for fmt in formats}
+            serving_model.export(str(target), format="onnx", verbose=False,
+                                 input_signature=serving_signature(serving_model))
 
 
 # --- manifest and publishing ------------------------------------------------------------------
@@ -428,7 +370,7 @@ def build_manifest(source: ExportSource, name: str, version: int, checks: dict[s
             "note": "untrained: random initial weights from the registry builder; the "
                     "predictions are meaningless, this export only tests the pipeline"},
         "formats": formats,
-        "verification": {"batch": VERIFY_BATCH, "seed": VERIFY_SEED,
+        "verification": {"batch": serving.VERIFY_BATCH, "seed": serving.VERIFY_SEED,
                          "reference": f"keras {keras.__version__} ({keras.backend.backend()})",
                          "how": "each format loaded by its runtime in a fresh `python -I` "
                                 "process where the zoo cannot be imported"},
@@ -501,7 +443,7 @@ def export_model(
     chosen = choose_version(model_dir, version, force)
     serving_model = build_serving_model(loaded)
     batch = verification_batch(check_source(loaded))
-    expected = np.asarray(serving_model.predict(batch, verbose=0)[PROBABILITIES])
+    expected = reference_probabilities(loaded, batch)
 
     model_dir.mkdir(parents=True, exist_ok=True)
     remove_abandoned_partials(model_dir)
@@ -518,7 +460,9 @@ def export_model(
         write_json_atomic(partial / MANIFEST_FILE, manifest)
         while True:
             try:
-                publish_version(partial, model_dir / str(chosen), replace=force)
+                # --force only ever replaces the version it names, never one taken meanwhile.
+                publish_version(partial, model_dir / str(chosen),
+                                replace=force and version is not None)
                 break
             except OSError:
                 if version is not None or not (model_dir / str(chosen)).exists():

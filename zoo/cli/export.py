@@ -43,7 +43,8 @@ def export_command(source, formats, name, version, force, out, unsafe, tolerance
                    err=True)
     click.echo(f"{'format':<11} {'path':<22} {'max |diff|':>11}  reloaded by")
     for fmt, entry in manifest["formats"].items():
-        click.echo(f"{fmt:<11} {entry['path']:<22} {entry['max_abs_diff']:>11.2e}  "
+        path = "saved_model.pb" if entry["path"] == "." else entry["path"]
+        click.echo(f"{fmt:<11} {path:<22} {entry['max_abs_diff']:>11.2e}  "
                    f"{entry['runtime']}")
 
 
