@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 import zoo
 from zoo.baseline import BASELINES, build_baseline
-from zoo.bench import BenchError, BenchSettings, benchmark, format_markdown, measure_matmul_peak
+from zoo.bench import BenchError, BenchSettings, benchmark, measure_matmul_peak
+from zoo.bench_report import format_markdown
 from zoo.cli import main
 
 # Small inputs that keep every layer's geometry valid, so the big models build quickly.
@@ -117,3 +118,19 @@ def test_backend_option_reruns_in_a_fresh_process(monkeypatch):
     ((args, env),) = calls
     assert args[1:] == ["-m", "zoo.cli", "bench", "lenet5", "--steps", "2", "--backend", other]
     assert env["KERAS_BACKEND"] == other
+
+
+@pytest.mark.parametrize("name", ["lenet5", "vgg_small"])
+def test_pytorch_peer_has_the_zoo_models_weights_and_trains(name):
+    pytest.importorskip("torch")
+    import numpy as np
+
+    from zoo.bench_torch import torch_peer
+
+    info = zoo.get_model_info(name)
+    images = np.zeros((8, *info.input_shape), dtype=np.uint8)
+    peer = torch_peer(name, images, np.arange(8) % 10, 10, batch_size=4, seed=0)
+    weights = sum(p.numel() for p in peer.model.parameters())
+    assert weights == zoo.build(name).count_params() == info.num_params
+    peer.run_epoch()
+    assert len(peer.wall) == 1 and peer.cpu[0] >= 0

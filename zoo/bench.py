@@ -26,7 +26,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-RESULTS_DIR = Path("benchmarks") / "results"
 # Name of the random data set; the augment recipe treats it as photos (flips, reflect fill).
 RANDOM_DATASET = "random"
 DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -52,6 +51,7 @@ class BenchSettings:
     inference_batch: int | None = None
     seed: int = 0
     note: str = ""
+    torch: bool = True  # also time the PyTorch peer where PyTorch and one are available
 
     def check(self) -> None:
         """Raise BenchError for settings that cannot be measured."""
@@ -264,10 +264,17 @@ def bench_training(name: str, settings: BenchSettings, work_dir: Path
                          metrics=["accuracy"])
         x_float = to_float(data.x_train)
 
+    from zoo.bench_torch import torch_peer
+
+    torch = torch_peer(name, data.x_train, data.y_train, info.num_classes, batch,
+                       settings.seed) if settings.torch else None
+
     def baseline_epoch(epoch: int) -> None:
         if baseline is not None:
             baseline.fit(x_float, data.y_train, batch_size=batch, epochs=1, verbose=0,
                          callbacks=[baseline_timer])
+        if torch is not None:
+            torch.run_epoch()
 
     zoo_timer = epoch_timer(after_epoch=baseline_epoch)
     plan = TrainPlan(model=name, hparams=hparams, dataset=RANDOM_DATASET,
@@ -294,6 +301,12 @@ def bench_training(name: str, settings: BenchSettings, work_dir: Path
         row.update(baseline_images_per_s=base_rate, baseline_cpu_images_per_s=base_cpu,
                    ratio=zoo_rate["median"] / base_rate["median"],
                    cpu_ratio=zoo_cpu["median"] / base_cpu["median"])
+    if torch is not None:
+        torch_rate, torch_cpu = _rates(images, torch.wall), _rates(images, torch.cpu)
+        row["torch"] = {"version": torch.version, "images_per_s": torch_rate,
+                        "cpu_images_per_s": torch_cpu,
+                        "ratio": zoo_rate["median"] / torch_rate["median"],
+                        "cpu_ratio": zoo_cpu["median"] / torch_cpu["median"]}
     return row, result
 
 
@@ -408,100 +421,3 @@ def format_row(row: dict[str, Any]) -> str:
     ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"
     return (f"{row['model']}: zoo {row['zoo_images_per_s']['median']:.1f} img/s, ratio {ratio}, "
             f"{100 * row['fraction_of_peak']:.1f}% of peak")
-
-
-def _rate_text(rate: dict[str, float] | None) -> str:
-    if rate is None:
-        return "n/a"
-    return f"{rate['median']:,.1f} [{rate['min']:,.1f}–{rate['max']:,.1f}]"
-
-
-def _inference_cells(result: dict[str, Any] | None) -> list[str]:
-    if result is None:
-        return ["skipped", "", ""]
-    lat = result["batch1_latency"]
-    return [f"{result['batch1_images_per_s']['median']:,.1f}",
-            f"{lat['p50_ms']:.2f} / {lat['p99_ms']:.2f}",
-            f"{result['large_batch_images_per_s']['median']:,.1f} (b{result['large_batch']})"]
-
-
-def format_markdown(report: dict[str, Any]) -> str:
-    """The report as Markdown: machine facts, a training table and an inference table."""
-    machine, settings = report["machine"], report["settings"]
-    peaks = report["matmul_peak"]
-    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
-    load = machine.get("load_average")
-    lines = [
-        f"# zoo bench: {machine['backend']} backend, {report['dtype_policy']}, "
-        f"{report['created']}",
-        "",
-        f"- Machine: {machine['cpu_model']}, {machine['cpu_count']} CPUs, devices "
-        f"{', '.join(machine['devices']) or 'n/a'}; load average at the end "
-        f"{'n/a' if load is None else ', '.join(f'{v:.1f}' for v in load)}",
-        f"- Versions: Python {machine['python']}, {versions}",
-        "- Matmul peak (keras.ops.matmul, best of 12): " + ", ".join(
-            f"{p['peak_gflops']:,.1f} GFLOP/s {dtype} (median {p['median_gflops']:,.1f})"
-            for dtype, p in peaks.items()),
-        f"- Settings: {settings['repeats']} timed repeats after a warm-up epoch, augment "
-        f"{'on' if settings['augment'] else 'off'}, seed {settings['seed']}",
-    ]
-    if report.get("command"):
-        lines.append(f"- Command: `{report['command']}`")
-    if settings.get("note"):
-        lines.append(f"- Note: {settings['note']}")
-    lines += [
-        "",
-        "Training, images/s: median [min–max]. Ratio = zoo / baseline medians (wall clock); "
-        "CPU ratio uses process CPU time, which other load on the machine disturbs less.",
-        "",
-        "| model | input | batch × steps | zoo | baseline | ratio | CPU ratio | "
-        "train GFLOP/image | % of peak |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in report["rows"]:
-        ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"
-        cpu_ratio = "n/a" if row["cpu_ratio"] is None else f"{row['cpu_ratio']:.2f}x"
-        lines.append(
-            f"| {row['model']} | {'x'.join(map(str, row['input_shape']))} | "
-            f"{row['batch_size']} × {row['steps']} | {_rate_text(row['zoo_images_per_s'])} | "
-            f"{_rate_text(row['baseline_images_per_s'])} | {ratio} | {cpu_ratio} | "
-            f"{row['train_flops_per_image'] / 1e9:.3g} | {100 * row['fraction_of_peak']:.1f}% |")
-    lines += [
-        "",
-        "Inference, images/s (median) and batch-1 latency p50 / p99 in ms.",
-        "",
-        "| model | predict b1 | predict p50 / p99 | predict large batch | SavedModel b1 | "
-        "SavedModel p50 / p99 | SavedModel large batch |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    notes = set()
-    for row in report["rows"]:
-        inference = row["inference"]
-        if inference.get("saved_model_note"):
-            notes.add(inference["saved_model_note"])
-        cells = (_inference_cells(inference["keras_predict"])
-                 + _inference_cells(inference["saved_model"]))
-        lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
-    lines += ["", *(f"SavedModel: {note}." for note in sorted(notes))]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def default_report_path(report: dict[str, Any]) -> Path:
-    """benchmarks/results/bench-BACKEND-POLICY-TIME.json."""
-    stamp = report["created"].replace(":", "").replace("-", "")
-    return RESULTS_DIR / f"bench-{report['machine']['backend']}-{report['dtype_policy']}-" \
-                         f"{stamp}.json"
-
-
-def write_report(report: dict[str, Any], json_path: Path | None = None) -> tuple[Path, Path]:
-    """Write the report as JSON and as Markdown beside it (same name, .md); both atomically."""
-    from zoo.train import write_json_atomic
-
-    json_path = Path(json_path) if json_path else default_report_path(report)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(json_path, report)
-    md_path = json_path.with_suffix(".md")
-    tmp = md_path.with_name(f".{md_path.name}.tmp")
-    tmp.write_text(format_markdown(report))
-    os.replace(tmp, md_path)
-    return json_path, md_path

@@ -40,9 +40,11 @@ def _keras_backend_in_use() -> str | None:
               help="JSON report path (Markdown beside it); default benchmarks/results/.")
 @click.option("--note", default="", help="A remark stored with the results (e.g. machine load).")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--torch/--no-torch", "with_torch", default=True, show_default=True,
+              help="Also time plain PyTorch LeNet-5/vgg_small when PyTorch is installed.")
 @click.pass_context
 def bench_command(ctx, names, batch_size, steps, repeats, input_shape, augment, dtype_policy,
-                  inference_batch, backend, json_path, note, seed) -> None:
+                  inference_batch, backend, json_path, note, seed, with_torch) -> None:
     """Measure training images/s of the zoo vs. a hand-written Keras model, inference speed
     and latency, and the fraction of the machine's matmul peak, for models NAMES (default:
     all registered). Writes JSON and Markdown under benchmarks/results/."""
@@ -54,13 +56,14 @@ def bench_command(ctx, names, batch_size, steps, repeats, input_shape, augment, 
     if backend is not None:
         os.environ["KERAS_BACKEND"] = backend
 
-    from zoo.bench import BenchSettings, benchmark, write_report
+    from zoo.bench import BenchSettings, benchmark
+    from zoo.bench_report import write_report
     from zoo.registry import list_models
 
     settings = BenchSettings(batch_size=batch_size, steps=steps, repeats=repeats,
                              input_shape=parse_shape(input_shape), augment=augment,
                              dtype_policy=dtype_policy, inference_batch=inference_batch,
-                             seed=seed, note=note)
+                             seed=seed, note=note, torch=with_torch)
     report = benchmark(list(names) or list_models(), settings, progress=click.echo)
     report["command"] = " ".join(["zoo", *sys_args(ctx)])
     json_out, md_out = write_report(report, json_path)
@@ -81,6 +84,8 @@ def sys_args(ctx: click.Context) -> list[str]:
         args += [option, str(value)]
     if params["augment"]:
         args.append("--augment")
+    if not params["with_torch"]:
+        args.append("--no-torch")
     return args
 
 

@@ -1,0 +1,115 @@
+"""`zoo bench` reports: Markdown tables and JSON files under benchmarks/results/."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path("benchmarks") / "results"
+
+
+def _rate_text(rate: dict[str, float] | None) -> str:
+    if rate is None:
+        return "n/a"
+    return f"{rate['median']:,.1f} [{rate['min']:,.1f}–{rate['max']:,.1f}]"
+
+
+def _inference_cells(result: dict[str, Any] | None) -> list[str]:
+    if result is None:
+        return ["skipped", "", ""]
+    lat = result["batch1_latency"]
+    return [f"{result['batch1_images_per_s']['median']:,.1f}",
+            f"{lat['p50_ms']:.2f} / {lat['p99_ms']:.2f}",
+            f"{result['large_batch_images_per_s']['median']:,.1f} (b{result['large_batch']})"]
+
+
+def format_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: machine facts, a training table and an inference table."""
+    machine, settings = report["machine"], report["settings"]
+    peaks = report["matmul_peak"]
+    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
+    load = machine.get("load_average")
+    lines = [
+        f"# zoo bench: {machine['backend']} backend, {report['dtype_policy']}, "
+        f"{report['created']}",
+        "",
+        f"- Machine: {machine['cpu_model']}, {machine['cpu_count']} CPUs, devices "
+        f"{', '.join(machine['devices']) or 'n/a'}; load average at the end "
+        f"{'n/a' if load is None else ', '.join(f'{v:.1f}' for v in load)}",
+        f"- Versions: Python {machine['python']}, {versions}",
+        "- Matmul peak (keras.ops.matmul, best of 12): " + ", ".join(
+            f"{p['peak_gflops']:,.1f} GFLOP/s {dtype} (median {p['median_gflops']:,.1f})"
+            for dtype, p in peaks.items()),
+        f"- Settings: {settings['repeats']} timed repeats after a warm-up epoch, augment "
+        f"{'on' if settings['augment'] else 'off'}, seed {settings['seed']}",
+    ]
+    if report.get("command"):
+        lines.append(f"- Command: `{report['command']}`")
+    if settings.get("note"):
+        lines.append(f"- Note: {settings['note']}")
+    lines += [
+        "",
+        "Training, images/s: median [min–max]. Ratio = zoo / baseline medians (wall clock); "
+        "CPU ratio uses process CPU time, which other load on the machine disturbs less.",
+        "",
+        "| model | input | batch × steps | zoo | baseline | ratio | CPU ratio | "
+        "train GFLOP/image | % of peak |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["rows"]:
+        ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+        cpu_ratio = "n/a" if row["cpu_ratio"] is None else f"{row['cpu_ratio']:.2f}x"
+        lines.append(
+            f"| {row['model']} | {'x'.join(map(str, row['input_shape']))} | "
+            f"{row['batch_size']} × {row['steps']} | {_rate_text(row['zoo_images_per_s'])} | "
+            f"{_rate_text(row['baseline_images_per_s'])} | {ratio} | {cpu_ratio} | "
+            f"{row['train_flops_per_image'] / 1e9:.3g} | {100 * row['fraction_of_peak']:.1f}% |")
+    lines += [
+        "",
+        "Inference, images/s (median) and batch-1 latency p50 / p99 in ms.",
+        "",
+        "| model | predict b1 | predict p50 / p99 | predict large batch | SavedModel b1 | "
+        "SavedModel p50 / p99 | SavedModel large batch |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    notes = set()
+    for row in report["rows"]:
+        inference = row["inference"]
+        if inference.get("saved_model_note"):
+            notes.add(inference["saved_model_note"])
+        cells = (_inference_cells(inference["keras_predict"])
+                 + _inference_cells(inference["saved_model"]))
+        lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
+    lines += ["", *(f"SavedModel: {note}." for note in sorted(notes))]
+    torch_rows = [row for row in report["rows"] if row.get("torch")]
+    if torch_rows:
+        lines += [
+            "", "PyTorch peer (plain DataLoader + Adam loop, "
+            f"torch {torch_rows[0]['torch']['version']}), training images/s, same data:", "",
+            "| model | zoo | PyTorch | ratio | CPU ratio |", "|---|---|---|---|---|"]
+        lines += [f"| {row['model']} | {_rate_text(row['zoo_images_per_s'])} | "
+                  f"{_rate_text(row['torch']['images_per_s'])} | {row['torch']['ratio']:.2f}x | "
+                  f"{row['torch']['cpu_ratio']:.2f}x |" for row in torch_rows]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def default_report_path(report: dict[str, Any]) -> Path:
+    """benchmarks/results/bench-BACKEND-POLICY-TIME.json."""
+    stamp = report["created"].replace(":", "").replace("-", "")
+    return RESULTS_DIR / f"bench-{report['machine']['backend']}-{report['dtype_policy']}-" \
+                         f"{stamp}.json"
+
+
+def write_report(report: dict[str, Any], json_path: Path | None = None) -> tuple[Path, Path]:
+    """Write the report as JSON and as Markdown beside it (same name, .md); both atomically."""
+    from zoo.train import write_json_atomic
+
+    json_path = Path(json_path) if json_path else default_report_path(report)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(json_path, report)
+    md_path = json_path.with_suffix(".md")
+    tmp = md_path.with_name(f".{md_path.name}.tmp")
+    tmp.write_text(format_markdown(report))
+    os.replace(tmp, md_path)
+    return json_path, md_path

@@ -1,0 +1,94 @@
+"""The optional PyTorch peer of `zoo bench`: LeNet-5 and vgg_small written in plain PyTorch.
+
+PyTorch is not a dependency (``pip install 'cnn-zoo[torch]'`` adds it); without it, or for a
+model nobody wrote here, the benchmark leaves the PyTorch columns empty. The loop is what a
+PyTorch user writes: a DataLoader over tensors, Adam, cross-entropy on logits, no metrics.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+
+def has_torch() -> bool:
+    """Whether PyTorch is installed."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def lenet5(channels: int, height: int, width: int, num_classes: int):
+    """LeNet-5 classic (tanh, average pooling) as a torch.nn.Sequential."""
+    from torch import nn
+
+    side_h, side_w = ((height - 4) // 2 - 4) // 2, ((width - 4) // 2 - 4) // 2
+    return nn.Sequential(
+        nn.Conv2d(channels, 6, 5), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * side_h * side_w, 120), nn.Tanh(),
+        nn.Linear(120, 84), nn.Tanh(),
+        nn.Linear(84, num_classes),
+    )
+
+
+def vgg_small(channels: int, height: int, width: int, num_classes: int):
+    """Three blocks of two 3x3 convs (32-64-128) with max pooling, a 128-unit dense layer."""
+    from torch import nn
+
+    layers, inputs = [], channels
+    for width_out in (32, 64, 128):
+        layers += [nn.Conv2d(inputs, width_out, 3, padding=1), nn.ReLU(),
+                   nn.Conv2d(width_out, width_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        inputs = width_out
+    return nn.Sequential(
+        *layers, nn.Flatten(),
+        nn.Linear(128 * (height // 8) * (width // 8), 128), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(128, num_classes),
+    )
+
+
+TORCH_PEERS: dict[str, Callable[..., Any]] = {"lenet5": lenet5, "vgg_small": vgg_small}
+
+
+class TorchPeer:
+    """Trains the PyTorch version of a model one epoch at a time, timing each epoch."""
+
+    def __init__(self, name: str, images: np.ndarray, labels: np.ndarray, num_classes: int,
+                 batch_size: int, seed: int):
+        import torch
+        from torch.utils.data import DataLoader, TensorDataset
+
+        torch.manual_seed(seed)
+        height, width, channels = images.shape[1:]
+        x = torch.from_numpy(np.ascontiguousarray(
+            images.astype(np.float32).transpose(0, 3, 1, 2) / 255.0))
+        y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        self.loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True)
+        self.model = TORCH_PEERS[name](channels, height, width, num_classes)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.loss = torch.nn.CrossEntropyLoss()
+        self.version = torch.__version__
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def run_epoch(self) -> None:
+        """One epoch over the data; wall and CPU seconds are appended."""
+        start, cpu = time.perf_counter(), time.process_time()
+        self.model.train()
+        for images, labels in self.loader:
+            self.optimizer.zero_grad()
+            self.loss(self.model(images), labels).backward()
+            self.optimizer.step()
+        self.wall.append(time.perf_counter() - start)
+        self.cpu.append(time.process_time() - cpu)
+
+
+def torch_peer(name: str, images: np.ndarray, labels: np.ndarray, num_classes: int,
+               batch_size: int, seed: int) -> TorchPeer | None:
+    """The PyTorch peer of ``name``, or None without PyTorch or a hand-written version."""
+    if name not in TORCH_PEERS or not has_torch():
+        return None
+    return TorchPeer(name, images, labels, num_classes, batch_size, seed)
