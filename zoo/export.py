@@ -14,7 +14,6 @@ a hidden temporary name and renamed into place only when every check passed.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import os
 import platform
@@ -207,6 +206,25 @@ def load_export_source(spec: str | Path, *, unsafe: bool = False) -> ExportSourc
 
 def _default_name(path: Path) -> str:
     return path.stem if path.suffix == ".keras" else path.name
+
+
+def default_export_name(spec: str | Path) -> str:
+    """The export's name unless --name: the run's model, the file's stem or the registry name.
+
+    Read without loading the model, so a taken version is refused before any work.
+    """
+    from zoo.registry import list_models
+    from zoo.runs import load_run_config
+
+    path = Path(spec).expanduser()
+    if path.exists():
+        return load_run_config(path).get("model") or _default_name(path)
+    if str(spec) in list_models():
+        return str(spec)
+    raise FileNotFoundError(
+        f"{spec} is neither a run directory, a .keras file, nor a registered model name "
+        f"(see `zoo list`)"
+    )
 
 
 def check_source(source: ExportSource) -> tuple[int, int, int]:
@@ -437,10 +455,10 @@ def export_model(
     if root.exists() and not root.is_dir():
         raise NotADirectoryError(f"--out {root} exists and is not a folder")
 
-    loaded = load_export_source(source, unsafe=unsafe)
-    name = check_export_name(name if name is not None else loaded.model_name)
+    name = check_export_name(name if name is not None else default_export_name(source))
     model_dir = root / name
     chosen = choose_version(model_dir, version, force)
+    loaded = load_export_source(source, unsafe=unsafe)
     serving_model = build_serving_model(loaded)
     batch = verification_batch(check_source(loaded))
     expected = reference_probabilities(loaded, batch)
