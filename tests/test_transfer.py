@@ -166,7 +166,8 @@ def test_imagenet_weights_offline_fail_fast(monkeypatch, tmp_path):
 
 
 def test_strategy_auto_follows_images_per_class(digits):
-    assert choose_strategy(digits.subset(per_class=5))[0] == "head"
+    assert choose_strategy(digits.subset(per_class=3))[0] == "head"
+    assert choose_strategy(digits.subset(per_class=5))[0] == "partial"
     assert choose_strategy(digits)[0] == "partial"  # about 125 per class
     many = Dataset("many", np.zeros((2400, 2, 2, 1), np.uint8), np.repeat([0, 1], 1200),
                    *([np.zeros((2, 2, 2, 1), np.uint8), np.array([0, 1])] * 2), ["a", "b"])
