@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 OUT=benchmarks/results
 export KERAS_BACKEND=jax
 for policy in float32 mixed_bfloat16; do
-    zoo bench lenet5 vgg_small alexnet --batch-size 256 --steps 40 --repeats 5 \
+    zoo bench lenet5 vgg_small alexnet --batch-size 256 --steps 40 --repeats 3 \
         --inference-batch 256 --dtype-policy "$policy" --json "$OUT/gpu-jax-$policy.json" \
         --note "${NOTE:-}"
 done

@@ -15,6 +15,10 @@ def _rate_text(rate: dict[str, float] | None) -> str:
     return f"{rate['median']:,.1f} [{rate['min']:,.1f}–{rate['max']:,.1f}]"
 
 
+def _yes_no(flag: bool | None) -> str:
+    return "?" if flag is None else ("yes" if flag else "no")
+
+
 def _inference_cells(result: dict[str, Any] | None) -> list[str]:
     if result is None:
         return ["skipped", "", ""]
@@ -54,8 +58,8 @@ def format_markdown(report: dict[str, Any]) -> str:
         "CPU ratio uses process CPU time, which other load on the machine disturbs less.",
         "",
         "| model | input | batch × steps | zoo | baseline | ratio | CPU ratio | "
-        "train GFLOP/image | % of peak |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "train GFLOP/image | % of peak | XLA zoo / baseline |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["rows"]:
         ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"
@@ -64,7 +68,8 @@ def format_markdown(report: dict[str, Any]) -> str:
             f"| {row['model']} | {'x'.join(map(str, row['input_shape']))} | "
             f"{row['batch_size']} × {row['steps']} | {_rate_text(row['zoo_images_per_s'])} | "
             f"{_rate_text(row['baseline_images_per_s'])} | {ratio} | {cpu_ratio} | "
-            f"{row['train_flops_per_image'] / 1e9:.3g} | {100 * row['fraction_of_peak']:.1f}% |")
+            f"{row['train_flops_per_image'] / 1e9:.3g} | {100 * row['fraction_of_peak']:.1f}% | "
+            f"{_yes_no(row.get('zoo_jit_compile'))} / {_yes_no(row.get('baseline_jit_compile'))} |")
     lines += [
         "",
         "Inference, images/s (median) and batch-1 latency p50 / p99 in ms.",
