@@ -260,13 +260,10 @@ def bench_training(name: str, settings: BenchSettings, work_dir: Path
     baseline = build_baseline(name, input_shape, info.num_classes, preprocessing)
     baseline_timer = epoch_timer()
     if baseline is not None:
-        # Keras' default jit_compile="auto", as resolved in a fresh process. Passed explicitly
-        # because TF resolves "auto" to no XLA once op determinism is on (zoo.train turns it
-        # on), which would make the baseline depend on which model ran first.
-        fresh_auto = keras.backend.backend() in ("tensorflow", "jax") and all(
-            layer.supports_jit for layer in baseline._flatten_layers())
+        # Default settings: jit_compile="auto" is no XLA on a CPU-only TF machine (and with
+        # TF op determinism on, which zoo.train sets), XLA under JAX.
         baseline.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
-                         metrics=["accuracy"], jit_compile=fresh_auto)
+                         metrics=["accuracy"])
         x_float = to_float(data.x_train)
 
     from zoo.bench_torch import torch_peer
