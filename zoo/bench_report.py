@@ -43,7 +43,8 @@ def format_markdown(report: dict[str, Any]) -> str:
         f"{'n/a' if load is None else ', '.join(f'{v:.1f}' for v in load)}",
         f"- Versions: Python {machine['python']}, {versions}",
         "- Matmul peak (keras.ops.matmul, best of 12): " + ", ".join(
-            f"{p['peak_gflops']:,.1f} GFLOP/s {dtype} (median {p['median_gflops']:,.1f})"
+            f"{p['peak_gflops']:,.1f} GFLOP/s {dtype} at {p['size']}² (median "
+            f"{p['median_gflops']:,.1f})"
             for dtype, p in peaks.items()),
         f"- Settings: {settings['repeats']} timed repeats after a warm-up epoch, augment "
         f"{'on' if settings['augment'] else 'off'}, seed {settings['seed']}",
