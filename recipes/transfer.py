@@ -424,6 +424,9 @@ def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
         strategy, reason = choose_strategy(data)
     layers = base_layers(source.base)
     frozen = frozen_layer_count(source.base, settings, strategy)
+    import keras
+
+    keras.utils.set_random_seed(settings.seed)  # the new head's initial weights
     model = build_transfer_model(source, data.num_classes, head_units=settings.head_units,
                                  head_dropout=settings.head_dropout)
     fit_images(data.x_train[:1], tuple(model.input_shape[1:]), what="target data set")
