@@ -11,7 +11,9 @@ from pathlib import Path
 
 
 def _rate(rate: dict | None) -> str:
-    return "n/a" if rate is None else f"{rate['median']:,.1f}"
+    if rate is None:
+        return "n/a"
+    return f"{rate['median']:.2g}" if rate["median"] < 1 else f"{rate['median']:,.1f}"
 
 
 def _ratio(value: float | None) -> str:
