@@ -98,7 +98,8 @@ class TransferResult:
     test_metrics: dict[str, float]
     strategy: str
     reason: str
-    frozen_layers: list[str]
+    frozen_layers: list[str]  # base layers frozen in the last phase that ran
+    fine_tuned: bool  # whether phase 2 ran
     seconds: float
 
 
@@ -415,6 +416,8 @@ def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
              dataset: str = "digits", data_dir: str | None = None, verbose: int | str = "auto",
              write_run: bool = True) -> TransferResult:
     """Train a new head on ``source``'s features (phase 1), then fine-tune (phase 2)."""
+    import keras
+
     from zoo.train import (CONFIG_FILE, HISTORY_FILE, METRICS_FILE, TrainPlan, new_run_dir,
                            read_history, train, write_json_atomic)
 
@@ -424,8 +427,6 @@ def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
         strategy, reason = choose_strategy(data)
     layers = base_layers(source.base)
     frozen = frozen_layer_count(source.base, settings, strategy)
-    import keras
-
     keras.utils.set_random_seed(settings.seed)  # the new head's initial weights
     model = build_transfer_model(source, data.num_classes, head_units=settings.head_units,
                                  head_dropout=settings.head_dropout)
@@ -478,7 +479,7 @@ def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
         write_json_atomic(run_dir / METRICS_FILE, metrics)
         history = read_history(run_dir / HISTORY_FILE)
     return TransferResult(run_dir, result.model, history, result.test_metrics, strategy, reason,
-                          frozen_names, seconds)
+                          frozen_names, fine_tune, seconds)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

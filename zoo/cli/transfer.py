@@ -87,8 +87,11 @@ def transfer_command(source, dataset, data_dir, weights, strategy, freeze, freez
     result = transfer(loaded, data, settings, dataset=dataset, data_dir=data_dir)
     click.echo(f"strategy: {result.strategy} ({result.reason})")
     frozen = result.frozen_layers
-    click.echo(f"frozen while fine-tuning: {len(frozen)} base layers"
-               + (f" ({frozen[0]} .. {frozen[-1]})" if frozen else ""))
+    if result.fine_tuned:
+        click.echo(f"frozen while fine-tuning: {len(frozen)} base layers"
+                   + (f" ({frozen[0]} .. {frozen[-1]})" if frozen else ""))
+    else:
+        click.echo(f"base frozen throughout ({len(frozen)} layers): only the new head trained")
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
     click.echo(f"run: {result.run_dir}")
     click.echo(f"{metrics} ({result.seconds:.1f} s training)")
