@@ -253,7 +253,11 @@ def train(
     compile_model(model, plan, steps_per_epoch)
 
     run_dir = Path(plan.out) if plan.out else new_run_dir(plan.model)
-    callbacks = [keras.callbacks.TerminateOnNaN(), *plan.callbacks]
+    nan_guard = keras.callbacks.TerminateOnNaN()
+    # It only reads each batch's loss, so Keras may hand it the logs from a helper thread;
+    # otherwise every step would wait for the loss to reach the host (stalls GPU pipelines).
+    nan_guard.async_safe = True
+    callbacks = [nan_guard, *plan.callbacks]
     if write_run:
         if (run_dir / METRICS_FILE).exists() and plan.initial_epoch == 0:
             raise TrainingError(
