@@ -8,7 +8,7 @@
 import os
 
 # TensorFlow's C++ start-up chatter drowns the CLI's output; users can still override it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from zoo.geometry import GeometryError, output_size  # noqa: E402
 from zoo.registry import (  # noqa: E402
