@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import re
 import statistics
 import time
@@ -22,6 +21,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from recipes.base import RecipeError
+from zoo.train import write_text_atomic
 
 COMPARE_DIR = Path("saved_models") / "compare"
 RUNS_FILE = "runs.csv"
@@ -170,9 +170,9 @@ def compare(
 
     table = format_table(runs, target=target, model=model, dataset=train_split.name,
                          train_size=len(train_split.x_train), epochs=epochs)
-    _write_text(out_dir / TABLE_FILE, table)
-    _write_text(out_dir / RUNS_FILE, _runs_csv(runs))
-    _write_text(out_dir / SUMMARY_FILE, _summary_csv(runs, target))
+    write_text_atomic(out_dir / TABLE_FILE, table)
+    write_text_atomic(out_dir / RUNS_FILE, _runs_csv(runs))
+    write_text_atomic(out_dir / SUMMARY_FILE, _summary_csv(runs, target))
     plot_val_curves(runs, out_dir / CURVES_FILE, title=f"{model} on {train_split.name} "
                     f"({len(train_split.x_train)} training images)")
     write_json_atomic(out_dir / "config.json", {
@@ -265,12 +265,6 @@ def _summary_csv(runs: list[CompareRun], target: float) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def plot_val_curves(runs: list[CompareRun], path: Path, title: str = "") -> Path:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuning.space import SearchSpace
+from zoo.train import write_text_atomic
 
 if TYPE_CHECKING:
     from tuning.search import SearchPlan, SearchResult
@@ -134,12 +134,6 @@ def markdown_table(rows: list[TrialRow], objective: str, space: SearchSpace | No
     return "\n".join(lines) + "\n"
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_tables(out: Path, rows: list[TrialRow], objective: str,
                  space: SearchSpace | None = None) -> None:
     """trials.md and trials.csv, each written atomically."""
@@ -148,8 +142,8 @@ def write_tables(out: Path, rows: list[TrialRow], objective: str,
     writer = csv.writer(buffer)
     writer.writerow(header)
     writer.writerows(cells)
-    _write_text_atomic(out / TABLE_CSV, buffer.getvalue())
-    _write_text_atomic(out / TABLE_MD, markdown_table(rows, objective, space))
+    write_text_atomic(out / TABLE_CSV, buffer.getvalue())
+    write_text_atomic(out / TABLE_MD, markdown_table(rows, objective, space))
 
 
 def plot_objective(out: Path, rows: list[TrialRow], objective: str, model: str,

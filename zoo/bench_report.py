@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +109,11 @@ def default_report_path(report: dict[str, Any]) -> Path:
 
 def write_report(report: dict[str, Any], json_path: Path | None = None) -> tuple[Path, Path]:
     """Write the report as JSON and as Markdown beside it (same name, .md); both atomically."""
-    from zoo.train import write_json_atomic
+    from zoo.train import write_json_atomic, write_text_atomic
 
     json_path = Path(json_path) if json_path else default_report_path(report)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(json_path, report)
     md_path = json_path.with_suffix(".md")
-    tmp = md_path.with_name(f".{md_path.name}.tmp")
-    tmp.write_text(format_markdown(report))
-    os.replace(tmp, md_path)
+    write_text_atomic(md_path, format_markdown(report))
     return json_path, md_path

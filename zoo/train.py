@@ -104,11 +104,16 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON to a temporary file and rename it, so readers never see half a file."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text to a temporary file and rename it, so readers never see half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_jsonable(payload), indent=2) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON atomically (see ``write_text_atomic``)."""
+    write_text_atomic(path, json.dumps(_jsonable(payload), indent=2) + "\n")
 
 
 def new_run_dir(model: str) -> Path:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from zoo.train import write_text_atomic
 from zoo.viz.maps import DPI, Picture
 from zoo.viz.source import LoadedRun, VizError, load_split
 
@@ -87,9 +87,7 @@ def write_class_table(report: ClassReport, path: str | Path) -> Path:
     path = Path(path)
     text = format_class_table(report, "csv" if path.suffix.lower() == ".csv" else "markdown")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
     return path
 
 
