@@ -219,16 +219,24 @@ def load_tfds(name: str, data_dir: str | None) -> Dataset:
 
 
 def load_dataset(spec: str = DEFAULT_DATASET, *, data_dir: str | None = None) -> Dataset:
-    """Load 'digits', 'tfds:NAME' or a folder path into a split Dataset."""
+    """Load 'digits', an imported set (mnist, fashion_mnist, cifar10, cifar100), 'tfds:NAME'
+    or a folder path into a split Dataset."""
+    from zoo.datasets.catalog import CATALOG
+
     if spec == "digits":
         return load_digits()
+    if spec in CATALOG:
+        from zoo.datasets.load import load_imported
+
+        return load_imported(spec, seed=SPLIT_SEED)
     if spec.startswith("tfds:"):
         return load_tfds(spec[len("tfds:"):], data_dir)
     path = Path(spec).expanduser()
     if path.exists():
         return load_image_folder(path)
     raise DataError(
-        f"unknown data set {spec!r}: use 'digits' (embedded), 'tfds:NAME' (a prepared "
+        f"unknown data set {spec!r}: use 'digits' (embedded), one of {', '.join(CATALOG)} "
+        f"(after `zoo data import`), 'tfds:NAME' (a prepared "
         f"tensorflow-datasets set, with --data-dir) or the path of a folder of class sub-folders"
     )
 

@@ -13,7 +13,8 @@ import os
 
 import click
 
-COMMAND_MODULES = ("models", "train", "recipes", "transfer", "tune", "export", "bench", "viz")
+COMMAND_MODULES = ("models", "train", "recipes", "transfer", "tune", "export", "bench", "viz",
+                   "data")
 # Errors users can fix: printed as one line, exit status 1, no traceback (ZOO_DEBUG=1 shows it).
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError,
                PermissionError, RuntimeError, ImportError)

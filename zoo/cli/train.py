@@ -12,7 +12,8 @@ def dataset_options(function):
     function = click.option("--data-dir", default=None,
                             help="tensorflow-datasets data directory (for tfds: names).")(function)
     return click.option("--dataset", default="digits", show_default=True,
-                        help="'digits' (embedded), 'tfds:NAME', or a folder of class "
+                        help="'digits' (embedded); mnist, fashion_mnist, cifar10, cifar100 "
+                             "(after `zoo data import`); 'tfds:NAME'; or a folder of class "
                              "sub-folders.")(function)
 
 

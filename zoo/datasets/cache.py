@@ -1,0 +1,116 @@
+"""Where imported data sets live, and how they are written so that a kill never leaves half a set.
+
+Layout: ``$ZOO_HOME/datasets/NAME/`` (else ``$XDG_CACHE_HOME/cnn-zoo/datasets/NAME/``, else
+``~/.cache/cnn-zoo/datasets/NAME/``) holding ``x_train.npy y_train.npy x_test.npy y_test.npy``
+(uint8 images, int64 labels, uncompressed so that np.load maps them at once) and
+``manifest.json`` (source, checksums, whether they were verified). A set is *ready* only when
+its folder exists with a manifest: the folder is written under a temporary name, flushed to
+disk, then renamed in one step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def zoo_home() -> Path:
+    """The zoo's cache root: $ZOO_HOME, else the XDG cache folder's cnn-zoo/."""
+    if os.environ.get("ZOO_HOME"):
+        return Path(os.environ["ZOO_HOME"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg).expanduser() / "cnn-zoo"
+
+
+def datasets_root() -> Path:
+    """The folder holding one sub-folder per imported data set."""
+    return zoo_home() / "datasets"
+
+
+def dataset_dir(name: str) -> Path:
+    """The folder of one imported data set (which may not exist yet)."""
+    return datasets_root() / name
+
+
+def read_manifest(name: str) -> dict[str, Any] | None:
+    """The manifest of an imported set, or None when the set is not ready."""
+    path = dataset_dir(name) / MANIFEST
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def is_ready(name: str) -> bool:
+    """Whether ``name`` has been imported completely."""
+    return read_manifest(name) is not None
+
+
+def load_arrays(name: str) -> dict[str, np.ndarray]:
+    """The cached arrays of an imported set, memory-mapped (read-only, nothing copied yet)."""
+    folder = dataset_dir(name)
+    return {key: np.load(folder / f"{key}.npy", mmap_mode="r") for key in ARRAYS}
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_dataset(name: str, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> Path:
+    """Write arrays and manifest to the cache atomically; a set already there is replaced.
+
+    Everything goes to a temporary sibling folder first and is flushed to disk; the rename
+    that follows is atomic, so a reader sees the old set, no set, or the whole new one.
+    """
+    root = datasets_root()
+    root.mkdir(parents=True, exist_ok=True)
+    final = dataset_dir(name)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.importing-", dir=root))
+    try:
+        for key in ARRAYS:
+            np.save(staging / f"{key}.npy", np.ascontiguousarray(arrays[key]))
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        for path in staging.iterdir():
+            _fsync(path)
+        _fsync(staging)
+        if final.exists():
+            # Replace: move the old set aside first, so the name never points at half a set.
+            old = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=root))
+            os.replace(final, old / name)
+            os.replace(staging, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, final)
+        _fsync(root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def remove_leftovers(name: str, older_than_s: float = 3600.0) -> None:
+    """Delete folders left by imports of ``name`` that were killed (they never look ready).
+
+    Only old ones: a younger folder may belong to an import still running in another process.
+    """
+    import time
+
+    root = datasets_root()
+    if not root.is_dir():
+        return
+    for pattern in (f".{name}.importing-*", f".{name}.old-*"):
+        for path in root.glob(pattern):
+            if time.time() - path.stat().st_mtime > older_than_s:
+                shutil.rmtree(path, ignore_errors=True)
