@@ -28,8 +28,10 @@ def tiny_hparams(name: str) -> dict:
 
 @pytest.fixture(autouse=True)
 def _run_in_tmp(tmp_path, monkeypatch):
-    """Every test runs in its own folder, so default saved_models/ paths land there."""
+    """Every test runs in its own folder, so default saved_models/ paths land there, and with
+    its own zoo cache (imported data sets, decoded image folders), never the user's."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "zoo-home"))
 
 
 @pytest.fixture(scope="session")

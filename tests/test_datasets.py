@@ -278,3 +278,57 @@ def test_list_info_and_preview(tmp_path, monkeypatch):
     out = tmp_path / "grid.png"
     result = run_cli("data", "preview", "mnist", "--out", str(out), "--per-class", "2")
     assert result.exit_code == 0 and out.stat().st_size > 1000
+
+
+def write_image_folder(root: Path, counts: dict[str, int], size=(12, 10)) -> Path:
+    from PIL import Image
+
+    for cls, n in counts.items():
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            pixels = RNG.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+            Image.fromarray(pixels, "RGB").save(root / cls / f"{i}.png")
+    return root
+
+
+def test_train_test_folders_keep_their_splits(tmp_path):
+    root = tmp_path / "pets"
+    write_image_folder(root / "train", {"cat": 20, "dog": 14})
+    write_image_folder(root / "test", {"cat": 3, "dog": 5})
+    data = load_dataset(str(root))
+    assert data.class_names == ["cat", "dog"]
+    assert np.bincount(data.y_test).tolist() == [3, 5]  # test/ is the test split, untouched
+    assert np.bincount(data.y_val).tolist() == [3, 2]  # 15 % of each train/ class
+    assert np.bincount(data.y_train).tolist() == [17, 12]
+    write_image_folder(root / "val", {"cat": 1, "dog": 2})
+    data = load_dataset(str(root))
+    assert np.bincount(data.y_val).tolist() == [1, 2] and len(data.y_train) == 34
+
+
+def test_folder_classes_outside_train_are_refused(tmp_path):
+    root = tmp_path / "pets"
+    write_image_folder(root / "train", {"cat": 4, "dog": 4})
+    write_image_folder(root / "test", {"cat": 2, "fox": 2})
+    with pytest.raises(DataError, match="fox"):
+        load_dataset(str(root))
+
+
+def test_decoded_folders_are_cached_by_content(tmp_path, monkeypatch):
+    import zoo.datasets.folders as folders
+
+    root = write_image_folder(tmp_path / "flat", {"cat": 6, "dog": 6})
+    first = load_dataset(str(root))
+    decoded = []
+    real = folders.decode_images
+
+    def counting_decode(files):
+        decoded.append(len(files))
+        return real(files)
+
+    monkeypatch.setattr(folders, "decode_images", counting_decode)
+    second = load_dataset(str(root))
+    assert decoded == []  # served from the cache
+    np.testing.assert_array_equal(first.x_train, second.x_train)
+    write_image_folder(root, {"cat": 1})  # rewrites cat/0.png: new content, new key
+    load_dataset(str(root))
+    assert decoded == [12]

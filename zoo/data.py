@@ -1,4 +1,5 @@
-"""Data sets: the embedded digits, tensorflow-datasets names, and folders of class sub-folders.
+"""Data sets: the embedded digits, imported ones (zoo/datasets/), tensorflow-datasets names,
+and image folders (zoo/datasets/folders.py).
 
 Every source is loaded into uint8 NumPy arrays (N, H, W, C) with integer labels and a fixed
 train/validation/test split, so the same code feeds tf.data (TensorFlow present) or plain
@@ -132,50 +133,6 @@ def load_digits() -> Dataset:
     return split_arrays("digits", canvas, labels, [str(d) for d in range(10)])
 
 
-def load_image_folder(path: Path) -> Dataset:
-    """A folder with one sub-folder of images per class (sub-folder name = class name)."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_dir():
-        raise DataError(f"data folder {path} does not exist or is not a folder")
-    classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise DataError(
-            f"data folder {path} has no class sub-folders; put each class's images in its own "
-            f"sub-folder (e.g. {path}/cat/1.png, {path}/dog/1.png)"
-        )
-    files, labels = [], []
-    for label, cls in enumerate(classes):
-        found = sorted(f for f in (path / cls).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
-        if not found:
-            raise DataError(f"class folder {path / cls} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        files.extend(found)
-        labels.extend([label] * len(found))
-    if len(classes) < 2:
-        raise DataError(
-            f"data folder {path} has a single class ({classes[0]!r}); a classifier needs at least "
-            f"two class sub-folders"
-        )
-    images = []
-    for f in files:
-        try:
-            with Image.open(f) as img:
-                images.append(img.convert("RGB") if img.mode not in ("L", "RGB") else img.copy())
-        except (UnidentifiedImageError, OSError) as err:
-            raise DataError(f"cannot read image {f}: {err}; remove or replace the file") from None
-    channels = 1 if all(img.mode == "L" for img in images) else 3
-    # The most common size wins; others are resized to it.
-    sizes = [img.size for img in images]
-    size = max(set(sizes), key=sizes.count)
-    arrays = []
-    for img in images:
-        img = img.convert("L" if channels == 1 else "RGB")
-        if img.size != size:
-            img = img.resize(size, Image.BILINEAR)
-        arrays.append(np.asarray(img, dtype=np.uint8).reshape(size[1], size[0], channels))
-    return split_arrays(path.name, np.stack(arrays), np.array(labels, dtype=np.int64), classes)
-
-
 def load_tfds(name: str, data_dir: str | None) -> Dataset:
     """A tensorflow-datasets set that is already prepared in ``data_dir``.
 
@@ -233,6 +190,8 @@ def load_dataset(spec: str = DEFAULT_DATASET, *, data_dir: str | None = None) ->
         return load_tfds(spec[len("tfds:"):], data_dir)
     path = Path(spec).expanduser()
     if path.exists():
+        from zoo.datasets.folders import load_image_folder
+
         return load_image_folder(path)
     raise DataError(
         f"unknown data set {spec!r}: use 'digits' (embedded), one of {', '.join(CATALOG)} "

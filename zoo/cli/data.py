@@ -72,7 +72,7 @@ def info_command(name, data_dir) -> None:
                f"{len(info.class_names)} classes")
     for key, value in info.extra.items():
         click.echo(f"  {key}: {value}")
-    width = max(len(c) for c in info.class_names)
+    width = max(5, *(len(c) for c in info.class_names))
     click.echo(f"  {'class':<{width}} " + " ".join(f"{s:>7}" for s in info.counts))
     for c, cls in enumerate(info.class_names):
         click.echo(f"  {cls:<{width}} " + " ".join(f"{info.counts[s][c]:>7,}" for s in info.counts))

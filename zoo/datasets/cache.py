@@ -68,27 +68,27 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def write_dataset(name: str, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> Path:
-    """Write arrays and manifest to the cache atomically; a set already there is replaced.
+def write_folder_atomic(final: Path, arrays: dict[str, np.ndarray], manifest: dict[str, Any]
+                        ) -> Path:
+    """Write ``arrays`` (one .npy each) and ``manifest`` as folder ``final``, atomically.
 
     Everything goes to a temporary sibling folder first and is flushed to disk; the rename
-    that follows is atomic, so a reader sees the old set, no set, or the whole new one.
+    that follows is atomic, so a reader sees the old folder, none, or the whole new one.
     """
-    root = datasets_root()
+    root = final.parent
     root.mkdir(parents=True, exist_ok=True)
-    final = dataset_dir(name)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.importing-", dir=root))
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.importing-", dir=root))
     try:
-        for key in ARRAYS:
-            np.save(staging / f"{key}.npy", np.ascontiguousarray(arrays[key]))
+        for key, array in arrays.items():
+            np.save(staging / f"{key}.npy", np.ascontiguousarray(array))
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         for path in staging.iterdir():
             _fsync(path)
         _fsync(staging)
         if final.exists():
-            # Replace: move the old set aside first, so the name never points at half a set.
-            old = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=root))
-            os.replace(final, old / name)
+            # Replace: move the old folder aside first, so the name never points at half a set.
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=root))
+            os.replace(final, old / final.name)
             os.replace(staging, final)
             shutil.rmtree(old, ignore_errors=True)
         else:
@@ -98,6 +98,11 @@ def write_dataset(name: str, arrays: dict[str, np.ndarray], manifest: dict[str, 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return final
+
+
+def write_dataset(name: str, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> Path:
+    """Write an imported set's arrays and manifest to the cache atomically (replacing one)."""
+    return write_folder_atomic(dataset_dir(name), {k: arrays[k] for k in ARRAYS}, manifest)
 
 
 def remove_leftovers(name: str, older_than_s: float = 3600.0) -> None:
