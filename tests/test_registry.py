@@ -43,6 +43,59 @@ def test_metadata_matches_built_model(name):
         assert key in info.hyperparameters, f"{name} lacks hyperparameter {key}"
 
 
+def _variant_tables():
+    from zoo.models import alexnet, lenet, vgg
+
+    return [(module.__name__, v) for module in (lenet, alexnet, vgg) for v in module.VARIANTS]
+
+
+@pytest.mark.parametrize("module, variant", _variant_tables(), ids=lambda v: getattr(v, "name", v))
+def test_each_variant_is_registered_with_its_table_row(module, variant):
+    """A variant is its family's builder with the table's defaults, visible to the signature
+    (zoo show, --set and the tuner read it); its documented counts are the registry's, which
+    test_metadata_matches_built_model checks against the built model."""
+    import inspect
+
+    info = zoo.get_model_info(variant.name)
+    assert info.builder.__module__ == module
+    assert (info.num_params, info.macs, info.description) == (
+        variant.num_params, variant.macs, variant.description)
+    signature = inspect.signature(info.builder)
+    assert all(p.kind is p.KEYWORD_ONLY for p in signature.parameters.values())
+    for key, value in variant.defaults.items():
+        assert signature.parameters[key].default == value
+    # input shape and classes are read from the signature, not typed twice
+    assert info.input_shape == tuple(signature.parameters["input_shape"].default)
+    assert info.num_classes == signature.parameters["num_classes"].default
+
+
+def test_variant_table_refuses_settings_the_family_does_not_take():
+    from zoo.registry import Variant, register_model
+
+    def family(name, /, *, filters=(4, 8), activation="relu"):
+        raise AssertionError("never built")
+
+    bad = Variant("never_registered", "a typo in the table", 1, 1, defaults={"filtres": (8,)})
+    with pytest.raises(TypeError, match="sets 'filtres'.*Did you mean filters"):
+        register_model(family="test", paper="", variants=[bad])(family)
+    assert "never_registered" not in zoo.list_models()
+
+    def no_name(*, filters=(4, 8)):
+        raise AssertionError("never built")
+
+    with pytest.raises(TypeError, match="positional-only"):
+        register_model(family="test", paper="", variants=[Variant("x", "", 1, 1)])(no_name)
+    with pytest.raises(ValueError, match="'vgg16' is registered twice"):
+        register_model(family="test", paper="", variants=[Variant("vgg16", "", 1, 1)])(family)
+
+
+def test_variant_builder_takes_overrides_and_keeps_its_name():
+    model = zoo.build("lenet5_modern", filters=(4, 8), dense_units=(16,))
+    assert model.name == "lenet5_modern"
+    assert [l.name for l in model.layers][-3:] == ["flatten", "fc1", "predictions"]
+    assert type(model.get_layer("pool1")).__name__ == "MaxPooling2D"
+
+
 # Published parameter counts at the canonical input (1000 classes for ImageNet models).
 PUBLISHED = {
     "lenet5": 61_706,  # C1 156 + C3 2,416 + C5 48,120 + F6 10,164 + output 850

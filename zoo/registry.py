@@ -1,9 +1,13 @@
 """The model registry: one decorator, one way in.
 
-Builders are plain functions with keyword hyperparameters that return a ``keras.Model``.
-``@register_model`` records each one with metadata that tools can print without building
-anything (parameter count and MACs at the default configuration, like torchvision's weight
-metadata); the test suite checks that metadata against the built model.
+A family is one builder function with explicit keyword-only hyperparameters that returns a
+``keras.Model``; its named configurations are data, a table of ``Variant`` records (as timm's
+and torchvision's ``cfgs``). ``@register_model`` registers each variant under its own name as
+the family builder with the variant's defaults, so ``inspect.signature`` (``zoo show``, the
+tuner, ``--set``) sees a real signature whose defaults are that variant's. Each entry carries
+metadata that tools print without building anything (parameter count and MACs at the default
+configuration, like torchvision's weight metadata); the test suite checks it against the built
+model.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import difflib
 import fnmatch
 import importlib
 import inspect
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -28,14 +33,28 @@ class UnknownModelError(KeyError):
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One named configuration of a family: the defaults it overrides and its metadata.
+
+    ``num_params`` and ``macs`` are counted at the variant's defaults (the tests build it and
+    compare); ``search_space``, when given, replaces the family's default search space.
+    """
+
+    name: str
+    description: str
+    num_params: int
+    macs: int
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    search_space: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """What the registry knows about a model without building it."""
 
     name: str
     builder: Callable[..., Any]
     family: str
-    input_shape: tuple[int, int, int]
-    num_classes: int
     paper: str
     description: str
     num_params: int
@@ -51,6 +70,16 @@ class ModelInfo:
             if p.kind is p.KEYWORD_ONLY
         }
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """The default input (height, width, channels), read from the builder's signature."""
+        return tuple(self.hyperparameters["input_shape"])
+
+    @property
+    def num_classes(self) -> int:
+        """The default number of classes, read from the builder's signature."""
+        return self.hyperparameters["num_classes"]
+
 
 _REGISTRY: dict[str, ModelInfo] = {}
 
@@ -58,35 +87,87 @@ _REGISTRY: dict[str, ModelInfo] = {}
 def register_model(
     *,
     family: str,
-    input_shape: tuple[int, int, int],
-    num_classes: int,
     paper: str,
-    description: str,
-    num_params: int,
-    macs: int,
-    default_search_space: dict[str, Any] | None = None,
+    variants: Sequence[Variant],
+    default_search_space: Mapping[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a builder under its function name with metadata at its default configuration."""
+    """Register every variant of the decorated family builder under the variant's name.
+
+    Args:
+        family: the family's name (``zoo list`` prints it).
+        paper: the reference the family comes from.
+        variants: the family's named configurations, registered in this order.
+        default_search_space: choices the tuner searches for the family's dimensions
+            (``tuning.space``); a variant's ``search_space`` replaces it.
+
+    The builder is ``builder(name, /, *, <hyperparameters with defaults>)``: the model's name
+    comes positionally, every hyperparameter is keyword-only. The builder is returned as is.
+    """
 
     def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
-        name = builder.__name__
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelInfo(
-            name=name,
-            builder=builder,
-            family=family,
-            input_shape=tuple(input_shape),
-            num_classes=num_classes,
-            paper=paper,
-            description=description,
-            num_params=num_params,
-            macs=macs,
-            default_search_space=dict(default_search_space or {}),
-        )
+        for variant in variants:
+            if variant.name in _REGISTRY:
+                raise ValueError(f"model {variant.name!r} is registered twice")
+            space = variant.search_space if variant.search_space is not None \
+                else default_search_space
+            _REGISTRY[variant.name] = ModelInfo(
+                name=variant.name,
+                builder=variant_builder(builder, variant),
+                family=family,
+                paper=paper,
+                description=variant.description,
+                num_params=variant.num_params,
+                macs=variant.macs,
+                default_search_space=dict(space or {}),
+            )
         return builder
 
     return decorator
+
+
+def variant_builder(builder: Callable[..., Any], variant: Variant) -> Callable[..., Any]:
+    """``builder`` bound to ``variant``: named after it, its defaults in the signature.
+
+    Args:
+        builder: a family builder, ``builder(name, /, *, **hyperparameters)``.
+        variant: the configuration; each of its defaults must be one of the builder's
+            keyword-only hyperparameters.
+    """
+    signature = inspect.signature(builder)
+    params = list(signature.parameters.values())
+    if not params or params[0].kind is not params[0].POSITIONAL_ONLY:
+        raise TypeError(f"family builder {builder.__name__} must take the model name as its "
+                        f"first, positional-only argument: def {builder.__name__}(name, /, *, ...)")
+    hyper = [p for p in params[1:] if p.kind is p.KEYWORD_ONLY]
+    known = [p.name for p in hyper]
+    for key in variant.defaults:
+        if key not in known:
+            raise TypeError(f"variant {variant.name!r} sets {key!r}, which {builder.__name__} "
+                            f"does not take.{_did_you_mean(key, known)} Valid: {', '.join(known)}.")
+    defaults = dict(variant.defaults)
+    name = variant.name
+
+    def build_variant(**hparams: Any):
+        return builder(name, **{**defaults, **hparams})
+
+    build_variant.__name__ = build_variant.__qualname__ = name
+    build_variant.__module__ = builder.__module__
+    build_variant.__doc__ = (f"{variant.description}.\n\n``{builder.__name__}`` with "
+                             f"{_format_defaults(defaults)}.\n\n{inspect.getdoc(builder) or ''}")
+    build_variant.__signature__ = signature.replace(
+        parameters=[p.replace(default=defaults.get(p.name, p.default)) for p in hyper])
+    return build_variant
+
+
+def _format_defaults(defaults: Mapping[str, Any]) -> str:
+    if not defaults:
+        return "its own defaults"
+    return ", ".join(f"{key}={value!r}" for key, value in defaults.items())
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.5)
+    return f" Did you mean {', '.join(close)}?" if close else ""
 
 
 def _load_families() -> None:
@@ -106,10 +187,9 @@ def get_model_info(name: str) -> ModelInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UnknownModelError(
-            f"unknown model {name!r}.{hint} Registered models: {', '.join(sorted(_REGISTRY))}."
+            f"unknown model {name!r}.{_did_you_mean(name, _REGISTRY)} "
+            f"Registered models: {', '.join(sorted(_REGISTRY))}."
         ) from None
 
 
@@ -118,10 +198,8 @@ def check_hyperparameters(name: str, hparams: dict[str, Any]) -> None:
     known = get_model_info(name).hyperparameters
     for key in hparams:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise ValueError(
-                f"model {name!r} has no hyperparameter {key!r}.{hint} "
+                f"model {name!r} has no hyperparameter {key!r}.{_did_you_mean(key, known)} "
                 f"Valid: {', '.join(known)}."
             )
 

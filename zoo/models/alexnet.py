@@ -6,41 +6,43 @@ from typing import TYPE_CHECKING
 
 from zoo.models.layers import (
     check_rate,
-    classifier,
     conv_norm_act,
-    dense_block,
-    flatten,
     functional_model,
-    global_pool,
+    head,
     model_input,
     per_layer,
     pool2d,
     spatial_dropout,
 )
-from zoo.registry import register_model
+from zoo.registry import Variant, register_model
 
 if TYPE_CHECKING:
     import keras
 
+PAPER = ("Krizhevsky, Sutskever, Hinton. ImageNet classification with deep convolutional "
+         "neural networks. NeurIPS 2012")
+
 # Conv layers after which AlexNet max-pools (3x3, stride 2, overlapping).
 POOL_AFTER = (1, 2, 5)
 
+SEARCH_SPACE = {
+    "kernel_sizes": [[11, 5, 3, 3, 3], [7, 5, 3, 3, 3], [5, 3, 3, 3, 3]],
+    "filters": [64, 96, 128, 256, 384],
+}
 
-@register_model(
-    family="alexnet",
-    input_shape=(227, 227, 3),
-    num_classes=1000,
-    paper="Krizhevsky, Sutskever, Hinton. ImageNet classification with deep convolutional "
-    "neural networks. NeurIPS 2012",
-    description="AlexNet, one tower: 96@11x11/4, 256@5x5, 384, 384, 256@3x3, 4096-4096",
-    num_params=62_378_344,
-    macs=1_135_256_096,
-    default_search_space={
-        "kernel_sizes": [[11, 5, 3, 3, 3], [7, 5, 3, 3, 3], [5, 3, 3, 3, 3]],
-        "filters": [64, 96, 128, 256, 384],
-    },
+# Named configurations: a new one (e.g. torchvision's 64-192-384-256-256 widths) is one line.
+VARIANTS = (
+    Variant("alexnet", "AlexNet, one tower: 96@11x11/4, 256@5x5, 384, 384, 256@3x3, 4096-4096",
+            num_params=62_378_344, macs=1_135_256_096,
+            defaults={"filters": (96, 256, 384, 384, 256)}),
 )
+
+
+@register_model(family="alexnet", paper=PAPER, variants=VARIANTS,
+                default_search_space=SEARCH_SPACE)
 def alexnet(
+    name: str = "alexnet",
+    /,
     *,
     input_shape=(227, 227, 3),
     num_classes: int = 1000,
@@ -63,9 +65,29 @@ def alexnet(
 ) -> "keras.Model":
     """Single-tower AlexNet: five convs with max pooling after conv1, conv2 and conv5.
 
-    Each of ``filters``, ``kernel_sizes``, ``strides``, ``padding`` takes one value or one per
-    conv layer. The original's local response normalization is left out (Keras has no such
-    layer and later work found it unnecessary); ``normalization`` offers the modern ones.
+    The original's local response normalization is left out (Keras has no such layer and later
+    work found it unnecessary); ``normalization`` offers the modern ones.
+
+    Args:
+        name: the model's name (the registered variant's).
+        input_shape: (height, width, channels) of the input images.
+        num_classes: units of the ``predictions`` layer.
+        filters: feature maps, one value or one per conv layer (five).
+        kernel_sizes: one kernel size, or one per conv layer.
+        strides: one conv stride, or one per conv layer.
+        padding: 'valid'/'same', one value or one per conv layer.
+        pool: 'max' or 'avg' after conv1, conv2 and conv5.
+        pool_size: the pooling window.
+        pool_strides: the pooling stride.
+        dense_units: units of each hidden dense layer (``fc1``, ``fc2``, ...).
+        normalization: none/batch/layer/instance/group (conv -> norm -> activation).
+        dropout: rate after each hidden dense layer.
+        conv_dropout: spatial dropout rate after each pool.
+        activation: of every conv and hidden dense layer.
+        weight_decay: L2 factor on every kernel.
+        include_top: False returns the feature maps (for transfer learning).
+        pooling: without the top, None, 'avg' or 'max' global pooling.
+        classifier_activation: of the ``predictions`` layer.
     """
     check_rate("dropout", dropout)
     check_rate("conv_dropout", conv_dropout)
@@ -74,24 +96,19 @@ def alexnet(
     kernel_sizes = per_layer(kernel_sizes, convs, "kernel_sizes")
     strides = per_layer(strides, convs, "strides")
     paddings = per_layer(padding, convs, "padding")
-    inputs = model_input(input_shape, "alexnet")
+    inputs = model_input(input_shape, name)
     x = inputs
     for i, (f, k, s, p) in enumerate(zip(filters, kernel_sizes, strides, paddings), start=1):
         x = conv_norm_act(
             x, filters=f, kernel_size=k, stride=s, padding=p, normalization=normalization,
-            activation=activation, weight_decay=weight_decay, name=f"conv{i}", model="alexnet",
+            activation=activation, weight_decay=weight_decay, name=f"conv{i}", model=name,
         )
         if i in POOL_AFTER:
             x = pool2d(x, kind=pool, size=pool_size, stride=pool_strides, name=f"pool{i}",
-                       model="alexnet")
+                       model=name)
             x = spatial_dropout(x, conv_dropout, f"pool{i}_dropout")
-    if include_top:
-        x = flatten(x)
-        for j, units in enumerate(dense_units, start=1):
-            x = dense_block(x, units=units, activation=activation, normalization=normalization,
-                            dropout=dropout, weight_decay=weight_decay, name=f"fc{j}")
-        x = classifier(x, num_classes=num_classes, activation=classifier_activation,
-                       weight_decay=weight_decay)
-    else:
-        x = global_pool(x, pooling)
-    return functional_model(inputs, x, "alexnet")
+    x = head(x, include_top=include_top, pooling=pooling, dense_units=dense_units,
+             num_classes=num_classes, activation=activation, normalization=normalization,
+             dropout=dropout, weight_decay=weight_decay,
+             classifier_activation=classifier_activation)
+    return functional_model(inputs, x, name)

@@ -1,4 +1,4 @@
-"""Building blocks shared by every family: conv -> norm -> activation, pooling, classifier.
+"""Building blocks shared by every family: conv -> norm -> activation, pooling, the head.
 
 Every window layer's geometry is checked (zoo.geometry) before the layer is created, so an
 impossible configuration fails with a message that names the layer and the fix.
@@ -163,6 +163,35 @@ def global_pool(x, pooling: str | None):
     if pooling == "max":
         return layers.GlobalMaxPooling2D(name="max_pool")(x)
     return x
+
+
+def head(
+    x,
+    *,
+    include_top: bool,
+    pooling: str | None,
+    dense_units: Sequence[int],
+    num_classes: int,
+    activation: str,
+    normalization: str,
+    dropout: float,
+    weight_decay: float,
+    classifier_activation: str,
+):
+    """The classifier on top of the feature maps, or the feature extractor's output.
+
+    With ``include_top``: ``flatten``, one ``dense_block`` per entry of ``dense_units``
+    (``fc1``, ``fc2``, ...) and ``predictions``, as keras.applications names them. Without it:
+    the feature maps, globally pooled when ``pooling`` is 'avg' or 'max'.
+    """
+    if not include_top:
+        return global_pool(x, pooling)
+    x = flatten(x)
+    for j, units in enumerate(dense_units, start=1):
+        x = dense_block(x, units=units, activation=activation, normalization=normalization,
+                        dropout=dropout, weight_decay=weight_decay, name=f"fc{j}")
+    return classifier(x, num_classes=num_classes, activation=classifier_activation,
+                      weight_decay=weight_decay)
 
 
 def model_input(input_shape: Sequence[int], model: str):

@@ -6,18 +6,15 @@ from typing import TYPE_CHECKING
 
 from zoo.models.layers import (
     check_rate,
-    classifier,
     conv_norm_act,
-    dense_block,
-    flatten,
     functional_model,
-    global_pool,
+    head,
     model_input,
     per_layer,
     pool2d,
     spatial_dropout,
 )
-from zoo.registry import register_model
+from zoo.registry import Variant, register_model
 
 if TYPE_CHECKING:
     import keras
@@ -32,68 +29,21 @@ SEARCH_SPACE = {
     "pool": ["avg", "max"],
 }
 
-
-def _create_lenet(
-    *,
-    name: str,
-    input_shape,
-    num_classes,
-    filters,
-    kernel_sizes,
-    strides,
-    padding,
-    pool,
-    pool_size,
-    pool_strides,
-    dense_units,
-    normalization,
-    dropout,
-    conv_dropout,
-    activation,
-    weight_decay,
-    include_top,
-    pooling,
-    classifier_activation,
-) -> "keras.Model":
-    check_rate("dropout", dropout)
-    check_rate("conv_dropout", conv_dropout)
-    # One conv/pool stage per entry of `filters`: depth is a hyperparameter like the widths.
-    stages = 2 if isinstance(filters, int) else len(filters)
-    filters = per_layer(filters, stages, "filters")
-    kernel_sizes = per_layer(kernel_sizes, stages, "kernel_sizes")
-    strides = per_layer(strides, stages, "strides")
-    inputs = model_input(input_shape, name)
-    x = inputs
-    for i, (f, k, s) in enumerate(zip(filters, kernel_sizes, strides), start=1):
-        x = conv_norm_act(
-            x, filters=f, kernel_size=k, stride=s, padding=padding, normalization=normalization,
-            activation=activation, weight_decay=weight_decay, name=f"conv{i}", model=name,
-        )
-        x = pool2d(x, kind=pool, size=pool_size, stride=pool_strides, name=f"pool{i}", model=name)
-        x = spatial_dropout(x, conv_dropout, f"pool{i}_dropout")
-    if include_top:
-        x = flatten(x)
-        for j, units in enumerate(per_layer(dense_units, len(dense_units), "dense_units"), 1):
-            x = dense_block(x, units=units, activation=activation, normalization=normalization,
-                            dropout=dropout, weight_decay=weight_decay, name=f"fc{j}")
-        x = classifier(x, num_classes=num_classes, activation=classifier_activation,
-                       weight_decay=weight_decay)
-    else:
-        x = global_pool(x, pooling)
-    return functional_model(inputs, x, name)
-
-
-@register_model(
-    family="lenet",
-    input_shape=(32, 32, 1),
-    num_classes=10,
-    paper=PAPER,
-    description="LeNet-5, classic: tanh and average pooling, 6@5x5, 16@5x5, 120, 84",
-    num_params=61_706,
-    macs=416_520,
-    default_search_space=SEARCH_SPACE,
+# The two LeNet-5s have the same shapes (61,706 parameters: C1 156 + C3 2,416 + C5 48,120 +
+# F6 10,164 + output 850); they differ in activation and pooling only.
+VARIANTS = (
+    Variant("lenet5", "LeNet-5, classic: tanh and average pooling, 6@5x5, 16@5x5, 120, 84",
+            num_params=61_706, macs=416_520, defaults={"activation": "tanh", "pool": "avg"}),
+    Variant("lenet5_modern", "LeNet-5, modern: ReLU and max pooling, same shapes as the classic",
+            num_params=61_706, macs=416_520, defaults={"activation": "relu", "pool": "max"}),
 )
-def lenet5(
+
+
+@register_model(family="lenet", paper=PAPER, variants=VARIANTS,
+                default_search_space=SEARCH_SPACE)
+def lenet(
+    name: str = "lenet",
+    /,
     *,
     input_shape=(32, 32, 1),
     num_classes: int = 10,
@@ -116,44 +66,45 @@ def lenet5(
 ) -> "keras.Model":
     """LeNet-5 at 32x32x1: conv-pool stages (one per entry of ``filters``), then dense layers.
 
-    ``kernel_sizes``/``strides`` take one value or one per conv layer; ``pool`` is 'avg' or
-    'max'; ``normalization`` is none/batch/layer/instance/group (conv -> norm -> activation);
-    ``dropout`` applies after each hidden dense layer, ``conv_dropout`` (spatial) after each
-    pool; ``include_top=False`` returns the feature maps (globally pooled if ``pooling``).
+    Args:
+        name: the model's name (the registered variant's).
+        input_shape: (height, width, channels) of the input images.
+        num_classes: units of the ``predictions`` layer.
+        filters: feature maps per conv stage; the number of entries is the number of stages.
+        kernel_sizes: one kernel size, or one per stage.
+        strides: one conv stride, or one per stage.
+        padding: 'valid' or 'same' for every conv.
+        pool: 'avg' or 'max' after each conv.
+        pool_size: the pooling window.
+        pool_strides: the pooling stride.
+        dense_units: units of each hidden dense layer (``fc1``, ``fc2``, ...).
+        normalization: none/batch/layer/instance/group (conv -> norm -> activation).
+        dropout: rate after each hidden dense layer.
+        conv_dropout: spatial dropout rate after each pool.
+        activation: of every conv and hidden dense layer.
+        weight_decay: L2 factor on every kernel.
+        include_top: False returns the feature maps (for transfer learning).
+        pooling: without the top, None, 'avg' or 'max' global pooling.
+        classifier_activation: of the ``predictions`` layer.
     """
-    return _create_lenet(name="lenet5", **locals())
-
-
-@register_model(
-    family="lenet",
-    input_shape=(32, 32, 1),
-    num_classes=10,
-    paper=PAPER,
-    description="LeNet-5, modern: ReLU and max pooling, same shapes as the classic",
-    num_params=61_706,
-    macs=416_520,
-    default_search_space=SEARCH_SPACE,
-)
-def lenet5_modern(
-    *,
-    input_shape=(32, 32, 1),
-    num_classes: int = 10,
-    filters=(6, 16),
-    kernel_sizes=5,
-    strides=1,
-    padding: str = "valid",
-    pool: str = "max",
-    pool_size: int = 2,
-    pool_strides: int = 2,
-    dense_units=(120, 84),
-    normalization: str = "none",
-    dropout: float = 0.0,
-    conv_dropout: float = 0.0,
-    activation: str = "relu",
-    weight_decay: float = 0.0,
-    include_top: bool = True,
-    pooling: str | None = None,
-    classifier_activation: str = "softmax",
-) -> "keras.Model":
-    """LeNet-5 with ReLU and max pooling; hyperparameters as for ``lenet5``."""
-    return _create_lenet(name="lenet5_modern", **locals())
+    check_rate("dropout", dropout)
+    check_rate("conv_dropout", conv_dropout)
+    # One conv/pool stage per entry of `filters`: depth is a hyperparameter like the widths.
+    stages = 2 if isinstance(filters, int) else len(filters)
+    filters = per_layer(filters, stages, "filters")
+    kernel_sizes = per_layer(kernel_sizes, stages, "kernel_sizes")
+    strides = per_layer(strides, stages, "strides")
+    inputs = model_input(input_shape, name)
+    x = inputs
+    for i, (f, k, s) in enumerate(zip(filters, kernel_sizes, strides), start=1):
+        x = conv_norm_act(
+            x, filters=f, kernel_size=k, stride=s, padding=padding, normalization=normalization,
+            activation=activation, weight_decay=weight_decay, name=f"conv{i}", model=name,
+        )
+        x = pool2d(x, kind=pool, size=pool_size, stride=pool_strides, name=f"pool{i}", model=name)
+        x = spatial_dropout(x, conv_dropout, f"pool{i}_dropout")
+    x = head(x, include_top=include_top, pooling=pooling, dense_units=dense_units,
+             num_classes=num_classes, activation=activation, normalization=normalization,
+             dropout=dropout, weight_decay=weight_decay,
+             classifier_activation=classifier_activation)
+    return functional_model(inputs, x, name)
