@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from recipes.base import RecipeError
-from zoo.train import write_text_atomic
+from zoo.runs import write_text_atomic
 
 COMPARE_DIR = Path("saved_models") / "compare"
 RUNS_FILE = "runs.csv"
@@ -113,7 +113,8 @@ def compare(
     from recipes import apply_recipes
     from zoo.data import fit_images, load_dataset, to_float
     from zoo.registry import get_model_info
-    from zoo.train import TrainingError, TrainPlan, prepare_data, train, write_json_atomic
+    from zoo.runs import write_json_atomic
+    from zoo.train import TrainingError, TrainPlan, prepare_data, train
 
     sets = parse_recipe_sets(recipe_sets)
     if not 1 <= seeds <= 20:

@@ -8,7 +8,6 @@ training images nearest to them in this space.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from zoo.data import Dataset, fit_images, to_float
+from zoo.runs import atomic_write
 
 if TYPE_CHECKING:
     import keras
@@ -59,10 +59,8 @@ def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     """np.savez_compressed via a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as f:
+    with atomic_write(path) as tmp, tmp.open("wb") as f:
         np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
     return path
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.data import Dataset, fit_images
+from zoo.runs import atomic_write
 
 if TYPE_CHECKING:
     import keras
@@ -418,8 +419,9 @@ def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
     """Train a new head on ``source``'s features (phase 1), then fine-tune (phase 2)."""
     import keras
 
-    from zoo.train import (CONFIG_FILE, HISTORY_FILE, METRICS_FILE, TrainPlan, new_run_dir,
-                           read_history, train, write_json_atomic)
+    from zoo.runs import (CONFIG_FILE, HISTORY_FILE, METRICS_FILE, new_run_dir, read_history,
+                          write_json_atomic)
+    from zoo.train import TrainPlan, train
 
     strategy = _check_settings(settings)
     reason = "chosen with --strategy"
@@ -496,10 +498,8 @@ def _add_phase_column(path: Path, head_epochs: int) -> None:
         return
     for row in rows:
         row["phase"] = "1" if int(row["epoch"]) < head_epochs else "2"
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_write(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from zoo.train import TrainingError, TrainPlan, read_history, train
+from zoo.runs import read_history
+from zoo.train import TrainingError, TrainPlan, train
 
 TINY = {"filters": (4, 8), "dense_units": (16, 16)}
 

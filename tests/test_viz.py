@@ -88,7 +88,7 @@ def test_filters_draws_one_tile_per_kernel(tiny, tiny_run, tmp_path):
 def test_filters_of_a_first_layer_on_rgb_input_are_in_colour(tmp_path):
     import keras
 
-    from zoo.train import write_json_atomic
+    from zoo.runs import write_json_atomic
     from zoo.viz import LoadedRun
 
     model = keras.Sequential([keras.Input((12, 12, 3)),

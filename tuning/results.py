@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuning.space import SearchSpace
-from zoo.train import write_text_atomic
+from zoo.runs import write_text_atomic
 
 if TYPE_CHECKING:
     from tuning.search import SearchPlan, SearchResult

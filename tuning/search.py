@@ -41,14 +41,8 @@ from tuning.tuners import (
     find_valid_configuration,
     make_tuner,
 )
-from zoo.train import (
-    RUNS_DIR,
-    SAVED_MODELS,
-    TrainPlan,
-    prepare_data,
-    resolve_hparams,
-    write_json_atomic,
-)
+from zoo.runs import METRICS_FILE, RUNS_DIR, SAVED_MODELS, write_json_atomic
+from zoo.train import TrainPlan, prepare_data, resolve_hparams
 
 ALGORITHMS = ("random", "hyperband", "bayesian", "grid")
 OBJECTIVES = ("val_accuracy", "val_loss", "accuracy", "loss")
@@ -226,7 +220,7 @@ def _retrain(plan: SearchPlan, name: str, hparams: dict, training: dict, data,
              echo) -> tuple[Path, dict[str, float]]:
     """Train a configuration with zoo.train into saved_models/runs/<name> (reused if done)."""
     from zoo.runs import load_run_metrics
-    from zoo.train import METRICS_FILE, train
+    from zoo.train import train
 
     run_dir = RUNS_DIR / name
     if (run_dir / METRICS_FILE).exists():

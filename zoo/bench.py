@@ -353,7 +353,7 @@ def saved_model_server(model, name: str, path: Path) -> Callable[[Any], Any] | N
 
     from zoo.export import ExportSource, build_serving_model, write_savedmodel
     from zoo.serving import INPUT_NAME, SIGNATURE
-    from zoo.train import PREPROCESSING
+    from zoo.runs import PREPROCESSING
 
     source = ExportSource(model=model, model_name=name, hyperparameters={},
                           class_names=[str(c) for c in range(model.output_shape[-1])],

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from zoo.runs import atomic_write
 
 
 def headless_pyplot():
@@ -20,9 +21,8 @@ def save_figure(fig, path: Path, dpi: int = 110) -> None:
     """Save a figure as PNG via a temporary file, then close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     headless_pyplot().close(fig)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from zoo.serving import (MANIFEST_FILE, PREFERRED_ORDER, load_predictor, read_manifest,
                          resolve_version_dir)
-from zoo.train import SAVED_MODELS
+from zoo.runs import SAVED_MODELS
 
 
 def load_images(paths: list[str | Path], input_shape: tuple[int, int, int]) -> np.ndarray:

@@ -1,15 +1,112 @@
-"""Reading run directories and `.keras` files back: the model, its config, its metrics."""
+"""Run directories on disk: their layout, atomic writes into them, and reading them back.
+
+``train()`` writes a run through these helpers; export, predict, compare, transfer, tuning and
+the benchmark reports use them too, so none of them imports the trainer for file I/O.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from zoo.train import CONFIG_FILE, METRICS_FILE, MODEL_FILE
+from typing import TYPE_CHECKING, Any, Iterator
 
 if TYPE_CHECKING:
     import keras
+
+SAVED_MODELS = Path("saved_models")
+RUNS_DIR = SAVED_MODELS / "runs"
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+CURVES_FILE = "curves.png"
+# The models take float32 images in [0, 1]; raw uint8 pixels are divided by this.
+PREPROCESSING = {"input_dtype": "uint8", "rescale": 1.0 / 255.0, "value_range": [0.0, 1.0]}
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with NumPy scalars turned into Python numbers and tuples into lists."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item"):  # NumPy scalars
+        return value.item()
+    return value
+
+
+def output_target(path: str | Path) -> Path:
+    """The file a write to ``path`` lands in: a symlink's target; never a device or folder.
+
+    Raises:
+        FileExistsError: ``path`` exists and is not a regular file (``/dev/full``, a folder),
+            which a rename would replace.
+    """
+    target = Path(os.path.realpath(Path(path).expanduser()))
+    if target.exists() and not target.is_file():
+        raise FileExistsError(
+            f"{path} exists and is not a regular file (a folder or device); give a file path"
+        )
+    return target
+
+
+def publish_file(finished: Path, path: str | Path) -> None:
+    """Rename the finished temporary file ``finished`` onto ``path`` in one step.
+
+    The project's only ``os.replace``: readers see the old file or the new one, never half.
+    """
+    os.replace(finished, output_target(path))
+
+
+@contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; once the block succeeds, publish it onto ``path``.
+
+    The temporary name keeps the suffix (matplotlib and Keras pick the format from it); on an
+    error it is removed and ``path`` is left as it was.
+    """
+    target = output_target(path)
+    tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp{target.suffix}")
+    try:
+        yield tmp
+        publish_file(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text to a temporary file and rename it, so readers never see half a file."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON atomically (see ``write_text_atomic``)."""
+    write_text_atomic(path, json.dumps(jsonable(payload), indent=2) + "\n")
+
+
+def new_run_dir(model: str) -> Path:
+    """A fresh run directory name under saved_models/runs/."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = RUNS_DIR / f"{model}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = RUNS_DIR / f"{model}-{stamp}-{n}"
+    return path
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """A run's history.csv as {metric: [value per epoch]}."""
+    if not path.exists():
+        return {}
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(r[key]) for r in rows] for key in (rows[0] if rows else {})}
 
 
 class UnsafeModelError(ValueError):

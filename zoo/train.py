@@ -7,10 +7,7 @@ the plan into a run directory under ``saved_models/runs/``.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,20 +15,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from zoo.data import DEFAULT_DATASET, Dataset, fit_dataset, load_dataset, make_batches
 from zoo.registry import check_hyperparameters, get_model_info
+from zoo.runs import (CONFIG_FILE, CURVES_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE,
+                      PREPROCESSING, jsonable, new_run_dir, publish_file, read_history,
+                      write_json_atomic)
 
 if TYPE_CHECKING:
     import keras
-
-SAVED_MODELS = Path("saved_models")
-RUNS_DIR = SAVED_MODELS / "runs"
-MODEL_FILE = "model.keras"
-CONFIG_FILE = "config.json"
-HISTORY_FILE = "history.csv"
-METRICS_FILE = "metrics.json"
-CURVES_FILE = "curves.png"
-# The models take float32 images in [0, 1]; raw uint8 pixels are divided by this.
-PREPROCESSING = {"input_dtype": "uint8", "rescale": 1.0 / 255.0, "value_range": [0.0, 1.0]}
-
 
 class TrainingError(RuntimeError):
     """Training cannot start or did not finish sensibly (e.g. the loss became NaN)."""
@@ -69,14 +58,14 @@ class TrainPlan:
         """The JSON-serializable part of the plan, as written to config.json."""
         return {
             "model": self.model,
-            "hparams": _jsonable(self.hparams),
+            "hparams": jsonable(self.hparams),
             "dataset": self.dataset,
             "data_dir": self.data_dir,
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "learning_rate": self.learning_rate,
             "optimizer": self.optimizer,
-            "optimizer_options": _jsonable(self.optimizer_options),
+            "optimizer_options": jsonable(self.optimizer_options),
             "seed": self.seed,
             "train_fraction": self.train_fraction,
             "recipes": list(self.recipes),
@@ -92,39 +81,6 @@ class RunResult:
     history: dict[str, list[float]]
     test_metrics: dict[str, float]
     seconds: float
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item"):  # NumPy scalars
-        return value.item()
-    return value
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write text to a temporary file and rename it, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON atomically (see ``write_text_atomic``)."""
-    write_text_atomic(path, json.dumps(_jsonable(payload), indent=2) + "\n")
-
-
-def new_run_dir(model: str) -> Path:
-    """A fresh run directory name under saved_models/runs/."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = RUNS_DIR / f"{model}-{stamp}"
-    n = 1
-    while path.exists():
-        n += 1
-        path = RUNS_DIR / f"{model}-{stamp}-{n}"
-    return path
 
 
 def resolve_hparams(plan: TrainPlan, data: Dataset) -> dict[str, Any]:
@@ -193,19 +149,10 @@ def _atomic_checkpoint(path: Path, best_so_far: float | None = None):
         def on_epoch_end(self, epoch, logs=None):
             super().on_epoch_end(epoch, logs)
             if self.partial_path.exists():
-                os.replace(self.partial_path, self.final_path)
+                publish_file(self.partial_path, self.final_path)
 
     return AtomicModelCheckpoint(path, monitor="val_loss", save_best_only=True, verbose=0,
                                  initial_value_threshold=best_so_far)
-
-
-def read_history(path: Path) -> dict[str, list[float]]:
-    """A run's history.csv as {metric: [value per epoch]}."""
-    if not path.exists():
-        return {}
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
-    return {key: [float(r[key]) for r in rows] for key in (rows[0] if rows else {})}
 
 
 def _seed_everything(seed: int) -> None:
@@ -269,7 +216,7 @@ def train(
                 f"{run_dir} already holds a finished run; pass another --out or delete it"
             )
         run_dir.mkdir(parents=True, exist_ok=True)
-        config = {**plan.config(), "hparams": _jsonable(hparams),
+        config = {**plan.config(), "hparams": jsonable(hparams),
                   "input_shape": list(input_shape), "class_names": data.class_names,
                   "preprocessing": PREPROCESSING, "dataset_name": data.name,
                   "train_size": len(data.x_train), "keras_version": keras.__version__,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.train import write_text_atomic
+from zoo.runs import write_text_atomic
 from zoo.viz.maps import DPI, Picture
 from zoo.viz.source import LoadedRun, VizError, load_split
 
@@ -131,8 +131,7 @@ def plot_confusion(report: ClassReport, out: str | Path, *, title: str = "",
 def plot_run_curves(run_dir: str | Path, out: str | Path) -> Picture:
     """Loss and accuracy per epoch, train vs validation, from a run's history.csv."""
     from zoo.plots import plot_history
-    from zoo.runs import load_run_config
-    from zoo.train import HISTORY_FILE, read_history
+    from zoo.runs import HISTORY_FILE, load_run_config, read_history
 
     run_dir = Path(run_dir).expanduser()
     history_file = run_dir / HISTORY_FILE
