@@ -247,7 +247,7 @@ def augment_preview(out: str | Path, specs: list[str] | None = None, *, dataset:
     """
     from recipes import parse_recipes
     from zoo.data import load_dataset, to_float
-    from zoo.plots import headless_pyplot, save_figure
+    from zoo.viz.figure import headless_pyplot, save_figure
     from zoo.train import TrainPlan
 
     if not 1 <= images <= 32 or not 1 <= copies <= 16:

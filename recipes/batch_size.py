@@ -5,7 +5,7 @@ probe that runs out of GPU memory can leave the device unusable for the rest of 
 
 * per image, training keeps every layer's output for the backward pass and needs a gradient of
   the same size: ``2 x sum(layer output elements) x 4 bytes`` (float32), read from the layer
-  table of ``zoo.inspect.summarize``, plus the input image itself;
+  table of ``zoo.layer_table.summarize``, plus the input image itself;
 * fixed: weights, their gradients and two Adam moments, ``4 x params x 4 bytes``;
 * available: free accelerator memory (JAX's device statistics, or ``nvidia-smi`` under
   TensorFlow), else the host's available memory (``/proc/meminfo`` MemAvailable); only
@@ -84,7 +84,7 @@ def _host_available() -> int:
 def estimate_batch_size(plan: "TrainPlan", available_bytes: int | None = None
                         ) -> MemoryEstimate:
     """The memory estimate and the batch size it allows (see the module docstring)."""
-    from zoo.inspect import summarize
+    from zoo.layer_table import summarize
     from zoo.registry import get_model_info
     from zoo.train import prepare_data, resolve_hparams
 

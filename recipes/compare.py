@@ -270,7 +270,7 @@ def _summary_csv(runs: list[CompareRun], target: float) -> str:
 
 def plot_val_curves(runs: list[CompareRun], path: Path, title: str = "") -> Path:
     """Validation accuracy per epoch for each recipe set: mean line, min-max band over seeds."""
-    from zoo.plots import headless_pyplot, save_figure
+    from zoo.viz.figure import headless_pyplot, save_figure
 
     plt = headless_pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))

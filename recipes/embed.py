@@ -118,7 +118,7 @@ def neighbor_grid(model: "keras.Model", data: Dataset, *, queries: int = 5, k: i
 
 
 def _draw_grid(data: Dataset, picks, neighbors, distances, path: Path) -> Path:
-    from zoo.plots import headless_pyplot, save_figure
+    from zoo.viz.figure import headless_pyplot, save_figure
 
     plt = headless_pyplot()
     rows, cols = len(picks), neighbors.shape[1] + 1

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 import zoo
-from zoo.baseline import BASELINES, build_baseline
+from zoo.bench.keras_peer import BASELINES, build_baseline
 from zoo.bench import BenchError, BenchSettings, benchmark, measure_matmul_peak
-from zoo.bench_report import format_markdown
+from zoo.bench.report import format_markdown
 from zoo.cli import main
 
 # Small inputs that keep every layer's geometry valid, so the big models build quickly.
@@ -39,7 +39,7 @@ def test_every_model_has_a_hand_written_baseline_with_the_same_layers(name):
 
     info = zoo.get_model_info(name)
     shape = SMALL_INPUT.get(name, info.input_shape)
-    assert name in BASELINES, f"write a plain Keras {name} in zoo/baseline.py for zoo bench"
+    assert name in BASELINES, f"write a plain Keras {name} in zoo/bench/keras_peer.py for zoo bench"
     ours = zoo.build(name, input_shape=shape, num_classes=7)
     theirs = build_baseline(name, shape, 7)
     assert _layer_signature(theirs) == _layer_signature(ours)
@@ -125,7 +125,7 @@ def test_pytorch_peer_has_the_zoo_models_weights_and_trains(name):
     pytest.importorskip("torch")
     import numpy as np
 
-    from zoo.bench_torch import torch_peer
+    from zoo.bench.torch_peer import torch_peer
 
     info = zoo.get_model_info(name)
     images = np.zeros((8, *info.input_shape), dtype=np.uint8)

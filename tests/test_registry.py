@@ -29,7 +29,7 @@ def test_unknown_hyperparameter_is_refused_with_valid_names():
 @pytest.mark.parametrize("name", MODELS)
 def test_metadata_matches_built_model(name):
     """The registry's parameter and MAC counts (printed by `zoo list`) are the real ones."""
-    from zoo.inspect import summarize
+    from zoo.layer_table import summarize
 
     info = zoo.get_model_info(name)
     model = zoo.build(name)

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from zoo.cli import main
-from zoo.inspect import summarize
+from zoo.layer_table import summarize
 from zoo.viz import (
     LECTURE_MAP,
     evaluate_classes,

@@ -149,7 +149,7 @@ def write_tables(out: Path, rows: list[TrialRow], objective: str,
 def plot_objective(out: Path, rows: list[TrialRow], objective: str, model: str,
                    best: TrialRow | None) -> Path:
     """Scatter of the objective against the parameter count (log scale), best trial starred."""
-    from zoo.plots import headless_pyplot, save_figure
+    from zoo.viz.figure import headless_pyplot, save_figure
 
     plt = headless_pyplot()
     done = [r for r in rows if r.status == "COMPLETED" and r.objective is not None]

@@ -47,7 +47,7 @@ def check_configuration(space: SearchSpace, values: dict[str, Any],
                         max_params: int | None):
     """Build the configuration; return (model, params, MACs) or raise RejectedConfiguration."""
     from zoo.geometry import GeometryError
-    from zoo.inspect import summarize
+    from zoo.layer_table import summarize
     from zoo.registry import build
 
     builder, _ = space.resolve(values)

@@ -256,7 +256,7 @@ def train(
     if write_run:
         write_json_atomic(run_dir / METRICS_FILE,
                           {**test_metrics, "epochs": len(losses), "train_seconds": seconds})
-        from zoo.plots import plot_history
+        from zoo.viz.evaluation import plot_history
 
         plot_history(history, run_dir / CURVES_FILE, title=f"{plan.model} on {data.name}")
     return RunResult(run_dir, model, history, test_metrics, seconds)

@@ -56,8 +56,7 @@ def bench_command(ctx, names, batch_size, steps, repeats, input_shape, augment, 
     if backend is not None:
         os.environ["KERAS_BACKEND"] = backend
 
-    from zoo.bench import BenchSettings, benchmark
-    from zoo.bench_report import write_report
+    from zoo.bench import BenchSettings, benchmark, write_report
     from zoo.registry import list_models
 
     settings = BenchSettings(batch_size=batch_size, steps=steps, repeats=repeats,

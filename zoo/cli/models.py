@@ -53,7 +53,7 @@ def show_command(name: str, input_shape: str | None, assignments: tuple[str, ...
     import warnings
     from pathlib import Path
 
-    from zoo.inspect import format_summary, inspect_model, summarize
+    from zoo.layer_table import format_summary, inspect_model, summarize
 
     hparams = parse_assignments(assignments)
     with warnings.catch_warnings(record=True) as caught:

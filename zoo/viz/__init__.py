@@ -10,6 +10,7 @@ from zoo.viz.evaluation import (
     evaluate_classes,
     format_class_table,
     plot_confusion,
+    plot_history,
     plot_run_curves,
     write_class_table,
 )
@@ -53,7 +54,7 @@ __all__ = [
     "Picture", "PoolingExample", "ReceptiveField", "VizError", "evaluate_classes",
     "find_layer", "format_class_table", "format_pooling", "input_gradient", "input_image",
     "layer_activations", "load_image", "load_run", "load_split", "parse_grid",
-    "plot_confusion", "plot_feature_maps", "plot_filters", "plot_pooling",
+    "plot_confusion", "plot_feature_maps", "plot_history", "plot_filters", "plot_pooling",
     "plot_receptive_field", "plot_run_curves", "pooling_example", "receptive_field",
     "sample_image", "unit_box", "write_class_table",
 ]

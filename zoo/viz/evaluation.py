@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.runs import write_text_atomic
+from zoo.runs import HISTORY_FILE, load_run_config, read_history, write_text_atomic
+from zoo.viz.figure import headless_pyplot, save_figure
 from zoo.viz.maps import DPI, Picture
 from zoo.viz.source import LoadedRun, VizError, load_split
 
@@ -97,8 +98,6 @@ def plot_confusion(report: ClassReport, out: str | Path, *, title: str = "",
 
     ``normalize`` shows each row as fractions (recall on the diagonal).
     """
-    from zoo.plots import headless_pyplot, save_figure
-
     counts = report.confusion
     values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
     k = len(report.class_names)
@@ -130,8 +129,6 @@ def plot_confusion(report: ClassReport, out: str | Path, *, title: str = "",
 
 def plot_run_curves(run_dir: str | Path, out: str | Path) -> Picture:
     """Loss and accuracy per epoch, train vs validation, from a run's history.csv."""
-    from zoo.plots import plot_history
-    from zoo.runs import HISTORY_FILE, load_run_config, read_history
 
     run_dir = Path(run_dir).expanduser()
     history_file = run_dir / HISTORY_FILE
@@ -147,3 +144,26 @@ def plot_run_curves(run_dir: str | Path, out: str | Path) -> Picture:
             f"{len(history['loss'])} epochs"
     plot_history(history, out, title=title)
     return Picture(Path(out), (10, 4), title)
+
+
+def plot_history(history: dict[str, list[float]], path: Path, title: str = "") -> Path:
+    """Loss and accuracy per epoch, training vs validation, side by side."""
+    plt = headless_pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            values = history.get(prefix + metric)
+            if values:
+                epochs = range(1, len(values) + 1)
+                ax.plot(epochs, values, style, marker="o", markersize=3,
+                        label=("validation " if prefix else "train ") + metric)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0].set_title("loss")
+    axes[1].set_title("accuracy")
+    if title:
+        fig.suptitle(title)
+    save_figure(fig, path)
+    return Path(path)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.plots import headless_pyplot, save_figure
+from zoo.viz.figure import headless_pyplot, save_figure
 from zoo.viz.source import (
     InputImage,
     LoadedRun,
@@ -18,7 +18,7 @@ from zoo.viz.source import (
     spatial_layers,
 )
 
-DPI = 110  # zoo.plots.save_figure's default; tests compare PNG sizes against it
+DPI = 110  # zoo.viz.figure.save_figure's default; tests compare PNG sizes against it
 DIVERGING = "RdBu_r"  # red = positive, blue = negative, white = 0
 
 

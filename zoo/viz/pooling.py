@@ -119,7 +119,7 @@ def plot_pooling(example: PoolingExample, out: str | Path):
     """The example as a picture: windows coloured, each window's result marked."""
     from matplotlib.patches import FancyArrowPatch, Rectangle
 
-    from zoo.plots import headless_pyplot, save_figure
+    from zoo.viz.figure import headless_pyplot, save_figure
     from zoo.viz.maps import DPI, Picture
 
     plt = headless_pyplot()

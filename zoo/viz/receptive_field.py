@@ -1,6 +1,6 @@
 """The input region one unit of a layer sees: the inspector's box, checked by the gradient.
 
-The inspector (zoo.inspect) derives each layer's receptive field from kernel sizes and
+The inspector (zoo.layer_table) derives each layer's receptive field from kernel sizes and
 strides alone: size r, jump j (input pixels between neighbouring units) and start (centre of
 unit 0's field). Unit (row, col) then sees the square of side r centred on
 (start + row * j, start + col * j). The gradient of that unit with respect to the input is
@@ -127,7 +127,7 @@ def receptive_field(run: LoadedRun, image: InputImage, *, layer: str | None = No
                     channel: int | None = None) -> ReceptiveField:
     """The inspector's receptive field of one unit (default: the centre unit of the last conv
     layer) beside the input gradient of that unit at ``image``."""
-    from zoo.inspect import summarize
+    from zoo.layer_table import summarize
     from zoo.viz.maps import default_conv_layer
 
     candidates = spatial_layers(run.model)
@@ -158,7 +158,7 @@ def plot_receptive_field(run: LoadedRun, image: InputImage, field: ReceptiveFiel
     """Draw the unit's box on the image, and the input gradient with the same box on it."""
     from matplotlib.patches import Rectangle
 
-    from zoo.plots import headless_pyplot, save_figure
+    from zoo.viz.figure import headless_pyplot, save_figure
 
     plt = headless_pyplot()
     size = (9.5, 4.8)

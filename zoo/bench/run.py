@@ -3,7 +3,7 @@
 For each model, one process and one set of random images measures
 - the zoo's training path (``zoo.train.train``: its input pipeline, compile settings and
   callbacks) and, interleaved epoch by epoch so both see the same machine load, the plain
-  baseline from ``zoo.baseline`` fitted with ``model.fit`` on NumPy arrays;
+  baseline from ``zoo.bench.keras_peer`` fitted with ``model.fit`` on NumPy arrays;
 - inference with ``predict_on_batch`` and with the exported SavedModel's serving function, at
   batch 1 (with p50/p99 latency) and at a large batch;
 - the machine's matrix-multiply peak, so that training FLOPs per image (3 x 2 x the
@@ -240,9 +240,9 @@ def bench_training(name: str, settings: BenchSettings, work_dir: Path
     baseline, one baseline epoch after each zoo epoch."""
     import keras
 
-    from zoo.baseline import build_baseline
+    from zoo.bench.keras_peer import build_baseline
     from zoo.data import to_float
-    from zoo.inspect import summarize
+    from zoo.layer_table import summarize
     from zoo.registry import get_model_info
     from zoo.train import TrainPlan, train
 
@@ -266,7 +266,7 @@ def bench_training(name: str, settings: BenchSettings, work_dir: Path
                          metrics=["accuracy"])
         x_float = to_float(data.x_train)
 
-    from zoo.bench_torch import torch_peer
+    from zoo.bench.torch_peer import torch_peer
 
     torch = torch_peer(name, data.x_train, data.y_train, info.num_classes, batch,
                        settings.seed) if settings.torch else None

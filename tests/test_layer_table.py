@@ -9,7 +9,7 @@ import pytest
 import zoo
 from tests.conftest import tiny_hparams
 from zoo.geometry import FlooredOutputWarning, GeometryError, check_window, output_size
-from zoo.inspect import format_summary, inspect_model, summarize
+from zoo.layer_table import format_summary, inspect_model, summarize
 
 MODELS = zoo.list_models()
 
