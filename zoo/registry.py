@@ -194,7 +194,9 @@ def get_model_info(name: str) -> ModelInfo:
 
 
 def check_hyperparameters(name: str, hparams: dict[str, Any]) -> None:
-    """Raise a clear error for hyperparameters the builder does not take."""
+    """Raise a clear error for hyperparameters the builder does not take or of the wrong type."""
+    from zoo.hyperparameter_types import check_hyperparameter_types
+
     known = get_model_info(name).hyperparameters
     for key in hparams:
         if key not in known:
@@ -202,6 +204,7 @@ def check_hyperparameters(name: str, hparams: dict[str, Any]) -> None:
                 f"model {name!r} has no hyperparameter {key!r}.{_did_you_mean(key, known)} "
                 f"Valid: {', '.join(known)}."
             )
+    check_hyperparameter_types(name, known, hparams)
 
 
 def build(name: str, **hparams: Any):

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 
 import click
 
+from zoo.cli.errors import debug_requested, one_line, unexpected_line
+
 COMMAND_MODULES = ("models", "train", "recipes", "transfer", "tune", "export", "bench", "viz",
                    "data")
-# Errors users can fix: printed as one line, exit status 1, no traceback (ZOO_DEBUG=1 shows it).
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError,
-               PermissionError, RuntimeError, ImportError)
 
 
 class ZooGroup(click.Group):
-    """Collects the commands from the command modules and turns user errors into one line."""
+    """Collects the commands from the command modules; every error leaves as one line."""
 
     def list_commands(self, ctx):
         return sorted(self._commands())
@@ -44,14 +42,26 @@ class ZooGroup(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except USER_ERRORS as err:
-            if os.environ.get("ZOO_DEBUG"):
+        except Exception as err:
+            # The one place errors become messages (see zoo.cli.errors); --debug shows all.
+            if debug_requested(ctx.meta.get(DEBUG_KEY, False)):
                 raise
-            message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-            raise click.ClickException(f"{type(err).__name__}: {message}") from None
+            message = one_line(err)
+            raise click.ClickException(message or unexpected_line(err)) from None
+
+
+DEBUG_KEY = "zoo.debug"
+
+
+def _remember_debug(ctx: click.Context, _param, value: bool) -> bool:
+    ctx.meta[DEBUG_KEY] = value
+    return value
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cnn-zoo")
+@click.option("--debug", is_flag=True, expose_value=False, is_eager=True,
+              callback=_remember_debug,
+              help="Show the full traceback of an error (also ZOO_DEBUG=1).")
 def main() -> None:
     """cnn-zoo: pick a CNN from the zoo, train it with recipes, transfer, tune and export it."""

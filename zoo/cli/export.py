@@ -6,6 +6,8 @@ import json
 
 import click
 
+from zoo.cli.options import POSITIVE
+
 FORMAT_CHOICES = ("savedmodel", "keras", "tflite", "onnx")
 
 
@@ -21,7 +23,7 @@ FORMAT_CHOICES = ("savedmodel", "keras", "tflite", "onnx")
 @click.option("--force", is_flag=True, help="Replace --version if it exists.")
 @click.option("--out", default=None, help="Write to OUT/NAME/VERSION instead of saved_models/.")
 @click.option("--unsafe", is_flag=True, help="Allow Lambda layers (runs code from the file).")
-@click.option("--tolerance", default=1e-4, show_default=True, type=float,
+@click.option("--tolerance", default=1e-4, show_default=True, type=POSITIVE,
               help="Largest probability difference with Keras a format may show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def export_command(source, formats, name, version, force, out, unsafe, tolerance,

@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 import ast
+import math
 from typing import Any
 
 import click
+
+
+class FiniteFloat(click.FloatRange):
+    """A float in a range that also refuses nan and inf (which FloatRange lets through)."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+# Learning rates, tolerances: > 0. Dropout rates: in [0, 1).
+POSITIVE = FiniteFloat(min=0, min_open=True)
+RATE = FiniteFloat(min=0, max=1, max_open=True)
 
 
 def parse_value(text: str) -> Any:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from zoo.cli.options import input_shape_option, parse_assignments, parse_shape, set_option
+from zoo.cli.options import (POSITIVE, RATE, input_shape_option, parse_assignments, parse_shape,
+                             set_option)
 from zoo.cli.train import dataset_options
 
 
@@ -25,8 +26,8 @@ def recipes_command() -> None:
 @click.option("--recipe", "recipes", multiple=True, metavar="NAME[:k=v,...]",
               help="Augmentation recipe(s): augment, mixup, cutmix (default: augment).")
 @dataset_options
-@click.option("--images", default=6, show_default=True, type=int, help="Rows (one per class).")
-@click.option("--copies", default=7, show_default=True, type=int,
+@click.option("--images", default=6, show_default=True, type=click.IntRange(min=1), help="Rows (one per class).")
+@click.option("--copies", default=7, show_default=True, type=click.IntRange(min=1),
               help="Augmented versions per image.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", default="augment-preview.png", show_default=True, help="PNG to write.")
@@ -50,10 +51,10 @@ def augment_preview_command(recipes, dataset, data_dir, images, copies, seed, ou
               type=click.FloatRange(0, 1, min_open=True))
 @click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1))
 @click.option("--seeds", default=3, show_default=True, type=click.IntRange(1, 20))
-@click.option("--lr", "learning_rate", default=1e-3, show_default=True, type=float)
+@click.option("--lr", "learning_rate", default=1e-3, show_default=True, type=POSITIVE)
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--optimizer", default="adam", show_default=True)
-@click.option("--target", default=0.9, show_default=True, type=float,
+@click.option("--target", default=0.9, show_default=True, type=RATE,
               help="Validation accuracy whose first epoch is reported.")
 @input_shape_option
 @set_option

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from zoo.cli.options import input_shape_option, parse_assignments, parse_shape, set_option
+from zoo.cli.options import (POSITIVE, input_shape_option, parse_assignments, parse_shape,
+                             set_option)
 
 
 def dataset_options(function):
@@ -23,7 +24,7 @@ def dataset_options(function):
 @click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default="32", show_default=True,
               help="Mini-batch size, or 'auto' for the largest power of two that fits.")
-@click.option("--lr", "learning_rate", default=1e-3, show_default=True, type=float)
+@click.option("--lr", "learning_rate", default=1e-3, show_default=True, type=POSITIVE)
 @click.option("--optimizer", default="adam", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--train-fraction", default=1.0, show_default=True, type=click.FloatRange(0, 1,

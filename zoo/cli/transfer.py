@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from zoo.cli.options import input_shape_option, parse_assignments, parse_shape, set_option
+from zoo.cli.options import (POSITIVE, RATE, input_shape_option, parse_assignments,
+                             parse_shape, set_option)
 from zoo.cli.train import dataset_options
 
 
@@ -37,22 +38,22 @@ def _load_target(dataset: str, data_dir: str | None, per_class: int | None, seed
               default=None, help="head: train the new head only; partial: then fine-tune the "
               "top layers; full: then fine-tune everything; auto: choose from the images per "
               "class.  [default: partial]")
-@click.option("--freeze", type=int, default=None, metavar="N",
+@click.option("--freeze", type=click.IntRange(min=0), default=None, metavar="N",
               help="Keep the bottom N base layers frozen throughout.")
 @click.option("--freeze-until", default=None, metavar="LAYER",
               help="Keep base layers up to and including LAYER frozen throughout.")
-@click.option("--fine-tune-layers", type=int, default=None, metavar="K",
+@click.option("--fine-tune-layers", type=click.IntRange(min=1), default=None, metavar="K",
               help="Unfreeze the top K base layers in phase 2 (default: the top two layers "
                    "with weights).")
 @click.option("--head", default=None, metavar="UNITS",
               help="Hidden Dense widths of the new head, e.g. 64 or 128,64 (default: a "
                    "single softmax layer).")
-@click.option("--head-dropout", default=0.0, show_default=True, type=float)
+@click.option("--head-dropout", default=0.0, show_default=True, type=RATE)
 @click.option("--head-epochs", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--fine-tune-epochs", default=10, show_default=True, type=click.IntRange(min=0))
-@click.option("--lr", "learning_rate", default=1e-3, show_default=True, type=float,
+@click.option("--lr", "learning_rate", default=1e-3, show_default=True, type=POSITIVE,
               help="Learning rate of the head phase.")
-@click.option("--fine-tune-lr", default=None, type=float,
+@click.option("--fine-tune-lr", default=None, type=POSITIVE,
               help="Learning rate of the fine-tuning phase  [default: --lr / 10]")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--optimizer", default="adam", show_default=True)

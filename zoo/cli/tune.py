@@ -27,10 +27,10 @@ def _parse_space(pairs: tuple[str, ...]) -> dict[str, str]:
 @dataset_options
 @click.option("--algorithm", default="random", show_default=True,
               help=f"keras-tuner search: {', '.join(ALGORITHMS)}.")
-@click.option("--max-trials", default=None, type=int,
+@click.option("--max-trials", default=None, type=click.IntRange(min=1),
               help="Trials to run (default 10; grid: the whole grid). Refused configurations "
                    "count as trials, as in keras-tuner. Hyperband ignores it.")
-@click.option("--epochs", default=5, show_default=True, type=int,
+@click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1),
               help="Epochs per trial (hyperband: the most epochs any model gets).")
 @click.option("--objective", default="val_accuracy", show_default=True,
               help="val_accuracy, val_loss, accuracy or loss.")
@@ -42,9 +42,9 @@ def _parse_space(pairs: tuple[str, ...]) -> dict[str, str]:
               help="Search only the --space dimensions; the rest keep the builder's defaults.")
 @click.option("--increasing-filters", is_flag=True,
               help="Refuse configurations whose feature-map counts decrease with depth.")
-@click.option("--max-params", default=None, type=int,
+@click.option("--max-params", default=None, type=click.IntRange(min=1),
               help="Refuse (without training) configurations with more parameters.")
-@click.option("--batch-size", default=32, show_default=True, type=int)
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--train-fraction", default=1.0, show_default=True,
               type=click.FloatRange(0, 1, min_open=True))
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -54,7 +54,7 @@ def _parse_space(pairs: tuple[str, ...]) -> dict[str, str]:
                    "the same one resumes and does not redo finished trials.")
 @click.option("--retrain/--no-retrain", default=True, show_default=True,
               help="Retrain the best configuration into a run directory under saved_models/.")
-@click.option("--retrain-epochs", default=None, type=int,
+@click.option("--retrain-epochs", default=None, type=click.IntRange(min=1),
               help="Epochs for that retraining (default: --epochs).")
 @click.option("--compare-default", is_flag=True,
               help="Also train the builder's default configuration with the same budget.")
