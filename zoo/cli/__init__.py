@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import io
+import os
+import sys
 
 import click
 
@@ -42,6 +45,10 @@ class ZooGroup(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:
+            # `zoo list | head`: the reader left; stop quietly as other Unix tools do.
+            _silence_stdout()
+            raise click.exceptions.Exit(141) from None
         except Exception as err:
             # The one place errors become messages (see zoo.cli.errors); --debug shows all.
             if debug_requested(ctx.meta.get(DEBUG_KEY, False)):
@@ -51,6 +58,14 @@ class ZooGroup(click.Group):
 
 
 DEBUG_KEY = "zoo.debug"
+
+
+def _silence_stdout() -> None:
+    # Python would otherwise report the broken pipe again when it flushes stdout at exit.
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # not a real file (tests)
+        pass
 
 
 def _remember_debug(ctx: click.Context, _param, value: bool) -> bool:
