@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -292,13 +293,32 @@ def make_batches(
     def gather(indices):
         return tf.cast(tf.gather(images, indices), tf.float32) / 255.0, tf.gather(labels, indices)
 
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     ds = tf.data.Dataset.range(len(x))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size).map(gather, num_parallel_calls=workers)
     if augment is not None:
-        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(augment, num_parallel_calls=workers)
+    return ds.prefetch(PREFETCH_BATCHES).with_options(_fixed_pipeline_options(tf))
+
+
+# Batches the pipeline prepares ahead of training: one in use, one ready.
+PREFETCH_BATCHES = 2
+
+
+def _fixed_pipeline_options(tf):
+    """tf.data options with the autotuner off.
+
+    Keras starts every epoch (and every validation pass) by creating a new iterator while the
+    previous one is still alive. With autotuning on, that creation slept 0.3-2.4 s with the
+    CPU idle (measured with TF 2.21 on 2 cores: ~2 ms of CPU time in a 300 ms wait), often
+    enough to halve a short epoch's throughput. Fixed parallelism (one map call per core, two
+    batches prefetched) is what the autotuner would settle on for these light maps anyway.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 PREFETCH_BATCH_BYTES = 16 * 2**20
