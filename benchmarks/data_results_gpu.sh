@@ -23,19 +23,20 @@ declare -A RECIPES=(
     [lenet5-mnist]="lenet5 --dataset mnist --epochs 15 --batch-size 64 --recipe schedule:kind=cosine"
     [lenet5-augment-mnist]="lenet5 --dataset mnist --epochs 20 --batch-size 128 --recipe augment:flip=none,fill=constant --recipe schedule:kind=cosine"
     [lenet5_modern-augment-mnist]="lenet5_modern --dataset mnist --epochs 20 --batch-size 128 --recipe augment:flip=none,fill=constant --recipe schedule:kind=cosine"
-    [vgg_small-bn-augment-fashion]="vgg_small --dataset fashion_mnist --input-shape 32,32,1 --epochs 25 --batch-size 128 --recipe batchnorm --recipe augment:flip=horizontal,fill=constant,rotation=0.0 --recipe schedule:kind=cosine"
+    [vgg_small-bn-augment-fashion]="vgg_small --dataset fashion_mnist --input-shape 32,32,1 --epochs 15 --batch-size 128 --recipe batchnorm --recipe augment:flip=horizontal,fill=constant,rotation=0.0 --recipe schedule:kind=cosine"
 )
-for key in "${!RECIPES[@]}"; do
+KEYS="${ONLY:-${!RECIPES[*]}}"  # ONLY="key ..." runs a selection
+for key in $KEYS; do
     for seed in 0 1 2; do
         timeout "${RUN_LIMIT_S:-480}" python3 -m zoo train ${RECIPES[$key]} --seed $seed \
             --out "/tmp/runs/$key-s$seed" > "/tmp/runs-$key-s$seed.log" 2>&1 &
     done
 done
 wait
-for key in "${!RECIPES[@]}"; do
+for key in $KEYS; do
     echo "$key: zoo train ${RECIPES[$key]} --seed S" | tee -a "$OUT/results.txt"
     for seed in 0 1 2; do
-        echo "  seed $seed: $(tail -n 2 "/tmp/runs-$key-s$seed.log" | tr '\n' ' ')" | tee -a "$OUT/results.txt"
+        echo "  seed $seed: $(tail -n 2 "/tmp/runs-$key-s$seed.log" | tr '\r\n' '\n\n' | grep -v '━' | tr '\n' ' ')" | tee -a "$OUT/results.txt"
     done
 done
 tar czf "$OUT/runs.tgz" --exclude='*.keras' --exclude=backup --exclude=logs -C /tmp runs \
