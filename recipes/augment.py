@@ -115,7 +115,8 @@ def gentle_elastic_transform(strength: float, **kwargs):
     of the image side; on a 28-pixel digit that is a 1-pixel smoothing of 3-pixel moves, which
     scrambles strokes instead of bending them. As in Simard et al. (2003), the field here is
     smoothed over 12% of the side (about 3 pixels on 28) and pixels move by about 4% of the
-    side (1.2 pixels on 28, standard deviation) times a strength drawn from [0, ``strength``]. Only that mapping is changed; Keras draws and applies the field.
+    side (1.2 pixels on 28, standard deviation) times a strength drawn from [0, ``strength``].
+    Only that mapping is changed; Keras draws and applies the field.
     """
     from keras import layers
 
@@ -247,8 +248,8 @@ def augment_preview(out: str | Path, specs: list[str] | None = None, *, dataset:
     """
     from recipes import parse_recipes
     from zoo.data import load_dataset, to_float
-    from zoo.viz.figure import headless_pyplot, save_figure
     from zoo.train import TrainPlan
+    from zoo.viz.figure import headless_pyplot, save_figure
 
     if not 1 <= images <= 32 or not 1 <= copies <= 16:
         raise RecipeError(f"preview needs 1-32 images and 1-16 copies, got {images}, {copies}")

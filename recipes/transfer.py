@@ -113,7 +113,7 @@ def classifier_input(model: "keras.Model"):
     Trailing weightless layers (a separate softmax, dropout) are skipped; a model without a
     Dense classifier on top (``include_top=False``) is its own feature extractor.
     """
-    layers = [l for l in model.layers if type(l).__name__ != "InputLayer"]
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
     i = len(layers) - 1
     while i > 0 and not layers[i].weights and type(layers[i]).__name__ in (
             "Activation", "Softmax", "Dropout"):
@@ -288,7 +288,7 @@ def _load_weights(model: "keras.Model", weights: str, source: str) -> None:
 
 def base_layers(base: "keras.Model") -> list[Any]:
     """The base's layers bottom to top, without its input layer: what --freeze N counts."""
-    return [l for l in base.layers if type(l).__name__ != "InputLayer"]
+    return [layer for layer in base.layers if type(layer).__name__ != "InputLayer"]
 
 
 def _nested_layers(layer) -> list[Any]:
@@ -302,7 +302,7 @@ def _nested_layers(layer) -> list[Any]:
 def frozen_layer_count(base: "keras.Model", settings: TransferSettings, strategy: str) -> int:
     """How many bottom base layers stay frozen during fine-tuning (phase 2)."""
     layers = base_layers(base)
-    names = [l.name for l in layers]
+    names = [layer.name for layer in layers]
     listing = ", ".join(names) if len(names) <= 12 else f"{', '.join(names[:6])}, ..."
     if settings.freeze is not None:
         if not 0 <= settings.freeze <= len(layers):
@@ -324,7 +324,7 @@ def frozen_layer_count(base: "keras.Model", settings: TransferSettings, strategy
         return 0
     if strategy == "head":
         return len(layers)
-    with_kernels = [i for i, l in enumerate(layers) if hasattr(l, "kernel")]
+    with_kernels = [i for i, layer in enumerate(layers) if hasattr(layer, "kernel")]
     if not with_kernels:
         return 0
     return with_kernels[-min(PARTIAL_WEIGHT_LAYERS, len(with_kernels))]
@@ -419,8 +419,14 @@ def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
     """Train a new head on ``source``'s features (phase 1), then fine-tune (phase 2)."""
     import keras
 
-    from zoo.runs import (CONFIG_FILE, HISTORY_FILE, METRICS_FILE, new_run_dir, read_history,
-                          write_json_atomic)
+    from zoo.runs import (
+        CONFIG_FILE,
+        HISTORY_FILE,
+        METRICS_FILE,
+        new_run_dir,
+        read_history,
+        write_json_atomic,
+    )
     from zoo.train import TrainPlan, train
 
     strategy = _check_settings(settings)
@@ -456,7 +462,7 @@ def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
         history = (result.history if write_run else
                    {k: v + result.history.get(k, []) for k, v in history.items()})
     seconds = head.seconds + (result.seconds if fine_tune else 0.0)
-    frozen_names = [l.name for l in layers[:frozen if fine_tune else len(layers)]]
+    frozen_names = [layer.name for layer in layers[:frozen if fine_tune else len(layers)]]
     if write_run:
         phases = [{"phase": 1, "name": "head", "epochs": [1, settings.head_epochs],
                    "learning_rate": settings.learning_rate, "frozen": "whole base"}]
@@ -465,7 +471,7 @@ def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
                            "epochs": [settings.head_epochs + 1,
                                       settings.head_epochs + settings.fine_tune_epochs],
                            "learning_rate": fine_tune_lr, "frozen_layers": frozen_names,
-                           "trainable_layers": [l.name for l in layers[frozen:]]})
+                           "trainable_layers": [layer.name for layer in layers[frozen:]]})
         config = _read_json(run_dir / CONFIG_FILE)
         config.update(epochs=len(history.get("loss", [])), learning_rate=settings.learning_rate,
                       transfer={"source": source.name, "source_kind": source.kind,

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 import zoo
-from zoo.bench.keras_peer import BASELINES, build_baseline
 from zoo.bench import BenchError, BenchSettings, benchmark, measure_matmul_peak
+from zoo.bench.keras_peer import BASELINES, build_baseline
 from zoo.bench.report import format_markdown
 from zoo.cli import main
 

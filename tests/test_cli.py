@@ -35,7 +35,7 @@ def test_show_with_overrides_and_json():
                  "--json")
     data = json.loads(result.output)
     assert data["input_shape"] == [64, 64, 3]
-    assert [l["name"] for l in data["layers"]][:2] == ["block1_conv1", "block1_pool"]
+    assert [layer["name"] for layer in data["layers"]][:2] == ["block1_conv1", "block1_pool"]
 
 
 def test_show_refuses_impossible_geometry_in_one_line():

@@ -99,7 +99,8 @@ def make_cifar_set(name, monkeypatch, tmp_path, *, per_batch=12):
             tar.addfile(info, io.BytesIO(data))
     splits = {split: per_batch * len(batches) for split, batches in spec.files.items()}
     monkeypatch.setitem(CATALOG, name, replace(
-        spec, files=files, splits=splits, meta=OfficialFile(spec.meta.name, md5(contents[spec.meta.name])),
+        spec, files=files, splits=splits,
+        meta=OfficialFile(spec.meta.name, md5(contents[spec.meta.name])),
         archive=OfficialFile(spec.archive.name, md5(archive.read_bytes()))))
     return archive, contents, {s: np.concatenate(v) for s, v in images.items()}
 
@@ -110,7 +111,9 @@ def run_cli(*args):
 
 def nothing_cached(name):
     root = cache.datasets_root()
-    return not (root / name).exists() and not list(root.glob(f".{name}*")) if root.exists() else True
+    if not root.exists():
+        return True
+    return not (root / name).exists() and not list(root.glob(f".{name}*"))
 
 
 def test_idx_import_keeps_official_splits_and_pixels(tmp_path, monkeypatch):
@@ -182,7 +185,8 @@ def test_no_verify_imports_a_modified_copy_marked_unverified(tmp_path, monkeypat
 
 def test_truncated_missing_wrong_kind_and_wrong_name(tmp_path, monkeypatch):
     contents, _ = make_idx_set("mnist", monkeypatch)
-    truncated = dict(contents, **{"train-images-idx3-ubyte": contents["train-images-idx3-ubyte"][:-100]})
+    images = "train-images-idx3-ubyte"
+    truncated = dict(contents, **{images: contents[images][:-100]})
     folder = write_files(tmp_path / "truncated", truncated)
     no_verify = run_cli("data", "import", "mnist", str(folder), "--no-verify")
     assert no_verify.exit_code == 1 and "truncated" in no_verify.output

@@ -92,7 +92,7 @@ def test_variant_table_refuses_settings_the_family_does_not_take():
 def test_variant_builder_takes_overrides_and_keeps_its_name():
     model = zoo.build("lenet5_modern", filters=(4, 8), dense_units=(16,))
     assert model.name == "lenet5_modern"
-    assert [l.name for l in model.layers][-3:] == ["flatten", "fc1", "predictions"]
+    assert [layer.name for layer in model.layers][-3:] == ["flatten", "fc1", "predictions"]
     assert type(model.get_layer("pool1")).__name__ == "MaxPooling2D"
 
 
@@ -117,9 +117,11 @@ def test_vgg16_matches_keras_applications_layer_by_layer():
 
     ours = zoo.build("vgg16")
     theirs = keras.applications.VGG16(weights=None)
-    ours_conv = {l.name: l.count_params() for l in ours.layers if l.count_params()}
-    theirs_conv = {l.name: l.count_params() for l in theirs.layers if l.count_params()}
-    assert ours_conv == theirs_conv
+    def weights(model):
+        return {layer.name: layer.count_params() for layer in model.layers
+                if layer.count_params()}
+
+    assert weights(ours) == weights(theirs)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -133,9 +135,9 @@ def test_feature_extractor_mode(name):
 @pytest.mark.parametrize("normalization", ["batch", "layer", "instance", "group"])
 def test_normalizations_build(name, normalization):
     model = zoo.build(name, normalization=normalization, **tiny_hparams(name))
-    norm_layers = [l for l in model.layers if l.name.endswith("_norm")]
+    norm_layers = [layer for layer in model.layers if layer.name.endswith("_norm")]
     assert norm_layers, "conv -> norm -> activation expected"
-    first_conv = next(l for l in model.layers if type(l).__name__ == "Conv2D")
+    first_conv = next(layer for layer in model.layers if type(layer).__name__ == "Conv2D")
     assert not first_conv.use_bias  # the norm's beta makes a conv bias redundant
 
 
@@ -173,7 +175,7 @@ def test_lenet_classic_and_modern_differ_only_in_activation_and_pooling():
 
 def test_vgg_small_depth_and_widths_are_hyperparameters():
     model = zoo.build("vgg_small", filters=(8, 16), depths=(1, 3))
-    convs = [l.name for l in model.layers if type(l).__name__ == "Conv2D"]
+    convs = [layer.name for layer in model.layers if type(layer).__name__ == "Conv2D"]
     assert convs == ["block1_conv1", "block2_conv1", "block2_conv2", "block2_conv3"]
 
 

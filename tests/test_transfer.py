@@ -63,7 +63,7 @@ def test_frozen_weights_identical_unfrozen_changed(source_run, two_phase_run):
     model = load_run_model(two_phase_run[0])
     after = {w.path: w.numpy() for w in model.get_layer("base").weights}
     assert before.keys() == after.keys()
-    frozen = {l.name for l in base_layers(source.base)[:FREEZE]}
+    frozen = {layer.name for layer in base_layers(source.base)[:FREEZE]}
     for path, value in before.items():
         layer = path.split("/")[0]
         if layer in frozen or "_norm" in layer:  # bottom layers and every batch norm
@@ -78,7 +78,7 @@ def test_batch_norm_statistics_of_base_do_not_move(source_run, two_phase_run):
 
     source = load_source(str(source_run))
     model = load_run_model(two_phase_run[0])
-    norms = [l.name for l in base_layers(source.base) if l.name.endswith("_norm")]
+    norms = [layer.name for layer in base_layers(source.base) if layer.name.endswith("_norm")]
     assert norms
     for name in norms:
         old, new = source.base.get_layer(name), model.get_layer("base").get_layer(name)

@@ -30,9 +30,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo import serving
-from zoo.serving import (CLASS_ID, FORMAT_PATHS, INPUT_NAME, MANIFEST_FILE, PROBABILITIES,
-                          SIGNATURE, ExportError, verification_batch, verify_formats)
 from zoo.runs import PREPROCESSING, RUNS_DIR, SAVED_MODELS, write_json_atomic
+from zoo.serving import (
+    CLASS_ID,
+    FORMAT_PATHS,
+    INPUT_NAME,
+    MANIFEST_FILE,
+    PROBABILITIES,
+    SIGNATURE,
+    ExportError,
+    verification_batch,
+    verify_formats,
+)
 
 if TYPE_CHECKING:
     import keras

@@ -8,9 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from zoo.serving import (MANIFEST_FILE, PREFERRED_ORDER, load_predictor, read_manifest,
-                         resolve_version_dir)
 from zoo.runs import SAVED_MODELS
+from zoo.serving import (
+    MANIFEST_FILE,
+    PREFERRED_ORDER,
+    load_predictor,
+    read_manifest,
+    resolve_version_dir,
+)
 
 
 def load_images(paths: list[str | Path], input_shape: tuple[int, int, int]) -> np.ndarray:

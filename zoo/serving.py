@@ -72,7 +72,8 @@ def resolve_version_dir(export_dir: str | Path) -> Path:
     if (path / MANIFEST_FILE).is_file():
         return path
     versions = sorted((int(p.name), p) for p in path.glob("*")
-                      if p.name.isdigit() and (p / MANIFEST_FILE).is_file()) if path.is_dir() else []
+                      if p.name.isdigit() and (p / MANIFEST_FILE).is_file()
+                      ) if path.is_dir() else []
     if not versions:
         raise FileNotFoundError(
             f"{export_dir} is not an export: expected saved_models/NAME/VERSION/ (with "
@@ -251,7 +252,7 @@ def reload_in_fresh_process(version_dir: Path, fmt: str, batch_file: Path,
 
 def compare_outputs(fmt: str, reloaded: dict[str, Any], expected: np.ndarray,
                     tolerance: float) -> dict[str, Any]:
-    """Max |difference| with Keras over the whole batch and a batch of one; raise above tolerance."""
+    """Max |difference| with Keras over the whole batch and a batch of one; raise if too big."""
     whole, single = reloaded["whole"], reloaded["single"]
     if whole.shape != expected.shape or single.shape != expected[:1].shape:
         raise ExportError(f"{fmt}: output shapes {whole.shape} / {single.shape} differ from "

@@ -15,9 +15,19 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from zoo.data import DEFAULT_DATASET, Dataset, fit_dataset, load_dataset, make_batches
 from zoo.registry import check_hyperparameters, get_model_info
-from zoo.runs import (CONFIG_FILE, CURVES_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE,
-                      PREPROCESSING, jsonable, new_run_dir, publish_file, read_history,
-                      write_json_atomic)
+from zoo.runs import (
+    CONFIG_FILE,
+    CURVES_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    PREPROCESSING,
+    jsonable,
+    new_run_dir,
+    publish_file,
+    read_history,
+    write_json_atomic,
+)
 
 if TYPE_CHECKING:
     import keras

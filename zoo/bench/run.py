@@ -352,8 +352,8 @@ def saved_model_server(model, name: str, path: Path) -> Callable[[Any], Any] | N
     import tensorflow as tf
 
     from zoo.export import ExportSource, build_serving_model, write_savedmodel
-    from zoo.serving import INPUT_NAME, SIGNATURE
     from zoo.runs import PREPROCESSING
+    from zoo.serving import INPUT_NAME, SIGNATURE
 
     source = ExportSource(model=model, model_name=name, hyperparameters={},
                           class_names=[str(c) for c in range(model.output_shape[-1])],

@@ -94,7 +94,13 @@ def models_command(root, as_json) -> None:
         versions = ",".join(map(str, row["versions"]))
         click.echo(f"{row['name']:<20} {row['model']:<14} {versions:<10} "
                    f"{','.join(row['formats']):<30} {row['dataset'] or '-':<12} "
-                   f"{'untrained' if not row['trained'] else (f'{accuracy:.4f}' if accuracy is not None else '-')}")
+                   f"{_accuracy_text(row['trained'], accuracy)}")
+
+
+def _accuracy_text(trained: bool, accuracy: float | None) -> str:
+    if not trained:
+        return "untrained"
+    return "-" if accuracy is None else f"{accuracy:.4f}"
 
 
 COMMANDS = [export_command, predict_command, models_command]

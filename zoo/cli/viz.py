@@ -136,8 +136,13 @@ def receptive_field_command(run, layer, unit, channel, image, sample, split, dat
 def confusion_command(run, split, dataset, data_dir, normalize, table_path, out,
                       unsafe) -> None:
     """Draw the confusion matrix of RUN on a split and print per-class precision/recall."""
-    from zoo.viz import (evaluate_classes, format_class_table, load_run, plot_confusion,
-                         write_class_table)
+    from zoo.viz import (
+        evaluate_classes,
+        format_class_table,
+        load_run,
+        plot_confusion,
+        write_class_table,
+    )
 
     loaded = load_run(run, unsafe=unsafe)
     report = evaluate_classes(loaded, split, dataset=dataset, data_dir=data_dir)

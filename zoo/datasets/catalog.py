@@ -88,10 +88,13 @@ CATALOG: dict[str, DatasetSpec] = {
             # only offers a re-packed mnist.npz).
             download_url="https://storage.googleapis.com/cvdf-datasets/mnist/",
             files={
-                "train": (OfficialFile("train-images-idx3-ubyte", "6bbc9ace898e44ae57da46a324031adb"),
-                          OfficialFile("train-labels-idx1-ubyte", "a25bea736e30d166cdddb491f175f624")),
+                "train": (OfficialFile("train-images-idx3-ubyte",
+                                       "6bbc9ace898e44ae57da46a324031adb"),
+                          OfficialFile("train-labels-idx1-ubyte",
+                                       "a25bea736e30d166cdddb491f175f624")),
                 "test": (OfficialFile("t10k-images-idx3-ubyte", "2646ac647ad5339dbf082846283269ea"),
-                         OfficialFile("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637")),
+                         OfficialFile("t10k-labels-idx1-ubyte",
+                                      "27ae3e4e09519cfbb04c329615203637")),
             },
         ),
         DatasetSpec(
@@ -104,10 +107,13 @@ CATALOG: dict[str, DatasetSpec] = {
             # keras.datasets.fashion_mnist's origin of the official .gz files.
             download_url="https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
             files={
-                "train": (OfficialFile("train-images-idx3-ubyte", "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
-                          OfficialFile("train-labels-idx1-ubyte", "9018921c3c673c538a1fc5bad174d6f9")),
+                "train": (OfficialFile("train-images-idx3-ubyte",
+                                       "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
+                          OfficialFile("train-labels-idx1-ubyte",
+                                       "9018921c3c673c538a1fc5bad174d6f9")),
                 "test": (OfficialFile("t10k-images-idx3-ubyte", "8181f5470baa50b63fa0f6fddb340f0a"),
-                         OfficialFile("t10k-labels-idx1-ubyte", "15d484375f8d13e6eb1aabb0c3f46965")),
+                         OfficialFile("t10k-labels-idx1-ubyte",
+                                      "15d484375f8d13e6eb1aabb0c3f46965")),
             },
         ),
         DatasetSpec(

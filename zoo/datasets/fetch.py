@@ -44,7 +44,6 @@ def fetch_dataset(name: str, *, verify: bool = True) -> ImportResult:
         name: a catalog name.
         verify: check the published MD5s (as `zoo data import` does).
     """
-    spec = get_spec(name)
     urls = official_urls(name)
     problem = can_reach(urls[0])
     if problem is not None:

@@ -14,8 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import (IMAGE_SUFFIXES, SPLIT_SEED, VALIDATION_FRACTION, DataError, Dataset,
-                      split_arrays)
+from zoo.data import (
+    IMAGE_SUFFIXES,
+    SPLIT_SEED,
+    VALIDATION_FRACTION,
+    DataError,
+    Dataset,
+    split_arrays,
+)
 from zoo.datasets import cache
 
 SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
@@ -124,8 +130,8 @@ def load_split_folders(path: Path, layout: dict[str, Path]) -> Dataset:
     for split, folder in layout.items():
         extra = sorted(set(_class_folders(folder)) - set(classes))
         if extra:
-            raise DataError(f"{folder} has classes that {layout['train']} lacks ({', '.join(extra)}); "
-                            f"every class needs training images")
+            raise DataError(f"{folder} has classes that {layout['train']} lacks "
+                            f"({', '.join(extra)}); every class needs training images")
     listed = {split: _list_images(folder, classes) for split, folder in layout.items()}
     present = set(listed["train"][1])
     for cls_index, cls in enumerate(classes):

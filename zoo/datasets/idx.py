@@ -46,7 +46,8 @@ def read_official(source: SourceFiles, official: OfficialFile, spec: DatasetSpec
     found = source.find(*spellings(official.name))
     if found is None:
         raise DatasetImportError(
-            f"{source.path} has no {official.name} (looked for {', '.join(spellings(official.name))}); "
+            f"{source.path} has no {official.name} (looked for "
+            f"{', '.join(spellings(official.name))}); "
             f"{spec.name} needs the four IDX files "
             f"{', '.join(f.name for files in spec.files.values() for f in files)}, raw or .gz"
         )
@@ -67,8 +68,10 @@ def read_idx_dataset(source: SourceFiles, spec: DatasetSpec, *, verify: bool
     """The four IDX files under ``source`` -> uint8 images (N, H, W, 1) and int64 labels."""
     arrays, checksums = {}, {}
     for split, (images_file, labels_file) in spec.files.items():
-        images, checksums[images_file.name] = read_official(source, images_file, spec, verify=verify)
-        labels, checksums[labels_file.name] = read_official(source, labels_file, spec, verify=verify)
+        images, checksums[images_file.name] = read_official(source, images_file, spec,
+                                                            verify=verify)
+        labels, checksums[labels_file.name] = read_official(source, labels_file, spec,
+                                                            verify=verify)
         if images.ndim != 3 or labels.ndim != 1:
             raise DatasetImportError(
                 f"{images_file.name} / {labels_file.name} in {source.path}: expected images "

@@ -45,7 +45,8 @@ def preview_grid(name: str, out: str | Path, *, per_class: int = 8, seed: int = 
                 ax.axis("off")
         axes[row][0].set_ylabel(data.class_names[c], rotation=0, ha="right", va="center",
                                 fontsize=8)
-    more = f" (first {len(classes)} of {data.num_classes} classes)" if len(classes) < data.num_classes else ""
+    more = (f" (first {len(classes)} of {data.num_classes} classes)"
+            if len(classes) < data.num_classes else "")
     fig.suptitle(f"{data.name}: training images per class{more}", fontsize=9)
     fig.tight_layout()
     out = Path(out)

@@ -1,4 +1,4 @@
-"""The files an import reads: under a folder, or inside a .tar/.tar.gz/.zip archive, by base name."""
+"""The files an import reads, by base name: under a folder or inside a .tar/.tar.gz/.zip."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ class SourceFiles:
         self.path = path
         self._readers: dict[str, Callable[[], bytes]] = {}
         if not path.exists():
-            raise DatasetImportError(f"{path} does not exist; give the folder or archive that holds "
-                               f"the data set's files")
+            raise DatasetImportError(f"{path} does not exist; give the folder or archive that "
+                                     f"holds the data set's files")
         if path.is_dir():
             for file in sorted(path.rglob("*")):
                 if file.is_file() and not _skip(file.name):
@@ -56,8 +56,8 @@ class SourceFiles:
             archive = tarfile.open(path)
             members = archive.getmembers()
         except (tarfile.TarError, EOFError, OSError) as err:
-            raise DatasetImportError(f"{path} is a damaged or truncated archive ({err}); download it "
-                               f"again") from None
+            raise DatasetImportError(f"{path} is a damaged or truncated archive ({err}); "
+                                     f"download it again") from None
         for member in members:
             if member.isfile() and not _skip(member.name):
                 base = member.name.rsplit("/", 1)[-1]

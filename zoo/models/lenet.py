@@ -19,7 +19,8 @@ from zoo.registry import Variant, register_model
 if TYPE_CHECKING:
     import keras
 
-PAPER = "LeCun, Bottou, Bengio, Haffner. Gradient-based learning applied to document recognition. 1998"
+PAPER = ("LeCun, Bottou, Bengio, Haffner. Gradient-based learning applied to document "
+         "recognition. 1998")
 
 # Kernel sizes and feature-map counts are what the lecture says to search on digits.
 SEARCH_SPACE = {
