@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import click
 
-from zoo.cli.options import (POSITIVE, RATE, input_shape_option, parse_assignments, parse_shape,
-                             set_option)
+from zoo.cli.options import (
+    POSITIVE,
+    RATE,
+    input_shape_option,
+    parse_assignments,
+    parse_shape,
+    set_option,
+)
 from zoo.cli.train import dataset_options
 
 
@@ -26,7 +32,8 @@ def recipes_command() -> None:
 @click.option("--recipe", "recipes", multiple=True, metavar="NAME[:k=v,...]",
               help="Augmentation recipe(s): augment, mixup, cutmix (default: augment).")
 @dataset_options
-@click.option("--images", default=6, show_default=True, type=click.IntRange(min=1), help="Rows (one per class).")
+@click.option("--images", default=6, show_default=True, type=click.IntRange(min=1),
+              help="Rows (one per class).")
 @click.option("--copies", default=7, show_default=True, type=click.IntRange(min=1),
               help="Augmented versions per image.")
 @click.option("--seed", default=0, show_default=True, type=int)

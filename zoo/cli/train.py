@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from zoo.cli.options import (POSITIVE, input_shape_option, parse_assignments, parse_shape,
-                             set_option)
+from zoo.cli.options import POSITIVE, input_shape_option, parse_assignments, parse_shape, set_option
 
 
 def dataset_options(function):

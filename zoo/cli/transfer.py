@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import click
 
-from zoo.cli.options import (POSITIVE, RATE, input_shape_option, parse_assignments,
-                             parse_shape, set_option)
+from zoo.cli.options import (
+    POSITIVE,
+    RATE,
+    input_shape_option,
+    parse_assignments,
+    parse_shape,
+    set_option,
+)
 from zoo.cli.train import dataset_options
 
 
