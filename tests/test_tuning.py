@@ -107,7 +107,7 @@ def test_bad_search_is_refused_before_anything_runs(change, message):
 
 
 def test_max_params_refuses_before_training():
-    from tuning.tuners import RejectedConfiguration, check_configuration
+    from tuning.preflight import RejectedConfiguration, check_configuration
 
     space = derive_space("lenet5", {"filters": "4,64"}, only=True)
     space.fixed.update({"input_shape": (32, 32, 1), "num_classes": 10})
@@ -128,6 +128,96 @@ def test_cli_reports_bad_input_in_one_line():
     assert result.exit_code == 1 and "--max-trials must be at least 1" in result.output
 
 
+# -- keras-tuner's private hooks --------------------------------------------------------------
+def _rules_space():
+    """lenet5 over filters {4, 8, 16} per stage with --increasing-filters: 3 of 9 break it."""
+    return derive_space("lenet5", {"filters": "4,8,16"}, only=True, increasing_filters=True)
+
+
+def test_private_keras_tuner_hooks_are_the_ones_written_for():
+    """tuning.tuners overrides private keras-tuner methods (there is no public hook for what
+    they do); an upgrade that removes or re-signs one fails here, not in a search."""
+    import inspect
+
+    import keras_tuner
+    from tuning import tuners
+
+    version = keras_tuner.__version__
+    for label, (owner, name, signature) in tuners.PRIVATE_HOOKS.items():
+        assert hasattr(owner, name), (
+            f"keras-tuner {version} has no {label}, which tuning/tuners.py overrides; "
+            f"port the override or pin keras-tuner to the range in pyproject.toml")
+        found = str(inspect.signature(getattr(owner, name)))
+        assert found == signature, (
+            f"keras-tuner {version} changed {label}{signature} to {label}{found}; "
+            f"check tuning/tuners.py's override against it")
+    oracle = keras_tuner.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=1)
+    assert isinstance(oracle._tried_so_far, set), "Oracle._tried_so_far is no longer a set"
+    # Every zoo oracle and tuner really uses the overrides (nothing earlier in the MRO wins).
+    for oracle_class in tuners.ORACLES.values():
+        for name in ("_retry", "_random_values"):
+            assert getattr(oracle_class, name) is getattr(tuners.SpaceRulesOracle, name)
+    for tuner_class in (tuners.ZooTuner, tuners.ZooHyperband):
+        assert tuner_class._populate_initial_space is tuners.ZooTrials._populate_initial_space
+
+
+def _declared(oracle, space):
+    hp = oracle.get_space()
+    space.declare(hp)
+    oracle.update_space(hp)
+    return oracle
+
+
+def test_oracle_redraws_configurations_that_break_the_space_rules():
+    import keras_tuner
+    from keras_tuner.engine.trial import Trial, TrialStatus
+    from tuning import tuners
+
+    space = _rules_space()
+    common = dict(objective=keras_tuner.Objective("val_accuracy", "max"), seed=0, max_trials=30)
+    plain = _declared(keras_tuner.oracles.RandomSearchOracle(**common), space)
+    ours = _declared(tuners.ZooRandomSearchOracle(**common, space=space), space)
+    plain_values = [plain.populate_space(str(i))["values"] for i in range(12)]
+    assert any(v["filters_1"] > v["filters_2"] for v in plain_values)  # the rule does bite
+    drawn = [ours.populate_space(str(i))["values"] for i in range(12)]
+    assert all(v["filters_1"] <= v["filters_2"] for v in drawn)
+    assert ours._tried_so_far  # the rule-breaking draws were set aside for good
+    # A refused trial stays INVALID: not retried, not turned into a crash.
+    refused = Trial(ours.get_space(), trial_id="0", status=TrialStatus.INVALID)
+    assert ours._retry(refused) is False and refused.status == TrialStatus.INVALID
+
+
+def test_tuners_declare_the_space_without_building_a_model(tmp_path):
+    """keras-tuner builds the model at the defaults to find the space; ours only declares it.
+    ZooHyperband skips Hyperband.__init__ (it only makes a plain oracle): the attributes it
+    sets up must be the ones a real Hyperband has."""
+    import keras
+    import keras_tuner
+    from tuning import tuners
+
+    space = _rules_space()
+
+    class NeverBuilt(tuners.ZooHyperModel):
+        def build(self, hp):
+            raise AssertionError("a model was built while declaring the space")
+
+    hypermodel = NeverBuilt(space, base=None, data=None, max_params=None, steps_per_epoch=1)
+    names = {"filters_1", "filters_2"}
+    for algorithm, tuner_class in (("grid", tuners.ZooTuner), ("hyperband", tuners.ZooHyperband)):
+        budget = {"max_epochs": 2} if algorithm == "hyperband" else {"max_trials": 9}
+        oracle = tuners.ORACLES[algorithm](objective=keras_tuner.Objective("val_accuracy", "max"),
+                                           space=space, **budget)
+        tuner = tuner_class(oracle=oracle, hypermodel=hypermodel, directory=str(tmp_path),
+                            project_name=algorithm, echo=print)
+        assert {hp.name for hp in tuner.oracle.get_space().space} == names
+    plain = keras_tuner.Hyperband(
+        hypermodel=lambda hp: keras.Sequential([keras.Input((2,)), keras.layers.Dense(
+            hp.Int("units", 1, 2))]),
+        objective="val_accuracy", max_epochs=2, directory=str(tmp_path), project_name="plain")
+    ours = set(vars(tuner)) - {"echo", "trials_run_here", "last_note"}
+    assert ours == set(vars(plain))
+
+
 # -- a real (tiny) search ---------------------------------------------------------------------
 GRID = dict(model="lenet5", algorithm="grid", epochs=1, train_fraction=0.1, batch_size=64,
             space={"kernel_sizes": "5,15", "filters": "4"}, only=True, retrain_epochs=1)
@@ -141,24 +231,18 @@ def grid_search(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("search")
     lines: list[str] = []
-    real_class = tuners.hypermodel_class
 
-    def crashing_class():
-        base = real_class()
-
-        class Crashing(base):
-            def fit(self, hp, model, *args, **kwargs):
-                if hp.values["kernel_sizes_1"] == 15:
-                    raise RuntimeError("simulated out of memory")
-                return super().fit(hp, model, *args, **kwargs)
-
-        return Crashing
+    class Crashing(tuners.ZooHyperModel):
+        def fit(self, hp, model, *args, **kwargs):
+            if hp.values["kernel_sizes_1"] == 15:
+                raise RuntimeError("simulated out of memory")
+            return super().fit(hp, model, *args, **kwargs)
 
     cwd = os.getcwd()
     os.chdir(folder)
     try:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(tuners, "hypermodel_class", crashing_class)
+            patch.setattr(tuners, "ZooHyperModel", Crashing)
             result = search.run_search(search.SearchPlan(out="s", **GRID), echo=lines.append)
     finally:
         os.chdir(cwd)

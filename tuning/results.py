@@ -9,15 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tuning.records import SearchPlan, SearchResult, TrialRow
 from tuning.space import SearchSpace
 from zoo.runs import write_text_atomic
-
-if TYPE_CHECKING:
-    from tuning.search import SearchPlan, SearchResult
 
 TABLE_MD = "trials.md"
 TABLE_CSV = "trials.csv"
@@ -25,19 +22,6 @@ PLOT_FILE = "objective_vs_params.png"
 BEST_FILE = "best_hyperparameters.json"
 SUMMARY_FILE = "summary.json"
 
-
-@dataclass
-class TrialRow:
-    """One line of the trials table."""
-
-    trial_id: str
-    status: str
-    values: dict[str, Any]
-    objective: float | None
-    params: int | None
-    macs: int | None
-    seconds: float | None
-    note: str = ""
 
 def _last(trial, name: str) -> float | None:
     if not trial.metrics.exists(name):
@@ -77,6 +61,7 @@ def format_trial_line(row: TrialRow, objective: str) -> str:
         head = row.note or row.status.lower()
     seconds = f"  {row.seconds:.1f} s" if row.seconds is not None else ""
     return f"trial {row.trial_id} {row.status:9s} {head}{seconds}  | {hps}"
+
 
 def pick_best(rows: list[TrialRow], direction: str) -> TrialRow | None:
     """The completed trial with the best objective."""
@@ -175,7 +160,8 @@ def plot_objective(out: Path, rows: list[TrialRow], objective: str, model: str,
     save_figure(fig, path)
     return path
 
-def summary_lines(result: "SearchResult", plan: "SearchPlan") -> list[str]:
+
+def summary_lines(result: SearchResult, plan: SearchPlan) -> list[str]:
     """The end-of-search summary printed by `zoo tune`."""
     counts = {s: sum(r.status == s for r in result.rows) for s in ("COMPLETED", "INVALID",
                                                                    "FAILED")}

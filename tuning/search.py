@@ -19,15 +19,14 @@ import os
 import socket
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from tuning import tuners
+from tuning.preflight import find_valid_configuration, refusal_reason
+from tuning.records import ALGORITHMS, OBJECTIVES, ROLES, SearchPlan, SearchResult, TrialRow
 from tuning.results import (
     BEST_FILE,
     SUMMARY_FILE,
-    TrialRow,
     pick_best,
     plot_objective,
     summary_lines,
@@ -35,74 +34,8 @@ from tuning.results import (
     write_tables,
 )
 from tuning.space import SearchSpace, derive_space, describe
-from tuning.tuners import (
-    RejectedConfiguration,
-    check_configuration,
-    find_valid_configuration,
-    make_tuner,
-)
-from zoo.runs import METRICS_FILE, RUNS_DIR, SAVED_MODELS, write_json_atomic
+from zoo.runs import METRICS_FILE, RUNS_DIR, write_json_atomic
 from zoo.train import TrainPlan, prepare_data, resolve_hparams
-
-ALGORITHMS = ("random", "hyperband", "bayesian", "grid")
-OBJECTIVES = ("val_accuracy", "val_loss", "accuracy", "loss")
-ROLES = ("local", "chief", "worker")
-
-
-@dataclass
-class SearchPlan:
-    """Everything one search needs; ``zoo tune`` fills it from the command line."""
-
-    model: str
-    dataset: str = "digits"
-    data_dir: str | None = None
-    algorithm: str = "random"
-    max_trials: int | None = 10
-    epochs: int = 5
-    objective: str = "val_accuracy"
-    space: dict[str, Any] = field(default_factory=dict)
-    only: bool = False
-    increasing_filters: bool = False
-    max_params: int | None = None
-    out: str | None = None
-    batch_size: int = 32
-    train_fraction: float = 1.0
-    seed: int = 0
-    input_shape: tuple[int, int, int] | None = None
-    retrain: bool = True
-    retrain_epochs: int | None = None
-    compare_default: bool = False
-    role: str = "local"
-    oracle: str | None = None  # host:port of the chief oracle
-    tuner_id: str | None = None
-
-    @property
-    def out_dir(self) -> Path:
-        """Where results go (default saved_models/tuning/MODEL)."""
-        return Path(self.out) if self.out else SAVED_MODELS / "tuning" / self.model
-
-    @property
-    def direction(self) -> str:
-        """'max' for accuracies, 'min' for losses."""
-        return "min" if self.objective.endswith("loss") else "max"
-
-
-@dataclass
-class SearchResult:
-    """What a search produced (a worker only reports the trials it ran)."""
-
-    out: Path
-    space: SearchSpace
-    rows: list[TrialRow]
-    best: TrialRow | None = None
-    best_hparams: dict[str, Any] = field(default_factory=dict)
-    best_run: Path | None = None
-    best_test_metrics: dict[str, float] = field(default_factory=dict)
-    default_run: Path | None = None
-    default_test_metrics: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
-    trials_run_here: int = 0
-    distribution: str = "none"
 
 
 # -- checks -----------------------------------------------------------------------------------
@@ -187,20 +120,6 @@ def _set_role_environment(plan: SearchPlan) -> str:
 
 
 # -- results ---------------------------------------------------------------------------------
-def _explain_invalid(row: TrialRow, space: SearchSpace, max_params: int | None,
-                     values: dict) -> str:
-    """Why a refused trial was refused (recomputed: keras-tuner's protocol carries no text)."""
-    import keras
-
-    try:
-        check_configuration(space, values, max_params)
-        return "refused"
-    except RejectedConfiguration as rejected:
-        return rejected.reason
-    finally:
-        keras.backend.clear_session()
-
-
 def collect_rows(tuner, plan: SearchPlan, space: SearchSpace) -> list[TrialRow]:
     """Every trial the (chief's or local) oracle knows, in trial order."""
     rows = []
@@ -208,8 +127,7 @@ def collect_rows(tuner, plan: SearchPlan, space: SearchSpace) -> list[TrialRow]:
         trial = tuner.oracle.trials[trial_id]
         row = trial_row(trial, space, plan.objective)
         if row.status == "INVALID":
-            row.note = _explain_invalid(row, space, plan.max_params,
-                                        trial.hyperparameters.values)
+            row.note = refusal_reason(space, trial.hyperparameters.values, plan.max_params)
         elif row.status == "FAILED" and not row.note:
             row.note = "crashed while training (see the log of the process that ran it)"
         rows.append(row)
@@ -265,14 +183,15 @@ def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchR
 
     import keras
 
+    from tuning import tuners  # imports keras-tuner: only once the plan has been checked
+
     keras.utils.set_random_seed(plan.seed)
     strategy, distribution = setup_distribution()
     out = plan.out_dir
     out.mkdir(parents=True, exist_ok=True)
     steps = math.ceil(len(data.x_train) / plan.batch_size)
-    hypermodel = tuners.hypermodel_class()(space, base, data, plan.max_params, steps)
-    tuner = make_tuner(plan, space, hypermodel, strategy)
-    tuner.echo = echo
+    hypermodel = tuners.ZooHyperModel(space, base, data, plan.max_params, steps)
+    tuner = tuners.make_tuner(plan, hypermodel, strategy, echo=echo)
     if role != "worker":
         echo(f"searching {plan.model} with {plan.algorithm} "
              f"({space.size():,} configurations; trials in {out}; distribution: "
