@@ -140,6 +140,7 @@ def test_private_keras_tuner_hooks_are_the_ones_written_for():
     import inspect
 
     import keras_tuner
+
     from tuning import tuners
 
     version = keras_tuner.__version__
@@ -171,6 +172,7 @@ def _declared(oracle, space):
 def test_oracle_redraws_configurations_that_break_the_space_rules():
     import keras_tuner
     from keras_tuner.engine.trial import Trial, TrialStatus
+
     from tuning import tuners
 
     space = _rules_space()
@@ -193,6 +195,7 @@ def test_tuners_declare_the_space_without_building_a_model(tmp_path):
     sets up must be the ones a real Hyperband has."""
     import keras
     import keras_tuner
+
     from tuning import tuners
 
     space = _rules_space()
