@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterable
 
 from recipes import augment, normalize, regularize, schedule
-from recipes.base import ParamInfo, Recipe, RecipeError, close_matches, parse_spec
+from recipes.base import ParamInfo, Recipe, RecipeError, parse_spec
+from zoo.names import did_you_mean
 
 if TYPE_CHECKING:
     from zoo.train import TrainPlan
@@ -40,7 +41,7 @@ def get_recipe(name: str) -> type[Recipe]:
     """The recipe class called ``name``; unknown names fail with close matches."""
     key = name.strip().lower().replace("_", "-")
     if key not in REGISTRY:
-        raise RecipeError(f"unknown recipe {name!r}{close_matches(key, list(REGISTRY))}; "
+        raise RecipeError(f"unknown recipe {name!r}{did_you_mean(key, list(REGISTRY))}; "
                           f"`zoo recipes` lists them: {', '.join(sorted(REGISTRY))}")
     return REGISTRY[key]
 
@@ -56,7 +57,7 @@ def parse_recipe(spec: "str | Recipe") -> Recipe:
         if key not in known:
             allowed = ", ".join(known) if known else "none"
             raise RecipeError(f"recipe {cls.name!r} has no parameter {key!r}"
-                              f"{close_matches(key, known)}; its parameters: {allowed}")
+                              f"{did_you_mean(key, known)}; its parameters: {allowed}")
     return cls(**values)
 
 

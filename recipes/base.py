@@ -8,7 +8,6 @@ any data is loaded or any model is built.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -139,12 +138,6 @@ def _check_value(recipe: str, info: ParamInfo, value: Any) -> Any:
         hint = f" ({info.help})" if info.help else ""
         raise RecipeError(f"{where} must be {info.allowed}, got {value!r}{hint}")
     return value
-
-
-def close_matches(word: str, options: list[str]) -> str:
-    """' (did you mean a, b?)' for near misses, else ''."""
-    near = difflib.get_close_matches(word, options, n=3, cutoff=0.5)
-    return f" (did you mean {', '.join(near)}?)" if near else ""
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:

@@ -13,7 +13,6 @@ Sources: a run directory or `.keras` file, a registered zoo model with a weights
 from __future__ import annotations
 
 import csv
-import difflib
 import os
 import socket
 from dataclasses import dataclass, field, replace
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.data import Dataset, fit_images
+from zoo.names import did_you_mean
 from zoo.runs import atomic_write
 
 if TYPE_CHECKING:
@@ -127,11 +127,6 @@ def _base_from_model(model: "keras.Model") -> "keras.Model":
     import keras
 
     return keras.Model(model.inputs, classifier_input(model), name=BASE_NAME)
-
-
-def _close(name: str, choices: list[str]) -> str:
-    near = difflib.get_close_matches(name, choices, n=4, cutoff=0.5)
-    return f" (did you mean {', '.join(near)}?)" if near else ""
 
 
 def application_names() -> list[str]:
@@ -263,8 +258,8 @@ def load_source(source: str, *, weights: str | None = None, unsafe: bool = False
                       preprocess=_preprocessing_layers(source))
     raise TransferError(
         f"unknown source {source!r}: not a run directory or .keras file, not a zoo model"
-        f"{_close(source, list_models())} and not a keras.applications backbone"
-        f"{_close(source, apps)}. See `zoo list`."
+        f"{did_you_mean(source, list_models(), n=4)} and not a keras.applications backbone"
+        f"{did_you_mean(source, apps, n=4)}. See `zoo list`."
     )
 
 
@@ -310,9 +305,10 @@ def frozen_layer_count(base: "keras.Model", settings: TransferSettings, strategy
                                 f"layers ({listing}); give 0..{len(layers)}")
         return settings.freeze
     if settings.freeze_until is not None:
-        if settings.freeze_until not in names:
+        wanted = settings.freeze_until
+        if wanted not in names:
             raise TransferError(f"--freeze-until: the base has no layer "
-                                f"{settings.freeze_until!r}{_close(settings.freeze_until, names)}"
+                                f"{wanted!r}{did_you_mean(wanted, names, n=4)}"
                                 f"; its layers: {listing}")
         return names.index(settings.freeze_until) + 1
     if settings.fine_tune_layers is not None:

@@ -18,13 +18,13 @@ when ``stages`` is searched, the stage-``i`` hyperparameters are conditional on
 from __future__ import annotations
 
 import ast
-import difflib
 import itertools
 import math
 import random
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from zoo.names import close_matches
 from zoo.registry import get_model_info
 
 # Builder arguments that define the task or the head, not the architecture: never searched.
@@ -340,7 +340,7 @@ def derive_space(
     overrides = dict(overrides or {})
     for name in overrides:
         if name not in names:
-            close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+            close = close_matches(name, names)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             why = " (it defines the task, not the architecture)" if name in INTERFACE_KWARGS \
                 else ""

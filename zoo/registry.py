@@ -12,13 +12,14 @@ model.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import importlib
 import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from zoo.names import close_matches
 
 # Family modules register their builders on import; they are imported on first use so that
 # `zoo --help` does not pay for importing Keras.
@@ -166,7 +167,7 @@ def _format_defaults(defaults: Mapping[str, Any]) -> str:
 
 
 def _did_you_mean(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.5)
+    close = close_matches(word, choices)
     return f" Did you mean {', '.join(close)}?" if close else ""
 
 

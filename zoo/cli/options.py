@@ -66,3 +66,13 @@ set_option = click.option(
 input_shape_option = click.option(
     "--input-shape", default=None, metavar="H,W,C", help="Model input shape, e.g. 28,28,1.",
 )
+
+
+def dataset_options(function):
+    """--dataset and --data-dir, shared by every command that reads data."""
+    function = click.option("--data-dir", default=None,
+                            help="tensorflow-datasets data directory (for tfds: names).")(function)
+    return click.option("--dataset", default="digits", show_default=True,
+                        help="'digits' (embedded); mnist, fashion_mnist, cifar10, cifar100 "
+                             "(after `zoo data import`); 'tfds:NAME'; or a folder of class "
+                             "sub-folders.")(function)

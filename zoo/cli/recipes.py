@@ -7,12 +7,12 @@ import click
 from zoo.cli.options import (
     POSITIVE,
     RATE,
+    dataset_options,
     input_shape_option,
     parse_assignments,
     parse_shape,
     set_option,
 )
-from zoo.cli.train import dataset_options
 
 
 @click.command("recipes")

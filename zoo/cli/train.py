@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import click
 
-from zoo.cli.options import POSITIVE, input_shape_option, parse_assignments, parse_shape, set_option
-
-
-def dataset_options(function):
-    """--dataset and --data-dir, shared by every command that reads data."""
-    function = click.option("--data-dir", default=None,
-                            help="tensorflow-datasets data directory (for tfds: names).")(function)
-    return click.option("--dataset", default="digits", show_default=True,
-                        help="'digits' (embedded); mnist, fashion_mnist, cifar10, cifar100 "
-                             "(after `zoo data import`); 'tfds:NAME'; or a folder of class "
-                             "sub-folders.")(function)
+from zoo.cli.options import (
+    POSITIVE,
+    dataset_options,
+    input_shape_option,
+    parse_assignments,
+    parse_shape,
+    set_option,
+)
 
 
 @click.command("train")

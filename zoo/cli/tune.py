@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from zoo.cli.options import input_shape_option, parse_shape
-from zoo.cli.train import dataset_options
+from zoo.cli.options import dataset_options, input_shape_option, parse_shape
 
 ALGORITHMS = ("random", "hyperband", "bayesian", "grid")
 

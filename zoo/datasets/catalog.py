@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from zoo.names import close_matches
+
 # How many images of the official training split are held out, stratified and seeded, as the
 # validation split. The official test split is never touched.
 VALIDATION_SIZE = 5000
@@ -170,9 +172,7 @@ def get_spec(name: str) -> DatasetSpec:
     try:
         return CATALOG[name]
     except KeyError:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(CATALOG), n=2)
+        close = close_matches(name, CATALOG, n=2)
         hint = f" (did you mean {' or '.join(close)}?)" if close else ""
         raise DatasetNotFound(
             f"unknown data set {name!r}{hint}; known: {', '.join(CATALOG)} (and the embedded "

@@ -6,12 +6,13 @@ picture is computed, so a mistake fails in one clear line.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from zoo.names import close_matches
 
 if TYPE_CHECKING:
     import keras
@@ -94,7 +95,7 @@ def find_layer(model: "keras.Model", name: str, *, allowed: list | None = None,
     names = [layer.name for layer in model.layers if type(layer).__name__ != "InputLayer"]
     choices = [layer.name for layer in allowed] if allowed is not None else names
     if name not in names:
-        close = difflib.get_close_matches(name, names, n=4, cutoff=0.5)
+        close = close_matches(name, names, n=4)
         hint = f"did you mean {', '.join(close)}?" if close else \
             f"pick one of: {_listing(choices)}"
         raise VizError(f"model {model.name} has no layer {name!r}; {hint}")
