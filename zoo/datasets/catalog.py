@@ -172,9 +172,9 @@ def get_spec(name: str) -> DatasetSpec:
     try:
         return CATALOG[name]
     except KeyError:
-        close = close_matches(name, CATALOG, n=2)
-        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        from zoo.names import did_you_mean
+
         raise DatasetNotFound(
-            f"unknown data set {name!r}{hint}; known: {', '.join(CATALOG)} (and the embedded "
-            f"'{EMBEDDED}')"
+            f"unknown data set {name!r}{did_you_mean(name, [*CATALOG, EMBEDDED])}; known: "
+            f"{', '.join(CATALOG)} (and the embedded '{EMBEDDED}')"
         ) from None
