@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from zoo.names import close_matches
+from zoo.names import did_you_mean
 
 # How many images of the official training split are held out, stratified and seeded, as the
 # validation split. The official test split is never touched.
@@ -172,8 +172,6 @@ def get_spec(name: str) -> DatasetSpec:
     try:
         return CATALOG[name]
     except KeyError:
-        from zoo.names import did_you_mean
-
         raise DatasetNotFound(
             f"unknown data set {name!r}{did_you_mean(name, [*CATALOG, EMBEDDED])}; known: "
             f"{', '.join(CATALOG)} (and the embedded '{EMBEDDED}')"
