@@ -336,3 +336,15 @@ def test_decoded_folders_are_cached_by_content(tmp_path, monkeypatch):
     write_image_folder(root, {"cat": 1})  # rewrites cat/0.png: new content, new key
     load_dataset(str(root))
     assert decoded == [12]
+
+
+def test_list_shows_prepared_tfds_sets(tmp_path):
+    import json
+
+    info = tmp_path / "tfds" / "tiny_shapes" / "1.0.0" / "dataset_info.json"
+    info.parent.mkdir(parents=True)
+    info.write_text(json.dumps({"splits": [{"name": "train", "shardLengths": ["30", "12"]},
+                                           {"name": "test", "shardLengths": ["9"]}],
+                                "citation": "@misc{tiny, title={Tiny}}"}))
+    listing = run_cli("data", "list", "--data-dir", str(tmp_path / "tfds")).output
+    assert "tfds:tiny_shapes" in listing and "prepared (tfds)" in listing and "42/9" in listing
