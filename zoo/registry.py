@@ -7,7 +7,8 @@ the family builder with the variant's defaults, so ``inspect.signature`` (``zoo 
 tuner, ``--set``) sees a real signature whose defaults are that variant's. Each entry carries
 metadata that tools print without building anything (parameter count and MACs at the default
 configuration, like torchvision's weight metadata); the test suite checks it against the built
-model.
+model. A family's pretrained-weights entries (``zoo.weights.entry.WeightsEntry``) are data beside
+its builder too, attached to the variant each one names.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class ModelInfo:
     num_params: int
     macs: int
     default_search_space: dict[str, Any] = field(default_factory=dict)
+    weights: tuple[Any, ...] = ()  # WeightsEntry records, in order of preference
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
@@ -91,6 +93,7 @@ def register_model(
     paper: str,
     variants: Sequence[Variant],
     default_search_space: Mapping[str, Any] | None = None,
+    weights: Sequence[Any] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register every variant of the decorated family builder under the variant's name.
 
@@ -100,12 +103,18 @@ def register_model(
         variants: the family's named configurations, registered in this order.
         default_search_space: choices the tuner searches for the family's dimensions
             (``tuning.space``); a variant's ``search_space`` replaces it.
+        weights: the family's pretrained-weights entries; each names its variant (``model``).
 
     The builder is ``builder(name, /, *, <hyperparameters with defaults>)``: the model's name
     comes positionally, every hyperparameter is keyword-only. The builder is returned as is.
     """
 
     def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
+        names = [variant.name for variant in variants]
+        for entry in weights:
+            if entry.model not in names:
+                raise ValueError(f"weights {entry.key} names no variant of {family} "
+                                 f"({', '.join(names)})")
         for variant in variants:
             if variant.name in _REGISTRY:
                 raise ValueError(f"model {variant.name!r} is registered twice")
@@ -120,6 +129,7 @@ def register_model(
                 num_params=variant.num_params,
                 macs=variant.macs,
                 default_search_space=dict(space or {}),
+                weights=tuple(e for e in weights if e.model == variant.name),
             )
         return builder
 
@@ -208,7 +218,19 @@ def check_hyperparameters(name: str, hparams: dict[str, Any]) -> None:
     check_hyperparameter_types(name, known, hparams)
 
 
-def build(name: str, **hparams: Any):
-    """Build the registered model ``name`` with the given keyword hyperparameters."""
+def build(name: str, *, weights: str | None = None, **hparams: Any):
+    """Build the registered model ``name`` with the given keyword hyperparameters.
+
+    Args:
+        name: a registered model.
+        weights: None (freshly initialised), the name of one of the model's weights entries
+            (``zoo weights list``; 'imagenet' picks its ImageNet entry that is present), or
+            the path of a Keras ``.weights.h5`` file.
+        **hparams: builder hyperparameters; a weights entry supplies the ones its file needs.
+    """
     check_hyperparameters(name, hparams)
+    if weights is not None:
+        from zoo.weights.load import build_with_weights
+
+        return build_with_weights(name, weights, **hparams)
     return get_model_info(name).builder(**hparams)

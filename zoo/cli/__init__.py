@@ -18,7 +18,7 @@ import click
 from zoo.cli.errors import debug_requested, one_line, unexpected_line
 
 COMMAND_MODULES = ("models", "train", "recipes", "transfer", "tune", "export", "bench", "viz",
-                   "data")
+                   "data", "weights")
 
 
 class ZooGroup(click.Group):

@@ -10,10 +10,12 @@ disk, then renamed in one step.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,20 +70,19 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def write_folder_atomic(final: Path, arrays: dict[str, np.ndarray], manifest: dict[str, Any]
-                        ) -> Path:
-    """Write ``arrays`` (one .npy each) and ``manifest`` as folder ``final``, atomically.
+@contextlib.contextmanager
+def staged_folder(final: Path) -> Iterator[Path]:
+    """Yield a temporary sibling folder to fill; when the block ends without error it is
+    flushed to disk and renamed to ``final`` in one step (replacing an older one).
 
-    Everything goes to a temporary sibling folder first and is flushed to disk; the rename
-    that follows is atomic, so a reader sees the old folder, none, or the whole new one.
+    A reader sees the old folder, none, or the whole new one; an error or a kill leaves only
+    a hidden ``.NAME.importing-*`` folder that never looks ready (``remove_leftovers``).
     """
     root = final.parent
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.importing-", dir=root))
     try:
-        for key, array in arrays.items():
-            np.save(staging / f"{key}.npy", np.ascontiguousarray(array))
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        yield staging
         for path in staging.iterdir():
             _fsync(path)
         _fsync(staging)
@@ -97,6 +98,15 @@ def write_folder_atomic(final: Path, arrays: dict[str, np.ndarray], manifest: di
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def write_folder_atomic(final: Path, arrays: dict[str, np.ndarray], manifest: dict[str, Any]
+                        ) -> Path:
+    """Write ``arrays`` (one .npy each) and ``manifest`` as folder ``final``, atomically."""
+    with staged_folder(final) as staging:
+        for key, array in arrays.items():
+            np.save(staging / f"{key}.npy", np.ascontiguousarray(array))
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return final
 
 
@@ -105,14 +115,15 @@ def write_dataset(name: str, arrays: dict[str, np.ndarray], manifest: dict[str, 
     return write_folder_atomic(dataset_dir(name), {k: arrays[k] for k in ARRAYS}, manifest)
 
 
-def remove_leftovers(name: str, older_than_s: float = 3600.0) -> None:
+def remove_leftovers(name: str, older_than_s: float = 3600.0, root: Path | None = None) -> None:
     """Delete folders left by imports of ``name`` that were killed (they never look ready).
 
     Only old ones: a younger folder may belong to an import still running in another process.
+    ``root`` is the folder holding ``name`` (default: the data sets' root).
     """
     import time
 
-    root = datasets_root()
+    root = datasets_root() if root is None else root
     if not root.is_dir():
         return
     for pattern in (f".{name}.importing-*", f".{name}.old-*"):

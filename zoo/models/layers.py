@@ -207,6 +207,15 @@ def model_input(input_shape: Sequence[int], model: str):
     return keras.Input(shape=shape, name="image")
 
 
+def zero_pad(x, pixels: int, name: str):
+    """Zero-pad the map by ``pixels`` on every side (torch's explicit conv padding)."""
+    from keras import layers
+
+    if pixels < 0:
+        raise ValueError(f"{name}: padding must be 'valid', 'same' or pixels >= 0, got {pixels}")
+    return layers.ZeroPadding2D(pixels, name=name)(x) if pixels else x
+
+
 def spatial_dropout(x, rate: float, name: str):
     """SpatialDropout2D (drops whole feature maps) when ``rate`` > 0, else the map unchanged."""
     from keras import layers

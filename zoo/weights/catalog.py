@@ -1,0 +1,86 @@
+"""Finding weights entries: by model, by 'MODEL:ENTRY' key, by a file's checksum.
+
+Entries live beside the builders (each family's ``WEIGHTS`` table, attached to the registry)
+and, for keras.applications backbones, in ``zoo.weights.applications``. Nothing here imports
+Keras, so `zoo list` and `zoo weights list` stay fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from zoo.weights.entry import WeightsEntry
+
+IMAGENET = "imagenet"
+
+
+class UnknownWeightsError(KeyError):
+    """A weights entry that does not exist."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def application_entries() -> tuple[WeightsEntry, ...]:
+    """Entries of keras.applications backbones (converted from other frameworks)."""
+    from zoo.weights.applications import APPLICATION_WEIGHTS
+
+    return APPLICATION_WEIGHTS
+
+
+def all_entries() -> list[WeightsEntry]:
+    """Every known entry: the registered models' in registry order, then the backbones'."""
+    from zoo.registry import get_model_info, list_models
+
+    entries = [e for name in list_models() for e in get_model_info(name).weights]
+    return entries + list(application_entries())
+
+
+def entries_for(model: str) -> list[WeightsEntry]:
+    """The entries of one model (registered name or keras.applications backbone)."""
+    return [e for e in all_entries() if e.model == model]
+
+
+def has_weights_model(model: str) -> bool:
+    """Whether ``model`` is a zoo model or a backbone that entries exist for."""
+    from zoo.registry import list_models
+
+    return model in list_models() or any(e.model == model for e in application_entries())
+
+
+def get_entry(model: str, name: str) -> WeightsEntry:
+    """The entry ``name`` of ``model``; unknown names raise with the model's entries."""
+    entries = entries_for(model)
+    for entry in entries:
+        if entry.name == name:
+            return entry
+    names = [e.name for e in entries]
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    known = ", ".join(names) if names else "none"
+    raise UnknownWeightsError(f"{model} has no weights entry {name!r}.{hint} Its entries: "
+                              f"{known} (see `zoo weights list`)")
+
+
+def parse_key(key: str) -> WeightsEntry:
+    """The entry named 'MODEL:ENTRY' (as `zoo weights list` prints it)."""
+    model, sep, name = key.partition(":")
+    if not sep or not model or not name:
+        raise UnknownWeightsError(f"weights entry {key!r} must be MODEL:ENTRY, e.g. "
+                                  f"vgg16:torchvision (see `zoo weights list`)")
+    return get_entry(model, name)
+
+
+def imagenet_candidates(model: str) -> list[WeightsEntry]:
+    """The model's ImageNet entries in order of preference (what --weights imagenet means)."""
+    return [e for e in entries_for(model) if e.dataset == IMAGENET]
+
+
+def identify(sha256: str, md5: str) -> list[WeightsEntry]:
+    """The entries whose published checksum the file's digests match."""
+    return [e for e in all_entries() if e.matches(sha256, md5)]
+
+
+def by_file_name(file_name: str) -> list[WeightsEntry]:
+    """The entries whose official file has this name."""
+    return [e for e in all_entries() if e.file_name == file_name]

@@ -1,0 +1,145 @@
+"""Loading weights into a model: ``zoo.build(name, weights=...)`` and the commands' --weights.
+
+``--weights`` takes an entry name of the model (``zoo weights list``), 'imagenet' (the model's
+ImageNet entry that is present, in table order), or the path of a Keras ``.weights.h5``. Layers
+are matched by name, so a file with a classifier also fills a model built without its top
+(``include_top=False``, any input size the convolutions accept).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from zoo.weights.catalog import IMAGENET, entries_for, get_entry, imagenet_candidates
+from zoo.weights.entry import WeightsEntry
+from zoo.weights.store import import_command, is_present, read_manifest, weights_file
+
+if TYPE_CHECKING:
+    import keras
+
+
+class WeightsNotImportedError(FileNotFoundError):
+    """A known entry whose file has not been imported yet."""
+
+
+@dataclass
+class ResolvedWeights:
+    """Which file --weights means, and what runs and exports record about it."""
+
+    path: Path
+    entry: WeightsEntry | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verified(self) -> bool | None:
+        """True/False for an entry's file; None for a plain file the zoo cannot check."""
+        return self.provenance.get("verified")
+
+
+def _missing(entry: WeightsEntry, others: list[WeightsEntry] = ()) -> WeightsNotImportedError:
+    also = (f" (or import one of: {', '.join(e.file_name for e in others)})" if others else "")
+    return WeightsNotImportedError(
+        f"weights {entry.key} are not imported: get the official file {entry.file_name} "
+        f"({entry.source}) and run `{import_command(entry)}`{also}")
+
+
+def resolve(model: str, weights: str) -> ResolvedWeights:
+    """The file and provenance ``weights`` stands for, for ``model``.
+
+    Args:
+        model: a zoo model or keras.applications backbone with entries.
+        weights: an entry name, 'imagenet', or the path of a Keras .weights.h5 file.
+    """
+    path = Path(weights).expanduser()
+    names = {e.name for e in entries_for(model)}
+    if weights not in names and weights != IMAGENET and (
+            path.suffix in (".h5", ".keras") or path.exists()):
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file {weights} does not exist")
+        return ResolvedWeights(path, None, {"file": str(path.resolve()), "verified": None,
+                                            "note": "a local file; the zoo cannot check it"})
+    if weights == IMAGENET and IMAGENET not in names:
+        candidates = imagenet_candidates(model)
+        if not candidates:
+            get_entry(model, IMAGENET)  # raises UnknownWeightsError naming the model's entries
+        present = [e for e in candidates if is_present(e)]
+        if not present:
+            raise _missing(candidates[0], candidates[1:])
+        entry = present[0]
+    else:
+        entry = get_entry(model, weights)
+    file = weights_file(entry)
+    if file is None:
+        raise _missing(entry)
+    manifest = read_manifest(entry) or {}
+    provenance = {"entry": entry.key, "dataset": entry.dataset, "file": str(file),
+                  "verified": bool(manifest.get("verified", False)),
+                  "source_sha256": manifest.get("sha256"), "license": entry.license,
+                  "preprocessing": entry.preprocessing.describe()}
+    return ResolvedWeights(file, entry, provenance)
+
+
+def read_keras_weights(path: str | Path, model: "keras.Model") -> dict[str, list[np.ndarray]]:
+    """The weights of a Keras 3 ``.weights.h5`` for ``model``'s layers, matched by layer name.
+
+    Layers of the file that the model lacks (a top left out) are skipped; a weighted layer of
+    the model that the file lacks, or a shape that differs, raises with the fix.
+    """
+    import h5py
+
+    from zoo.weights.convert import ConversionError, weighted_layers
+
+    stored: dict[str, list[np.ndarray]] = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if name.endswith("/vars") and "name" in obj.attrs and len(obj):
+                stored[str(obj.attrs["name"])] = [np.asarray(obj[k])
+                                                  for k in sorted(obj, key=int)]
+        f.visititems(visit)
+    result, missing = {}, []
+    for layer in weighted_layers(model):
+        if layer.name not in stored:
+            missing.append(layer.name)
+            continue
+        arrays = stored[layer.name]
+        expected = [tuple(w.shape) for w in layer.weights]
+        found = [tuple(a.shape) for a in arrays]
+        if expected != found:
+            raise ConversionError(
+                f"{path}: layer {layer.name!r} holds {found}, the model needs {expected}. "
+                f"Build the model as the weights were made (see `zoo weights info`), or "
+                f"without its top (--set include_top=false) to use the convolutions at "
+                f"another input size")
+        result[layer.name] = arrays
+    if missing:
+        raise ConversionError(
+            f"{path} has no weights for layer(s) {', '.join(missing[:6])}"
+            f"{' ...' if len(missing) > 6 else ''}: the file holds fewer layers (the "
+            f"convolutions only?); build with include_top=False")
+    return result
+
+
+def load_into(model: "keras.Model", resolved: ResolvedWeights) -> None:
+    """Fill ``model`` from a resolved weights file (all layers checked before any is set)."""
+    from zoo.weights.convert import assign
+
+    assign(model, read_keras_weights(resolved.path, model))
+
+
+def build_with_weights(name: str, weights: str, **hparams: Any) -> "keras.Model":
+    """``zoo.build(name, weights=...)``: the model built as the entry needs, weights loaded.
+
+    The entry's hyperparameters (e.g. ``include_top=False`` for a file without classifier)
+    apply under the caller's.
+    """
+    from zoo.registry import get_model_info
+
+    resolved = resolve(name, weights)
+    entry_hparams = dict(resolved.entry.hparams) if resolved.entry else {}
+    model = get_model_info(name).builder(**{**entry_hparams, **hparams})
+    load_into(model, resolved)
+    return model
