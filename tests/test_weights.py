@@ -156,7 +156,8 @@ def test_mobilenet_v2_batchnorm_and_padding_follow_torchvision():
     from zoo.weights.applications import torchvision_mobilenet_v2
 
     model = torchvision_mobilenet_v2(input_shape=(32, 32, 3), include_top=False)
-    assert {l.epsilon for l in model.layers if type(l).__name__ == "BatchNormalization"} == {1e-5}
+    norms = [layer for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
+    assert {layer.epsilon for layer in norms} == {1e-5}
     assert model.get_layer("Conv1_pad").padding == ((1, 1), (1, 1))
     assert model.get_layer("Conv1").padding == "valid"
     assert model.get_layer("block_1_pad").padding == ((1, 1), (1, 1))
@@ -232,7 +233,7 @@ def test_keras_applications_h5_matches_layers_by_name(tmp_path):
     path = tmp_path / "vgg_keras.h5"
     expected = {}
     with h5py.File(path, "w") as f:  # the legacy Keras layout keras.applications ships
-        names = [l.name for l in model.layers]
+        names = [layer.name for layer in model.layers]
         f.attrs["layer_names"] = [n.encode() for n in names]
         for layer in model.layers:
             group = f.create_group(layer.name)

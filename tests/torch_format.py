@@ -51,7 +51,8 @@ def _fake_torch():
     _rebuild_tensor_v2.__module__ = "torch._utils"
     _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
     utils._rebuild_tensor_v2 = _rebuild_tensor_v2
-    float_storage = type("FloatStorage", (), {"__module__": "torch", "__qualname__": "FloatStorage"})
+    float_storage = type("FloatStorage", (), {"__module__": "torch",
+                                              "__qualname__": "FloatStorage"})
     torch.FloatStorage = float_storage
     torch._utils = utils
     sys.modules["torch"], sys.modules["torch._utils"] = torch, utils

@@ -7,8 +7,7 @@ Keras, so `zoo list` and `zoo weights list` stay fast.
 
 from __future__ import annotations
 
-import difflib
-
+from zoo.names import did_you_mean
 from zoo.weights.entry import WeightsEntry
 
 IMAGENET = "imagenet"
@@ -55,11 +54,10 @@ def get_entry(model: str, name: str) -> WeightsEntry:
         if entry.name == name:
             return entry
     names = [e.name for e in entries]
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
     known = ", ".join(names) if names else "none"
-    raise UnknownWeightsError(f"{model} has no weights entry {name!r}.{hint} Its entries: "
-                              f"{known} (see `zoo weights list`)")
+    raise UnknownWeightsError(f"{model} has no weights entry {name!r}"
+                              f"{did_you_mean(name, names)}. Its entries: {known} (see `zoo "
+                              f"weights list`)")
 
 
 def parse_key(key: str) -> WeightsEntry:

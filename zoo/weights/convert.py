@@ -189,7 +189,7 @@ def torchvision_to_layers(state: dict[str, np.ndarray], model: "keras.Model", *,
         raise ConversionError(
             f"{origin} has {len(modules)} weighted modules, the model {len(layers)} weighted "
             f"layers: it is for another architecture (file: {_listing(m for m, _ in modules)}; "
-            f"model: {_listing(l.name for l in layers)})")
+            f"model: {_listing(layer.name for layer in layers)})")
     flattened = _flatten_inputs(model)
     converted = {}
     for (module, params), layer in zip(modules, layers):
@@ -228,7 +228,7 @@ def keras_h5_to_layers(path: str | Path, model: "keras.Model") -> dict[str, list
                  for n in group.attrs.get("layer_names", [])]
         if not names:
             raise ConversionError(f"{path} is not a Keras .h5 weights file (no layer_names)")
-        missing = [l.name for l in weighted_layers(model) if l.name not in names]
+        missing = [layer.name for layer in weighted_layers(model) if layer.name not in names]
         if missing:
             raise ConversionError(f"{path} has no weights for the model's layers "
                                   f"{_listing(missing)}; build it with include_top=False if "
@@ -263,7 +263,7 @@ def lpips_to_layers(tree: dict[str, Any], model: "keras.Model", *, origin: str =
         return int(match.group(1))
 
     ordered = [convs[k] for k in sorted(convs, key=index)]
-    layers = [l for l in weighted_layers(model) if type(l).__name__ == "Conv2D"]
+    layers = [layer for layer in weighted_layers(model) if type(layer).__name__ == "Conv2D"]
     if len(ordered) != len(layers):
         raise ConversionError(f"{origin} holds {len(ordered)} convolutions, the model "
                               f"{len(layers)}: it is for another architecture")
