@@ -11,9 +11,10 @@ probe that runs out of GPU memory can leave the device unusable for the rest of 
   TensorFlow), else the host's available memory (``/proc/meminfo`` MemAvailable); only
   ``MEMORY_FRACTION`` of it is used, leaving room for kernels' workspaces and the framework.
 
-The batch is the largest power of two with ``fixed + batch x per_image <= budget``, capped at
-the largest power of two not above the training-set size (a bigger batch only repeats images)
-and at ``MAX_BATCH``.
+The batch is the largest power of two with ``fixed + batch x per_image <= budget``, capped so
+that an epoch still has ``MIN_STEPS_PER_EPOCH`` updates and at ``MAX_BATCH``. Memory alone chose
+1024 for the digits' 1,257 training images: two updates per epoch, so 30 epochs made only 60
+steps; the cap gives 64 there (20 steps per epoch).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 BYTES_PER_VALUE = 4  # float32
 MEMORY_FRACTION = 0.5
 MAX_BATCH = 8192
+MIN_STEPS_PER_EPOCH = 16
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,8 @@ def estimate_batch_size(plan: "TrainPlan", available_bytes: int | None = None
         )
     train_size = len(data.x_train)
     batch = 1
-    while (batch * 2 <= MAX_BATCH and batch * 2 <= train_size
+    largest = max(1, train_size // MIN_STEPS_PER_EPOCH)
+    while (batch * 2 <= MAX_BATCH and batch * 2 <= largest
            and (batch * 2) * per_image <= budget):
         batch *= 2
     return MemoryEstimate(per_image, fixed, available_bytes, device, train_size, batch)

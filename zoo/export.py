@@ -57,6 +57,9 @@ FORMAT_EXTRAS = {
 DEFAULT_TOLERANCE = 1e-4
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 PARTIAL_PREFIX = ".partial-"
+# Folders of saved_models/ that hold other things (training runs, tuning searches, compare
+# tables): an export by that name would be mixed into them.
+RESERVED_NAMES = (RUNS_DIR.name, "tuning", "compare")
 MANIFEST_VERSION = 1
 
 
@@ -132,12 +135,16 @@ def check_format_packages(formats: list[str]) -> None:
 
 def check_export_name(name: str) -> str:
     """A name that is one plain folder under saved_models/ ('lenet5-digits'), else ValueError."""
-    if (not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or ".." in name
-            or name == RUNS_DIR.name):
+    if isinstance(name, str) and name in RESERVED_NAMES:
+        raise ValueError(
+            f"export name {name!r} is reserved: saved_models/{name}/ holds "
+            f"{'training runs' if name == RUNS_DIR.name else name + ' results'}; pass another "
+            f"--name"
+        )
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or ".." in name:
         raise ValueError(
             f"invalid export name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting "
-            f"with a letter or digit, no path separators or '..', and not {RUNS_DIR.name!r} "
-            f"(where training runs live)"
+            f"with a letter or digit, no path separators or '..'"
         )
     return name
 
@@ -250,6 +257,15 @@ def check_source(source: ExportSource) -> tuple[int, int, int]:
         raise ValueError(f"{source.origin}: {len(source.class_names)} class names for "
                          f"{classes[-1]} outputs; the run's config.json is inconsistent")
     return tuple(int(d) for d in shape[1:])
+
+
+def has_lambda_layers(model: "keras.Model") -> bool:
+    """Whether the model (or a model nested in it) has a Lambda layer, whose code runs on load."""
+    import keras
+
+    return any(isinstance(layer, keras.layers.Lambda)
+               or (hasattr(layer, "layers") and has_lambda_layers(layer))
+               for layer in model.layers)
 
 
 def outputs_probabilities(model: "keras.Model") -> bool:
@@ -467,12 +483,13 @@ def export_model(
     name = check_export_name(name if name is not None else default_export_name(source))
     model_dir = root / name
     chosen = choose_version(model_dir, version, force)
+    # A read-only or missing --out fails here, before the model is loaded and traced.
+    model_dir.mkdir(parents=True, exist_ok=True)
     loaded = load_export_source(source, unsafe=unsafe)
     serving_model = build_serving_model(loaded)
     batch = verification_batch(check_source(loaded))
     expected = reference_probabilities(loaded, batch)
 
-    model_dir.mkdir(parents=True, exist_ok=True)
     remove_abandoned_partials(model_dir)
     partial = model_dir / f"{PARTIAL_PREFIX}{os.getpid()}-{chosen}-{secrets.token_hex(4)}"
     partial.mkdir()
@@ -482,7 +499,9 @@ def export_model(
         # The runtimes read the manifest (formats, preprocessing): write it before checking.
         write_json_atomic(partial / MANIFEST_FILE, build_manifest(
             loaded, name, chosen, {fmt: {} for fmt in formats}, partial))
-        checks = verify_formats(partial, formats, batch, expected, tolerance)
+        checks = verify_formats(partial, formats, batch, expected, tolerance, unsafe=unsafe)
+        if "keras" in checks:  # whether loading the keras file runs code from it
+            checks["keras"]["safe_mode"] = not (unsafe and has_lambda_layers(loaded.model))
         manifest = build_manifest(loaded, name, chosen, checks, partial)
         write_json_atomic(partial / MANIFEST_FILE, manifest)
         while True:
@@ -491,9 +510,15 @@ def export_model(
                 publish_version(partial, model_dir / str(chosen),
                                 replace=force and version is not None)
                 break
-            except OSError:
-                if version is not None or not (model_dir / str(chosen)).exists():
+            except OSError as err:
+                if not (model_dir / str(chosen)).exists():
                     raise
+                if version is not None:
+                    raise FileExistsError(
+                        f"{model_dir / str(chosen)} was published by another export while this "
+                        f"one ran, and versions are never overwritten; leave out --version to "
+                        f"take the next free one ({err.strerror})"
+                    ) from None
                 # Another export took this number meanwhile: take the next one.
                 chosen = choose_version(model_dir, None, False)
                 manifest["version"] = chosen

@@ -38,6 +38,9 @@ def load_images(paths: list[str | Path], input_shape: tuple[int, int, int]) -> n
                 pixels = np.asarray(img.convert("L" if channels == 1 else "RGB"), np.uint8)
         except FileNotFoundError:
             raise FileNotFoundError(f"image {path} does not exist") from None
+        except Image.DecompressionBombError as err:
+            raise ValueError(f"image {path} is too large to decode safely ({err}); shrink "
+                             f"it first") from None
         except (UnidentifiedImageError, OSError) as err:
             raise ValueError(f"cannot read image {path}: {err}") from None
         pixels = pixels.reshape(*pixels.shape[:2], channels)[None]
@@ -52,7 +55,9 @@ def choose_format(manifest: dict[str, Any], fmt: str | None) -> str:
         if fmt not in formats:
             raise ValueError(f"this export has no {fmt!r} format; it has {', '.join(formats)}")
         return fmt
-    return next(f for f in PREFERRED_ORDER if f in formats)
+    # A keras file exported with --unsafe runs code when loaded: only when asked for by name.
+    return next(f for f in PREFERRED_ORDER
+                if f in formats and formats[f].get("safe_mode", True))
 
 
 def predict_images(export_dir: str | Path, paths: list[str | Path], *, top_k: int = 3,

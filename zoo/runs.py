@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import time
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -100,13 +101,31 @@ def new_run_dir(model: str) -> Path:
     return path
 
 
-def read_history(path: Path) -> dict[str, list[float]]:
-    """A run's history.csv as {metric: [value per epoch]}."""
+def history_rows(path: Path) -> list[dict[str, float]]:
+    """Every complete row of history.csv in file order (a re-done epoch appears twice)."""
     if not path.exists():
-        return {}
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
-    return {key: [float(r[key]) for r in rows] for key in (rows[0] if rows else {})}
+        return []
+    rows = []
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                rows.append({k: float(v) for k, v in row.items() if k is not None})
+            except (TypeError, ValueError):
+                continue  # a row cut short by a kill or a full disk
+    return rows
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """A run's history.csv as {metric: [value per epoch]}.
+
+    A resumed run re-does the epoch it was interrupted in and logs it again: the last row
+    of each epoch counts.
+    """
+    by_epoch = {}
+    for row in history_rows(path):
+        by_epoch[row.get("epoch", len(by_epoch))] = row
+    rows = [by_epoch[e] for e in sorted(by_epoch)]
+    return {key: [r[key] for r in rows] for key in (rows[0] if rows else {})}
 
 
 class UnsafeModelError(ValueError):
@@ -135,6 +154,10 @@ def load_run_model(source: str | Path, *, unsafe: bool = False) -> "keras.Model"
     import keras
 
     path = model_path(source)
+    if not zipfile.is_zipfile(path):  # Keras would call it "File not found"
+        raise ValueError(f"{path} is not a valid .keras file (it is not a complete zip archive: "
+                         f"cut short by a full disk or an interrupted copy?); copy it again or "
+                         f"retrain it")
     try:
         return keras.saving.load_model(path, safe_mode=not unsafe)
     except ValueError as err:

@@ -126,9 +126,12 @@ def load_serving_function(export_dir: str | Path):
     return function
 
 
-def load_runner(export_dir: str | Path, fmt: str) -> Runner:
+def load_runner(export_dir: str | Path, fmt: str, *, unsafe: bool = False) -> Runner:
     """A function from a uint8 (N, H, W, C) batch to {"probabilities": (N, classes) float32,
-    "class_id": (N,) int}, running ``fmt`` with its own runtime."""
+    "class_id": (N,) int}, running ``fmt`` with its own runtime.
+
+    ``unsafe`` loads a keras-format export with Lambda layers (their code runs on load).
+    """
     version_dir = resolve_version_dir(export_dir)
     manifest = json.loads((version_dir / MANIFEST_FILE).read_text())
     if fmt not in manifest.get("formats", {}):
@@ -144,7 +147,7 @@ def load_runner(export_dir: str | Path, fmt: str) -> Runner:
         return lambda images: {key: value.numpy() for key, value in
                                function(**{INPUT_NAME: tf.constant(images)}).items()}
     if fmt == "keras":
-        return _keras_runner(path, manifest)
+        return _keras_runner(path, manifest, unsafe)
     if fmt == "tflite":
         runner = _tflite_interpreter(path).get_signature_runner(SIGNATURE)
         return lambda images: dict(runner(**{INPUT_NAME: images}))
@@ -163,10 +166,16 @@ def load_predictor(export_dir: str | Path, fmt: str) -> Predictor:
     return lambda images: run(images)[PROBABILITIES]
 
 
-def _keras_runner(path: Path, manifest: dict[str, Any]) -> Runner:
+def _keras_runner(path: Path, manifest: dict[str, Any], unsafe: bool = False) -> Runner:
     import keras
 
-    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    try:
+        model = keras.saving.load_model(path, safe_mode=not unsafe, compile=False)
+    except ValueError as err:
+        if unsafe or "lambda" not in str(err).lower():
+            raise
+        raise ValueError(f"{path} contains a Lambda layer, whose code would run on load; use "
+                         f"another format of this export (savedmodel, tflite, onnx)") from None
     rescale = float(manifest["preprocessing"]["rescale"])
     logits = manifest["formats"]["keras"].get("output") == "logits"
 
@@ -223,7 +232,7 @@ def verification_batch(input_shape: tuple[int, int, int]) -> np.ndarray:
 
 
 def reload_in_fresh_process(version_dir: Path, fmt: str, batch_file: Path,
-                            workdir: Path) -> dict[str, Any]:
+                            workdir: Path, unsafe: bool = False) -> dict[str, Any]:
     """Load ``fmt`` with its runtime in a new isolated interpreter; its outputs on the batch.
 
     ``-I`` drops PYTHONPATH, user site-packages and the script's folder from the path, the
@@ -233,7 +242,7 @@ def reload_in_fresh_process(version_dir: Path, fmt: str, batch_file: Path,
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     command = [sys.executable, "-I", __file__, str(version_dir.resolve()), fmt,
-               str(batch_file), str(out_file)]
+               str(batch_file), str(out_file), "unsafe" if unsafe else "safe"]
     try:
         done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True,
                               timeout=VERIFY_TIMEOUT_S)
@@ -274,24 +283,30 @@ def compare_outputs(fmt: str, reloaded: dict[str, Any], expected: np.ndarray,
 
 
 def verify_formats(version_dir: Path, formats: list[str], batch: np.ndarray,
-                   expected: np.ndarray, tolerance: float) -> dict[str, dict[str, Any]]:
-    """Reload every format in its own fresh process (in parallel) and compare with Keras."""
+                   expected: np.ndarray, tolerance: float, *, unsafe: bool = False
+                   ) -> dict[str, dict[str, Any]]:
+    """Reload every format in its own fresh process (in parallel) and compare with Keras.
+
+    ``unsafe`` lets the keras format load Lambda layers (exports made with --unsafe).
+    """
     with tempfile.TemporaryDirectory(prefix="zoo-verify-") as scratch:
         workdir = Path(scratch)
         np.save(workdir / "batch.npy", batch)
         with ThreadPoolExecutor(max_workers=len(formats)) as pool:
             futures = {fmt: pool.submit(reload_in_fresh_process, version_dir, fmt,
-                                        workdir / "batch.npy", workdir) for fmt in formats}
+                                        workdir / "batch.npy", workdir, unsafe)
+                       for fmt in formats}
             reloaded = {fmt: future.result() for fmt, future in futures.items()}
     return {fmt: compare_outputs(fmt, reloaded[fmt], expected, tolerance) for fmt in formats}
 
 
-def _check_in_fresh_process(version_dir: str, fmt: str, batch_file: str, out_file: str) -> None:
+def _check_in_fresh_process(version_dir: str, fmt: str, batch_file: str, out_file: str,
+                            mode: str = "safe") -> None:
     """Run ``fmt`` on a saved batch, whole and as a batch of one; save what came out."""
     # A deployment has no zoo: make any import of it fail rather than silently succeed.
     sys.modules["zoo"] = None
     batch = np.load(batch_file)
-    run = load_runner(version_dir, fmt)
+    run = load_runner(version_dir, fmt, unsafe=mode == "unsafe")
     whole, single = run(batch), run(batch[:1])
     loaded = sorted(name for name in ("tensorflow", "keras", "ai_edge_litert", "onnxruntime")
                     if name in sys.modules)
@@ -302,6 +317,6 @@ def _check_in_fresh_process(version_dir: str, fmt: str, batch_file: str, out_fil
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 5:
-        sys.exit("usage: python -I serving.py VERSION_DIR FORMAT BATCH.npy OUT.npz")
+    if len(sys.argv) != 6:
+        sys.exit("usage: python -I serving.py VERSION_DIR FORMAT BATCH.npy OUT.npz safe|unsafe")
     _check_in_fresh_process(*sys.argv[1:])

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from zoo import resume
 from zoo.data import DEFAULT_DATASET, Dataset, fit_dataset, load_dataset, make_batches
 from zoo.registry import check_hyperparameters, get_model_info
 from zoo.runs import (
@@ -24,7 +26,6 @@ from zoo.runs import (
     PREPROCESSING,
     jsonable,
     new_run_dir,
-    publish_file,
     read_history,
     write_json_atomic,
 )
@@ -146,25 +147,6 @@ def training_batches(plan: TrainPlan, data: Dataset):
     return train, val
 
 
-def _atomic_checkpoint(path: Path, best_so_far: float | None = None):
-    """ModelCheckpoint that saves the best model to a temporary file, then renames it."""
-    import keras
-
-    class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
-        def __init__(self, final_path: Path, **kwargs):
-            self.final_path = final_path
-            self.partial_path = final_path.with_name(f".partial-{final_path.name}")
-            super().__init__(str(self.partial_path), **kwargs)
-
-        def on_epoch_end(self, epoch, logs=None):
-            super().on_epoch_end(epoch, logs)
-            if self.partial_path.exists():
-                publish_file(self.partial_path, self.final_path)
-
-    return AtomicModelCheckpoint(path, monitor="val_loss", save_best_only=True, verbose=0,
-                                 initial_value_threshold=best_so_far)
-
-
 def _seed_everything(seed: int) -> None:
     import keras
 
@@ -201,6 +183,9 @@ def train(
         raise TrainingError(f"epochs must be >= 1, got {plan.epochs}")
     if not isinstance(plan.batch_size, int) or plan.batch_size < 1:
         raise TrainingError(f"batch size must be a positive integer, got {plan.batch_size!r}")
+    if not (isinstance(plan.learning_rate, (int, float)) and math.isfinite(plan.learning_rate)
+            and plan.learning_rate > 0):
+        raise TrainingError(f"learning rate must be a positive number, got {plan.learning_rate!r}")
     _seed_everything(plan.seed)
     data = prepare_data(plan, data)
     if model is None:
@@ -225,20 +210,19 @@ def train(
             raise TrainingError(
                 f"{run_dir} already holds a finished run; pass another --out or delete it"
             )
-        run_dir.mkdir(parents=True, exist_ok=True)
         config = {**plan.config(), "hparams": jsonable(hparams),
                   "input_shape": list(input_shape), "class_names": data.class_names,
                   "preprocessing": PREPROCESSING, "dataset_name": data.name,
                   "train_size": len(data.x_train), "keras_version": keras.__version__,
                   "backend": keras.backend.backend()}
+        if plan.initial_epoch == 0:  # a later phase of one run (transfer) changes the model
+            resume.check_same_run(run_dir, config)
+        run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / CONFIG_FILE, config)
-        earlier = (read_history(run_dir / HISTORY_FILE).get("val_loss")
-                   if plan.initial_epoch else None)
-        callbacks += [
-            keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-            keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
-            _atomic_checkpoint(run_dir / MODEL_FILE, min(earlier) if earlier else None),
-        ]
+        damaged = resume.prepare_backup(run_dir)
+        if damaged:
+            resume.logger.warning(damaged)
+        callbacks += resume.resume_callbacks(run_dir, HISTORY_FILE, MODEL_FILE)
         if keras.backend.backend() == "tensorflow":
             callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
 
@@ -249,15 +233,20 @@ def train(
     seconds = time.perf_counter() - start
     history = read_history(run_dir / HISTORY_FILE) if write_run else fit.history
     losses = history.get("loss", [])
-    if not losses or any(math.isnan(v) or math.isinf(v) for v in losses):
+    if not losses or not all(math.isfinite(v) for v in losses):
+        kept = (f"{run_dir / MODEL_FILE} keeps the best model before that"
+                if write_run and (run_dir / MODEL_FILE).exists() else "no model was saved")
         raise TrainingError(
-            f"the training loss became NaN/inf at epoch {len(losses)}; lower the learning "
-            f"rate (--lr, now {plan.learning_rate}), add batch norm (--recipe batchnorm) or "
-            f"check the data for bad values"
+            f"the training loss became NaN/inf at epoch {len(losses)} ({kept}); lower the "
+            f"learning rate (--lr, now {plan.learning_rate}), add batch norm (--recipe "
+            f"batchnorm) or check the data for bad values"
         )
     if write_run and (run_dir / MODEL_FILE).exists():
-        # Evaluate the checkpoint users will deploy, not whatever the last epoch left.
-        model = keras.saving.load_model(run_dir / MODEL_FILE)
+        # Evaluate the checkpoint users will deploy, not whatever the last epoch left. Its
+        # weights only: the architecture is this model's, so no code in the file is run.
+        with warnings.catch_warnings():  # an optimizer of another phase is not restored
+            warnings.simplefilter("ignore")
+            model.load_weights(run_dir / MODEL_FILE)
     test = make_batches(data.x_test, data.y_test, batch_size=256, shuffle=False,
                         seed=plan.seed,
                         num_classes=data.num_classes if plan.one_hot_labels else None)
@@ -266,6 +255,7 @@ def train(
     if write_run:
         write_json_atomic(run_dir / METRICS_FILE,
                           {**test_metrics, "epochs": len(losses), "train_seconds": seconds})
+        resume.finish_run(run_dir)
         from zoo.viz.evaluation import plot_history
 
         plot_history(history, run_dir / CURVES_FILE, title=f"{plan.model} on {data.name}")

@@ -58,7 +58,9 @@ def show_command(name: str, input_shape: str | None, assignments: tuple[str, ...
     hparams = parse_assignments(assignments)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if name.endswith(".keras") or Path(name).is_dir():
+        if "/" in name or name.endswith(".keras") or Path(name).exists():
+            if not Path(name).exists():  # a path, not a model name: say so, not "unknown model"
+                raise FileNotFoundError(f"no such run directory or .keras file: {name}")
             from zoo.runs import load_run_model
 
             summary = summarize(load_run_model(name))

@@ -62,9 +62,13 @@ def resolve_batch_size(plan) -> int:
     if isinstance(value, int):
         return value
     if str(value).lower() == "auto":
-        from recipes.batch_size import auto_batch_size
+        from recipes.batch_size import estimate_batch_size
 
-        return auto_batch_size(plan)
+        estimate = estimate_batch_size(plan)
+        click.echo(f"--batch-size auto: {estimate.batch_size} ({estimate.train_size:,} training "
+                   f"images, {estimate.per_image_bytes / 2**20:.1f} MiB per image, "
+                   f"{estimate.available_bytes / 2**30:.1f} GiB free in {estimate.device})")
+        return estimate.batch_size
     try:
         size = int(value)
     except ValueError:
