@@ -253,7 +253,13 @@ def test_version_numbers_and_publishing(tmp_path):
     assert sorted(p.name for p in model_dir.iterdir()) == [".partial-1-4-ab", "1", "3", "notes"]
 
 
-@pytest.mark.parametrize("name", ["../evil", "a/b", "..", "", ".hidden", "runs", "x" * 65,
+@pytest.mark.parametrize("name", ["runs", "tuning", "compare"])
+def test_folders_of_other_tools_are_refused_as_export_names(name):
+    with pytest.raises(ValueError, match="reserved"):
+        check_export_name(name)
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "..", "", ".hidden", "x" * 65,
                                   "a\\b", "two words", "a..b", "/abs"])
 def test_bad_names_are_refused(name):
     with pytest.raises(ValueError, match="invalid export name"):

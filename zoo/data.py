@@ -112,7 +112,32 @@ def split_arrays(name: str, x: np.ndarray, y: np.ndarray, class_names: list[str]
         test.extend(idx[n_val:n_val + n_test])
         train.extend(idx[n_val + n_test:])
     train, val, test = (np.sort(np.array(s, dtype=np.int64)) for s in (train, val, test))
-    return Dataset(name, x[train], y[train], x[val], y[val], x[test], y[test], class_names)
+    data = Dataset(name, x[train], y[train], x[val], y[val], x[test], y[test], class_names)
+    check_every_class_in_every_split(data)
+    return data
+
+
+def check_every_class_in_every_split(data: Dataset) -> None:
+    """Refuse, with the counts, a data set where a class lacks training, validation or test images.
+
+    A class without training images cannot be learned, and one missing from validation or test
+    would silently be left out of the scores (a flat folder needs 3 images per class).
+    """
+    counts = {split: np.bincount(labels, minlength=data.num_classes)
+              for split, labels in (("train", data.y_train), ("validation", data.y_val),
+                                    ("test", data.y_test))}
+    short = [c for c in range(data.num_classes) if min(n[c] for n in counts.values()) == 0]
+    if not short:
+        return
+    listed = "; ".join(f"{data.class_names[c]!r}: " + ", ".join(f"{n[c]} {split}" for split, n
+                                                                  in counts.items())
+                       for c in short[:5])
+    more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+    raise DataError(
+        f"data set {data.name}: every class needs images in the training, validation and test "
+        f"splits, but {listed}{more}. Add images to those classes (at least 3 each in a "
+        f"folder of class sub-folders) or remove them"
+    )
 
 
 def load_digits() -> Dataset:

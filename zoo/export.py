@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo import serving
-from zoo.runs import PREPROCESSING, RUNS_DIR, SAVED_MODELS, write_json_atomic
+from zoo.runs import PREPROCESSING, RUNS_DIR, SAVED_MODELS, check_writable, write_json_atomic
 from zoo.serving import (
     CLASS_ID,
     FORMAT_PATHS,
@@ -483,13 +483,13 @@ def export_model(
     name = check_export_name(name if name is not None else default_export_name(source))
     model_dir = root / name
     chosen = choose_version(model_dir, version, force)
-    # A read-only or missing --out fails here, before the model is loaded and traced.
-    model_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(model_dir)  # a read-only --out fails now, not after the model is traced
     loaded = load_export_source(source, unsafe=unsafe)
     serving_model = build_serving_model(loaded)
     batch = verification_batch(check_source(loaded))
     expected = reference_probabilities(loaded, batch)
 
+    model_dir.mkdir(parents=True, exist_ok=True)
     remove_abandoned_partials(model_dir)
     partial = model_dir / f"{PARTIAL_PREFIX}{os.getpid()}-{chosen}-{secrets.token_hex(4)}"
     partial.mkdir()

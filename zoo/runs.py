@@ -7,6 +7,7 @@ the benchmark reports use them too, so none of them imports the trainer for file
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import time
@@ -53,6 +54,22 @@ def output_target(path: str | Path) -> Path:
             f"{path} exists and is not a regular file (a folder or device); give a file path"
         )
     return target
+
+
+def check_writable(folder: str | Path) -> None:
+    """Raise the OSError a write into ``folder`` (or the folder it would be created in) would.
+
+    Lets a command refuse a read-only or foreign --out before its long work, without creating
+    anything. A full disk cannot be foreseen; the writes themselves report it.
+    """
+    path = Path(folder).expanduser().absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    if not path.is_dir():
+        raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
+    if not os.access(path, os.W_OK | os.X_OK):
+        code = errno.EROFS if os.statvfs(path).f_flag & os.ST_RDONLY else errno.EACCES
+        raise OSError(code, os.strerror(code), str(path))
 
 
 def publish_file(finished: Path, path: str | Path) -> None:

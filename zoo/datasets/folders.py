@@ -20,6 +20,7 @@ from zoo.data import (
     VALIDATION_FRACTION,
     DataError,
     Dataset,
+    check_every_class_in_every_split,
     split_arrays,
 )
 from zoo.datasets import cache
@@ -77,7 +78,7 @@ def decode_images(files: list[Path]) -> np.ndarray:
         try:
             with Image.open(f) as img:
                 images.append(img.convert("RGB") if img.mode not in ("L", "RGB") else img.copy())
-        except (UnidentifiedImageError, OSError) as err:
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
             raise DataError(f"cannot read image {f}: {err}; remove or replace the file") from None
     channels = 1 if all(img.mode == "L" for img in images) else 3
     sizes = [img.size for img in images]
@@ -105,7 +106,8 @@ def _carve(labels: np.ndarray, fraction: float, rng) -> np.ndarray:
     picks = []
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
-        picks.extend(idx[:min(round(fraction * len(idx)), len(idx) - 1)])
+        # At least one image of each class is carved out, so every class is in every split.
+        picks.extend(idx[:min(max(1, round(fraction * len(idx))), len(idx) - 1)])
     return np.sort(np.array(picks, dtype=np.int64))
 
 
@@ -152,7 +154,9 @@ def load_split_folders(path: Path, layout: dict[str, Path]) -> Dataset:
             keep = np.setdiff1d(np.arange(len(y)), picks)
             arrays[missing] = (x[picks], y[picks])
             arrays["train"] = (x[keep], y[keep])
-    return Dataset(path.name, *arrays["train"], *arrays["val"], *arrays["test"], classes)
+    data = Dataset(path.name, *arrays["train"], *arrays["val"], *arrays["test"], classes)
+    check_every_class_in_every_split(data)
+    return data
 
 
 def load_image_folder(path: Path) -> Dataset:
