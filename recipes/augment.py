@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recipes.base import Recipe, RecipeError, param
+from zoo.data import load_dataset, to_float
+from zoo.train import TrainPlan
+from zoo.viz.figure import headless_pyplot, save_figure
 
 if TYPE_CHECKING:
     from zoo.train import TrainPlan
@@ -247,9 +250,6 @@ def augment_preview(out: str | Path, specs: list[str] | None = None, *, dataset:
     ``specs`` are augmentation recipe specs (default: ``augment`` with its data-set defaults).
     """
     from recipes import parse_recipes
-    from zoo.data import load_dataset, to_float
-    from zoo.train import TrainPlan
-    from zoo.viz.figure import headless_pyplot, save_figure
 
     if not 1 <= images <= 32 or not 1 <= copies <= 16:
         raise RecipeError(f"preview needs 1-32 images and 1-16 copies, got {images}, {copies}")

@@ -12,6 +12,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from zoo.registry import get_model_info
+
 if TYPE_CHECKING:
     from zoo.train import TrainPlan
 
@@ -161,7 +163,6 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
 def set_hparams(recipe: Recipe, plan: "TrainPlan", **values: Any) -> "TrainPlan":
     """``plan`` with builder hyperparameters set, refusing a model without them or a clash
     with a value the user already set (e.g. --set normalization=layer plus --recipe batchnorm)."""
-    from zoo.registry import get_model_info
 
     accepted = get_model_info(plan.model).hyperparameters
     for key, value in values.items():

@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from recipes.base import RecipeError
+from zoo.layer_table import summarize
+from zoo.registry import get_model_info
+from zoo.train import prepare_data, resolve_hparams
 
 if TYPE_CHECKING:
     from zoo.train import TrainPlan
@@ -86,9 +89,6 @@ def _host_available() -> int:
 def estimate_batch_size(plan: "TrainPlan", available_bytes: int | None = None
                         ) -> MemoryEstimate:
     """The memory estimate and the batch size it allows (see the module docstring)."""
-    from zoo.layer_table import summarize
-    from zoo.registry import get_model_info
-    from zoo.train import prepare_data, resolve_hparams
 
     data = prepare_data(plan)
     model = get_model_info(plan.model).builder(**resolve_hparams(plan, data))

@@ -20,8 +20,13 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from recipes import apply_recipes
 from recipes.base import RecipeError
-from zoo.runs import write_text_atomic
+from zoo.data import fit_images, load_dataset, to_float
+from zoo.registry import get_model_info
+from zoo.runs import write_json_atomic, write_text_atomic
+from zoo.train import TrainingError, TrainPlan, prepare_data, train
+from zoo.viz.figure import headless_pyplot, save_figure
 
 COMPARE_DIR = Path("saved_models") / "compare"
 RUNS_FILE = "runs.csv"
@@ -109,12 +114,6 @@ def compare(
 ) -> Comparison:
     """Train ``model`` under every recipe set and seed; write table, CSVs and curves to ``out``."""
     import keras
-
-    from recipes import apply_recipes
-    from zoo.data import fit_images, load_dataset, to_float
-    from zoo.registry import get_model_info
-    from zoo.runs import write_json_atomic
-    from zoo.train import TrainingError, TrainPlan, prepare_data, train
 
     sets = parse_recipe_sets(recipe_sets)
     if not 1 <= seeds <= 20:
@@ -270,7 +269,6 @@ def _summary_csv(runs: list[CompareRun], target: float) -> str:
 
 def plot_val_curves(runs: list[CompareRun], path: Path, title: str = "") -> Path:
     """Validation accuracy per epoch for each recipe set: mean line, min-max band over seeds."""
-    from zoo.viz.figure import headless_pyplot, save_figure
 
     plt = headless_pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))

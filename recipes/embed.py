@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from recipes.transfer import classifier_input
 from zoo.data import Dataset, fit_images, to_float
 from zoo.runs import atomic_write
+from zoo.viz.figure import headless_pyplot, save_figure
 
 if TYPE_CHECKING:
     import keras
@@ -26,8 +28,6 @@ SPLITS = ("train", "val", "test")
 def feature_model(model: "keras.Model") -> "keras.Model":
     """The model cut below its classifier: images -> last hidden feature vectors."""
     import keras
-
-    from recipes.transfer import classifier_input
 
     features = classifier_input(model)
     if len(features.shape) > 2:  # a headless model's feature maps
@@ -118,8 +118,6 @@ def neighbor_grid(model: "keras.Model", data: Dataset, *, queries: int = 5, k: i
 
 
 def _draw_grid(data: Dataset, picks, neighbors, distances, path: Path) -> Path:
-    from zoo.viz.figure import headless_pyplot, save_figure
-
     plt = headless_pyplot()
     rows, cols = len(picks), neighbors.shape[1] + 1
     fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.45 * rows), squeeze=False)

@@ -21,7 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 from zoo.data import Dataset, fit_images
 from zoo.names import did_you_mean
-from zoo.runs import atomic_write
+from zoo.registry import build, list_models
+from zoo.runs import (
+    CONFIG_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    atomic_write,
+    load_run_config,
+    load_run_model,
+    new_run_dir,
+    read_history,
+    write_json_atomic,
+)
+from zoo.train import TrainPlan, train
 
 if TYPE_CHECKING:
     import keras
@@ -198,13 +210,9 @@ def load_source(source: str, *, weights: str | None = None, unsafe: bool = False
     """
     import keras
 
-    from zoo.registry import list_models
-
     hparams = dict(hparams or {})
     looks_like_path = (source.endswith(".keras") or os.sep in source or Path(source).exists())
     if looks_like_path:
-        from zoo.runs import load_run_config, load_run_model
-
         if weights is not None or hparams:
             raise TransferError(f"{source} is a saved model: it brings its own weights and "
                                 f"hyperparameters; drop --weights/--set")
@@ -214,8 +222,6 @@ def load_source(source: str, *, weights: str | None = None, unsafe: bool = False
         return Source(name=name, kind="run", base=_base_from_model(model),
                       hparams=config.get("hparams", {}))
     if source in list_models():
-        from zoo.registry import build
-
         if weights is None:
             raise TransferError(
                 f"{source} is a zoo model; transferring needs its trained weights: pass "
@@ -414,16 +420,6 @@ def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
              write_run: bool = True) -> TransferResult:
     """Train a new head on ``source``'s features (phase 1), then fine-tune (phase 2)."""
     import keras
-
-    from zoo.runs import (
-        CONFIG_FILE,
-        HISTORY_FILE,
-        METRICS_FILE,
-        new_run_dir,
-        read_history,
-        write_json_atomic,
-    )
-    from zoo.train import TrainPlan, train
 
     strategy = _check_settings(settings)
     reason = "chosen with --strategy"

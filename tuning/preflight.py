@@ -12,6 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from tuning.space import SearchSpace
+from zoo.geometry import GeometryError
+from zoo.layer_table import summarize
+from zoo.registry import build
 
 # Configurations the pre-flight check builds at most when looking for a valid one.
 PREFLIGHT_LIMIT = 64
@@ -28,9 +31,6 @@ class RejectedConfiguration(Exception):
 def check_configuration(space: SearchSpace, values: dict[str, Any],
                         max_params: int | None):
     """Build the configuration; return (model, params, MACs) or raise RejectedConfiguration."""
-    from zoo.geometry import GeometryError
-    from zoo.layer_table import summarize
-    from zoo.registry import build
 
     builder, _ = space.resolve(values)
     violation = space.constraint_violation(builder)

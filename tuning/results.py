@@ -15,6 +15,7 @@ from typing import Any
 from tuning.records import SearchPlan, SearchResult, TrialRow
 from tuning.space import SearchSpace
 from zoo.runs import write_text_atomic
+from zoo.viz.figure import headless_pyplot, save_figure
 
 TABLE_MD = "trials.md"
 TABLE_CSV = "trials.csv"
@@ -134,7 +135,6 @@ def write_tables(out: Path, rows: list[TrialRow], objective: str,
 def plot_objective(out: Path, rows: list[TrialRow], objective: str, model: str,
                    best: TrialRow | None) -> Path:
     """Scatter of the objective against the parameter count (log scale), best trial starred."""
-    from zoo.viz.figure import headless_pyplot, save_figure
 
     plt = headless_pyplot()
     done = [r for r in rows if r.status == "COMPLETED" and r.objective is not None]

@@ -34,8 +34,9 @@ from tuning.results import (
     write_tables,
 )
 from tuning.space import SearchSpace, derive_space, describe
-from zoo.runs import METRICS_FILE, RUNS_DIR, write_json_atomic
-from zoo.train import TrainPlan, prepare_data, resolve_hparams
+from zoo.data import fit_dataset, load_dataset
+from zoo.runs import METRICS_FILE, RUNS_DIR, load_run_metrics, write_json_atomic
+from zoo.train import TrainPlan, prepare_data, resolve_hparams, train
 
 
 # -- checks -----------------------------------------------------------------------------------
@@ -137,8 +138,6 @@ def collect_rows(tuner, plan: SearchPlan, space: SearchSpace) -> list[TrialRow]:
 def _retrain(plan: SearchPlan, name: str, hparams: dict, training: dict, data,
              echo) -> tuple[Path, dict[str, float]]:
     """Train a configuration with zoo.train into saved_models/runs/<name> (reused if done)."""
-    from zoo.runs import load_run_metrics
-    from zoo.train import train
 
     run_dir = RUNS_DIR / name
     if (run_dir / METRICS_FILE).exists():
@@ -168,8 +167,6 @@ def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchR
         raise ValueError(f"the grid has {space.size():,} configurations; narrow --space or "
                          f"cap it with --max-trials")
     role = _set_role_environment(plan)
-
-    from zoo.data import fit_dataset, load_dataset
 
     base = TrainPlan(model=plan.model, hparams=dict(fixed), dataset=plan.dataset,
                      data_dir=plan.data_dir, epochs=plan.epochs, batch_size=plan.batch_size,

@@ -30,7 +30,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo import serving
-from zoo.runs import PREPROCESSING, RUNS_DIR, SAVED_MODELS, check_writable, write_json_atomic
+from zoo.registry import get_model_info, list_models
+from zoo.runs import (
+    PREPROCESSING,
+    RUNS_DIR,
+    SAVED_MODELS,
+    check_writable,
+    load_run_config,
+    load_run_metrics,
+    load_run_model,
+    write_json_atomic,
+)
 from zoo.serving import (
     CLASS_ID,
     FORMAT_PATHS,
@@ -175,8 +185,6 @@ def choose_version(model_dir: Path, version: int | None, force: bool) -> int:
 
 def load_export_source(spec: str | Path, *, unsafe: bool = False) -> ExportSource:
     """A run directory, a ``.keras`` file, or a registered model name (untrained weights)."""
-    from zoo.registry import get_model_info, list_models
-    from zoo.runs import load_run_config, load_run_metrics, load_run_model
 
     path = Path(spec).expanduser()
     if path.exists():
@@ -229,8 +237,6 @@ def default_export_name(spec: str | Path) -> str:
 
     Read without loading the model, so a taken version is refused before any work.
     """
-    from zoo.registry import list_models
-    from zoo.runs import load_run_config
 
     path = Path(spec).expanduser()
     if path.exists():

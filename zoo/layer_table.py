@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from zoo.geometry import SpatialStep
+from zoo.registry import build
 
 if TYPE_CHECKING:
     import keras
@@ -191,7 +192,6 @@ def format_summary(summary: ModelSummary) -> str:
 
 def inspect_model(name: str, input_shape: tuple | None = None, **hparams: Any) -> ModelSummary:
     """Build registered model ``name`` (geometry checked first) and summarize it."""
-    from zoo.registry import build
 
     if input_shape is not None:
         hparams["input_shape"] = tuple(input_shape)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.data import fit_images
 from zoo.runs import SAVED_MODELS
 from zoo.serving import (
     MANIFEST_FILE,
@@ -25,8 +26,6 @@ def load_images(paths: list[str | Path], input_shape: tuple[int, int, int]) -> n
     grey <-> RGB, small margins zero-padded, otherwise resized).
     """
     from PIL import Image, UnidentifiedImageError
-
-    from zoo.data import fit_images
 
     if not paths:
         raise ValueError("no image files given")

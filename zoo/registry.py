@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from zoo.hyperparameter_types import check_hyperparameter_types
 from zoo.names import close_matches
 
 # Family modules register their builders on import; they are imported on first use so that
@@ -206,7 +207,6 @@ def get_model_info(name: str) -> ModelInfo:
 
 def check_hyperparameters(name: str, hparams: dict[str, Any]) -> None:
     """Raise a clear error for hyperparameters the builder does not take or of the wrong type."""
-    from zoo.hyperparameter_types import check_hyperparameter_types
 
     known = get_model_info(name).hyperparameters
     for key in hparams:

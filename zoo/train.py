@@ -29,6 +29,7 @@ from zoo.runs import (
     read_history,
     write_json_atomic,
 )
+from zoo.viz.evaluation import plot_history
 
 if TYPE_CHECKING:
     import keras
@@ -256,7 +257,5 @@ def train(
         write_json_atomic(run_dir / METRICS_FILE,
                           {**test_metrics, "epochs": len(losses), "train_seconds": seconds})
         resume.finish_run(run_dir)
-        from zoo.viz.evaluation import plot_history
-
         plot_history(history, run_dir / CURVES_FILE, title=f"{plan.model} on {data.name}")
     return RunResult(run_dir, model, history, test_metrics, seconds)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from zoo.runs import write_json_atomic, write_text_atomic
+
 RESULTS_DIR = Path("benchmarks") / "results"
 
 
@@ -109,7 +111,6 @@ def default_report_path(report: dict[str, Any]) -> Path:
 
 def write_report(report: dict[str, Any], json_path: Path | None = None) -> tuple[Path, Path]:
     """Write the report as JSON and as Markdown beside it (same name, .md); both atomically."""
-    from zoo.runs import write_json_atomic, write_text_atomic
 
     json_path = Path(json_path) if json_path else default_report_path(report)
     json_path.parent.mkdir(parents=True, exist_ok=True)

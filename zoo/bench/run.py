@@ -26,6 +26,18 @@ from typing import Any, Callable
 
 import numpy as np
 
+from recipes import apply_recipes
+from recipes.augment import Augment
+from zoo.bench.keras_peer import build_baseline
+from zoo.bench.torch_peer import torch_peer
+from zoo.data import Dataset, has_tensorflow, to_float
+from zoo.export import ExportSource, build_serving_model, write_savedmodel
+from zoo.layer_table import summarize
+from zoo.registry import get_model_info
+from zoo.runs import PREPROCESSING
+from zoo.serving import INPUT_NAME, SIGNATURE
+from zoo.train import TrainPlan, train
+
 # Name of the random data set; the augment recipe treats it as photos (flips, reflect fill).
 RANDOM_DATASET = "random"
 DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -180,7 +192,6 @@ def measure_matmul_peak(dtype: str = "float32", size: int = 1024, repeats: int =
 
 def random_dataset(input_shape, num_classes: int, count: int, seed: int):
     """``count`` random uint8 training images (one batch-sized slice for validation/test)."""
-    from zoo.data import Dataset
 
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, size=(count, *input_shape), dtype=np.uint8)
@@ -192,7 +203,6 @@ def random_dataset(input_shape, num_classes: int, count: int, seed: int):
 
 def augmentation_layers(seed: int) -> list:
     """The layers of the zoo's ``augment`` recipe for the random data, for the baseline model."""
-    from recipes.augment import Augment
 
     return Augment().for_dataset(RANDOM_DATASET).make_layers(seed)
 
@@ -240,12 +250,6 @@ def bench_training(name: str, settings: BenchSettings, work_dir: Path
     baseline, one baseline epoch after each zoo epoch."""
     import keras
 
-    from zoo.bench.keras_peer import build_baseline
-    from zoo.data import to_float
-    from zoo.layer_table import summarize
-    from zoo.registry import get_model_info
-    from zoo.train import TrainPlan, train
-
     info = get_model_info(name)
     input_shape = tuple(settings.input_shape or info.input_shape)
     hparams = {"input_shape": input_shape}
@@ -266,8 +270,6 @@ def bench_training(name: str, settings: BenchSettings, work_dir: Path
                          metrics=["accuracy"])
         x_float = to_float(data.x_train)
 
-    from zoo.bench.torch_peer import torch_peer
-
     torch = torch_peer(name, data.x_train, data.y_train, info.num_classes, batch,
                        settings.seed) if settings.torch else None
 
@@ -283,8 +285,6 @@ def bench_training(name: str, settings: BenchSettings, work_dir: Path
                      epochs=1 + settings.repeats, batch_size=batch, seed=settings.seed,
                      out=str(work_dir / f"run-{name}"), callbacks=[zoo_timer])
     if settings.augment:
-        from recipes import apply_recipes
-
         plan = apply_recipes(plan, ["augment"])
     # The run stays in memory: checkpoints, backups and TensorBoard logs are written at
     # epoch ends, outside the timed window, and would only cost disk and time here.
@@ -345,15 +345,10 @@ def _inference(function: Callable[[Any], Any], images: np.ndarray, macs: int,
 def saved_model_server(model, name: str, path: Path) -> Callable[[Any], Any] | None:
     """The serving function of ``model`` exported as `zoo export` does (uint8 images in), or
     None without TensorFlow."""
-    from zoo.data import has_tensorflow
 
     if not has_tensorflow():
         return None
     import tensorflow as tf
-
-    from zoo.export import ExportSource, build_serving_model, write_savedmodel
-    from zoo.runs import PREPROCESSING
-    from zoo.serving import INPUT_NAME, SIGNATURE
 
     source = ExportSource(model=model, model_name=name, hyperparameters={},
                           class_names=[str(c) for c in range(model.output_shape[-1])],
@@ -368,7 +363,6 @@ def saved_model_server(model, name: str, path: Path) -> Callable[[Any], Any] | N
 def bench_inference(result, macs: int, large_batch: int, seed: int, work_dir: Path
                     ) -> dict[str, Any]:
     """Keras predict_on_batch and SavedModel serving speed of a finished training run."""
-    from zoo.data import to_float
 
     model = result.model
     rng = np.random.default_rng(seed)
@@ -388,8 +382,6 @@ def benchmark(names: list[str], settings: BenchSettings,
               progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """Benchmark each model in ``names`` and return the report (machine facts, peak, rows)."""
     import keras
-
-    from zoo.registry import get_model_info
 
     settings.check()
     for name in names:

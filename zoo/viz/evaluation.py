@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.data import to_float
 from zoo.runs import HISTORY_FILE, load_run_config, read_history, write_text_atomic
 from zoo.viz.figure import headless_pyplot, save_figure
 from zoo.viz.maps import DPI, Picture
@@ -42,8 +43,6 @@ def evaluate_classes(run: LoadedRun, split: str = "test", *, dataset: str | None
                      data_dir: str | None = None, batch_size: int = 256) -> ClassReport:
     """Predict a split of the run's data and tabulate the results per class."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
-    from zoo.data import to_float
 
     x, y, class_names = load_split(run, split, dataset=dataset, data_dir=data_dir)
     if len(x) == 0:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.data import to_float
 from zoo.viz.figure import headless_pyplot, save_figure
 from zoo.viz.source import (
     InputImage,
@@ -149,8 +150,6 @@ def plot_filters(run: LoadedRun, out: str | Path, *, layer: str | None = None,
 def layer_activations(model, layer_name: str, images: np.ndarray) -> np.ndarray:
     """The output of layer ``layer_name`` for uint8 ``images`` (N, H, W, C), as NumPy."""
     import keras
-
-    from zoo.data import to_float
 
     probe = keras.Model(model.input, model.get_layer(layer_name).output)
     return np.asarray(keras.ops.convert_to_numpy(probe(to_float(images), training=False)))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.viz.figure import headless_pyplot, save_figure
+from zoo.viz.maps import DPI, Picture
 from zoo.viz.source import VizError
 
 # The lecture's 4x4 feature map; 2x2 max pooling with stride 2 gives 6 8 / 3 4.
@@ -118,9 +120,6 @@ def format_pooling(example: PoolingExample) -> str:
 def plot_pooling(example: PoolingExample, out: str | Path):
     """The example as a picture: windows coloured, each window's result marked."""
     from matplotlib.patches import FancyArrowPatch, Rectangle
-
-    from zoo.viz.figure import headless_pyplot, save_figure
-    from zoo.viz.maps import DPI, Picture
 
     plt = headless_pyplot()
     h, w = example.input.shape

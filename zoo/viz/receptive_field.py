@@ -16,7 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.viz.maps import DPI, Picture
+from zoo.data import to_float
+from zoo.layer_table import summarize
+from zoo.viz.figure import headless_pyplot, save_figure
+from zoo.viz.maps import DPI, Picture, default_conv_layer
 from zoo.viz.source import InputImage, LoadedRun, VizError, find_layer, spatial_layers
 
 # A box is (top, left, bottom, right) in input pixel indices, both ends included.
@@ -109,8 +112,6 @@ def input_gradient(model, layer_name: str, image: np.ndarray, unit: tuple[int, i
     """
     import keras
 
-    from zoo.data import to_float
-
     probe = keras.Model(model.input, model.get_layer(layer_name).output)
     row, col = unit
 
@@ -127,8 +128,6 @@ def receptive_field(run: LoadedRun, image: InputImage, *, layer: str | None = No
                     channel: int | None = None) -> ReceptiveField:
     """The inspector's receptive field of one unit (default: the centre unit of the last conv
     layer) beside the input gradient of that unit at ``image``."""
-    from zoo.layer_table import summarize
-    from zoo.viz.maps import default_conv_layer
 
     candidates = spatial_layers(run.model)
     target = (find_layer(run.model, layer, allowed=candidates,
@@ -157,8 +156,6 @@ def plot_receptive_field(run: LoadedRun, image: InputImage, field: ReceptiveFiel
                          out: str | Path) -> Picture:
     """Draw the unit's box on the image, and the input gradient with the same box on it."""
     from matplotlib.patches import Rectangle
-
-    from zoo.viz.figure import headless_pyplot, save_figure
 
     plt = headless_pyplot()
     size = (9.5, 4.8)

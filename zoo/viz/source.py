@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zoo.data import fit_images, load_dataset
 from zoo.names import close_matches
+from zoo.runs import load_run_config, load_run_model
 
 if TYPE_CHECKING:
     import keras
@@ -60,7 +62,6 @@ class InputImage:
 
 def load_run(source: str | Path, *, unsafe: bool = False) -> LoadedRun:
     """Load a run directory (or `.keras` file) with its config."""
-    from zoo.runs import load_run_config, load_run_model
 
     model = load_run_model(source, unsafe=unsafe)
     return LoadedRun(Path(source), model, load_run_config(source))
@@ -117,8 +118,6 @@ def load_image(path: str | Path, input_shape: tuple[int, int, int]) -> InputImag
     """Read an image file as uint8, converted to the model's channels and size."""
     from PIL import Image, UnidentifiedImageError
 
-    from zoo.data import fit_images
-
     path = Path(path).expanduser()
     if not path.is_file():
         raise VizError(f"image {path} does not exist or is not a file")
@@ -143,7 +142,6 @@ SPLITS = ("train", "val", "test")
 def load_split(run: LoadedRun, split: str = "test", *, dataset: str | None = None,
                data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Images (fitted to the model), labels and class names of a split of the run's data."""
-    from zoo.data import fit_images, load_dataset
 
     if split not in SPLITS:
         raise VizError(f"split must be one of {list(SPLITS)}, got {split!r}")
