@@ -112,7 +112,28 @@ def compare(
     out: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Comparison:
-    """Train ``model`` under every recipe set and seed; write table, CSVs and curves to ``out``."""
+    """Train ``model`` under every recipe set and seed; write table, CSVs and curves to ``out``.
+
+    Args:
+        model: a registered model name.
+        recipe_sets: comma-separated sets, '+' joining recipes within a set, e.g.
+            ``"none,augment,augment+dropout:rate=0.3"`` (or a list of such strings).
+        hparams: builder hyperparameters shared by every run.
+        dataset: the data set name (``zoo data list``), a folder, or ``tfds:NAME``.
+        data_dir: tensorflow-datasets' data directory for ``tfds:`` names.
+        train_fraction: the stratified fraction of the training split every run trains on.
+        epochs: epochs per run.
+        seeds: runs per recipe set, seeds 0..seeds-1 (1 to 20).
+        learning_rate: the base learning rate (a recipe may change it).
+        batch_size: the mini-batch size.
+        optimizer: a Keras optimizer name.
+        target: the validation accuracy whose first epoch is reported as epochs-to-target.
+        out: the output folder (default ``saved_models/compare/MODEL-TIME``).
+        progress: called with one line per finished run.
+
+    Returns:
+        Every run's curves and accuracies, the formatted table and the output folder.
+    """
     import keras
 
     sets = parse_recipe_sets(recipe_sets)

@@ -418,7 +418,25 @@ def _check_settings(settings: TransferSettings) -> str:
 def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
              dataset: str = "digits", data_dir: str | None = None, verbose: int | str = "auto",
              write_run: bool = True) -> TransferResult:
-    """Train a new head on ``source``'s features (phase 1), then fine-tune (phase 2)."""
+    """Train a new head on ``source``'s features (phase 1), then fine-tune (phase 2).
+
+    Args:
+        source: the pretrained feature extractor (``load_source``).
+        data: the target data set, already loaded.
+        settings: strategy, frozen layers, the new head, epochs and learning rates of both
+            phases, and the run directory (``settings.out``).
+        dataset: the target data set's name, recorded in the run's config.
+        data_dir: its tensorflow-datasets data directory, recorded likewise.
+        verbose: Keras' ``fit`` verbosity.
+        write_run: False keeps everything in memory (no run directory).
+
+    Returns:
+        The run directory, the trained model, the history of both phases, the test metrics
+        and the strategy chosen, with why.
+
+    Raises:
+        TransferError: conflicting settings, or a non-empty run directory.
+    """
     import keras
 
     strategy = _check_settings(settings)

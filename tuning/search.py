@@ -155,7 +155,17 @@ def _retrain(plan: SearchPlan, name: str, hparams: dict, training: dict, data,
 
 # -- the search --------------------------------------------------------------------------------
 def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchResult:
-    """Run (or resume) the search described by ``plan`` and write its results."""
+    """Run (or resume) the search described by ``plan`` and write its results.
+
+    Args:
+        plan: the model, data set, algorithm, trial budget, search space overrides and
+            distribution role (``SearchPlan``); results go to ``plan.out_dir``.
+        echo: called with each progress line.
+
+    Returns:
+        The trials table, the best trial and, unless ``plan.retrain`` is off, the run
+        directory of the best configuration retrained with ``zoo.train.train``.
+    """
     validate_plan(plan)
     fixed = {"input_shape": tuple(plan.input_shape)} if plan.input_shape else {}
     space = derive_space(plan.model, plan.space, only=plan.only,

@@ -473,8 +473,20 @@ def export_model(
 ) -> ExportResult:
     """Export ``source`` to ``OUT/NAME/VERSION/`` (OUT defaults to saved_models/), verified.
 
-    ``source`` is a run directory, a ``.keras`` file or a registered model name. Nothing is
-    visible under the version until every format has been reloaded and compared.
+    Nothing is visible under the version until every format has been reloaded and compared.
+
+    Args:
+        source: a run directory, a ``.keras`` file or a registered model name (untrained).
+        formats: comma-separated or a list: savedmodel, keras, onnx, tflite.
+        name: the export's folder name (default: the run's or model's name).
+        version: the version number (default: one above the highest present).
+        force: replace ``version`` if it exists.
+        out: the root folder instead of ``saved_models/``.
+        unsafe: allow Lambda layers, whose code runs when the model is loaded.
+        tolerance: the largest difference from Keras' outputs a format may show.
+
+    Returns:
+        The published version's path, name, number and manifest (with each format's check).
     """
     formats = parse_formats(formats)
     check_format_packages(formats)

@@ -222,11 +222,17 @@ def build(name: str, *, weights: str | None = None, **hparams: Any):
     """Build the registered model ``name`` with the given keyword hyperparameters.
 
     Args:
-        name: a registered model.
+        name: a registered model name (``zoo list``); an unknown one fails with close matches.
         weights: None (freshly initialised), the name of one of the model's weights entries
             (``zoo weights list``; 'imagenet' picks its ImageNet entry that is present), or
             the path of a Keras ``.weights.h5`` file.
-        **hparams: builder hyperparameters; a weights entry supplies the ones its file needs.
+        **hparams: the builder's keyword hyperparameters (``zoo show NAME`` lists them with
+            their defaults), e.g. ``input_shape=(32, 32, 3), num_classes=10``; a weights entry
+            supplies the ones its file needs. Unknown names and values of the wrong type are
+            refused before Keras builds anything.
+
+    Returns:
+        The uncompiled ``keras.Model``.
     """
     check_hyperparameters(name, hparams)
     if weights is not None:

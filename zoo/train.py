@@ -175,8 +175,22 @@ def train(
 ) -> RunResult:
     """Train ``plan`` and write its run directory; resumes if that directory holds a backup.
 
-    ``model`` trains a prebuilt model (transfer learning) instead of building ``plan.model``;
-    ``data`` skips loading; ``write_run=False`` keeps everything in memory (tests, benchmarks).
+    Args:
+        plan: the model, data set, hyperparameters and fit settings; recipes edit it.
+        model: a prebuilt model to train instead of building ``plan.model`` (transfer
+            learning).
+        data: an already loaded data set, to skip loading ``plan.dataset``.
+        verbose: Keras' ``fit`` verbosity.
+        write_run: False keeps everything in memory (tests, benchmarks, ablations): no run
+            directory, checkpoint, history file or curves.
+
+    Returns:
+        The run directory, the best model (the saved checkpoint when a run was written), the
+        history per epoch, the test metrics and the training time.
+
+    Raises:
+        TrainingError: bad epochs or batch size, a finished run already in ``plan.out``, or a
+            loss that became NaN/inf.
     """
     import keras
 
