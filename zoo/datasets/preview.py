@@ -6,6 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.data import load_dataset
+from zoo.viz.figure import headless_pyplot, save_figure
+
 MAX_ROWS = 20  # CIFAR-100's 100 classes would make an unreadable sheet: the first 20 rows
 
 
@@ -20,13 +23,7 @@ def preview_grid(name: str, out: str | Path, *, per_class: int = 8, seed: int = 
         seed: which images are drawn.
         data_dir: tensorflow-datasets data directory for tfds: names.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from zoo.data import load_dataset
-
+    plt = headless_pyplot()
     data = load_dataset(name, data_dir=data_dir)
     rng = np.random.default_rng(seed)
     classes = list(range(min(data.num_classes, MAX_ROWS)))
@@ -49,8 +46,5 @@ def preview_grid(name: str, out: str | Path, *, per_class: int = 8, seed: int = 
             if len(classes) < data.num_classes else "")
     fig.suptitle(f"{data.name}: training images per class{more}", fontsize=9)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    save_figure(fig, out, dpi=100)
+    return Path(out)
