@@ -20,17 +20,61 @@ def test_run_directory_contents(tiny_run):
     config = json.loads((tiny_run / "config.json").read_text())
     assert config["model"] == "lenet5" and config["class_names"][0] == "0"
     assert config["hparams"]["input_shape"] == [32, 32, 1]
+    # Speed settings are recorded: no op determinism unless asked, Keras' XLA choice (none on
+    # a CPU-only TensorFlow machine), several batches per call into the train step.
+    assert config["deterministic"] is False
+    assert config["jit_compile"] is False
+    assert config["steps_per_execution"] == 8
     metrics = json.loads((tiny_run / "metrics.json").read_text())
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     history = read_history(tiny_run / "history.csv")
     assert history["loss"][-1] < history["loss"][0]  # it learned something
 
 
-def test_training_is_deterministic_for_a_seed():
-    plan = dict(model="lenet5", hparams=TINY, epochs=2, batch_size=64, seed=3)
-    a = train(TrainPlan(**plan), verbose=0, write_run=False)
-    b = train(TrainPlan(**plan), verbose=0, write_run=False)
+def test_deterministic_training_repeats_its_history_for_a_seed():
+    """Augmentation draws random numbers in a parallel input pipeline: the hard case."""
+    from recipes import apply_recipes
+
+    plan = dict(model="lenet5", hparams=TINY, epochs=2, batch_size=64, seed=3,
+                deterministic=True)
+    a, b = (train(apply_recipes(TrainPlan(**plan), ["augment"]), verbose=0, write_run=False)
+            for _ in range(2))
     assert a.history["loss"] == b.history["loss"]
+    assert a.history["val_loss"] == b.history["val_loss"]
+    assert a.history["loss"][-1] < a.history["loss"][0]
+
+
+def test_default_training_is_not_deterministic_and_does_not_inherit_it():
+    from tensorflow.python.framework import config as tf_config
+
+    train(TrainPlan(model="lenet5", hparams=TINY, epochs=1, batch_size=64, seed=3,
+                    deterministic=True), verbose=0, write_run=False)
+    assert tf_config.is_op_determinism_enabled()
+    # The next, default run switches it off again (it costs speed, and XLA refuses it).
+    result = train(TrainPlan(model="lenet5", hparams=TINY, epochs=3, batch_size=64, seed=3),
+                   verbose=0, write_run=False)
+    assert not tf_config.is_op_determinism_enabled()
+    assert result.history["loss"][-1] < result.history["loss"][0]
+
+
+def test_deterministic_xla_is_refused_before_training():
+    plan = TrainPlan(model="lenet5", hparams=TINY, epochs=1, deterministic=True,
+                     jit_compile=True)
+    with pytest.raises(TrainingError, match="drop --deterministic or jit_compile"):
+        train(plan, verbose=0, write_run=False)
+
+
+def test_xla_can_be_forced_and_trains():
+    result = train(TrainPlan(model="lenet5", hparams=TINY, epochs=2, batch_size=64,
+                             jit_compile=True), verbose=0, write_run=False)
+    assert result.model.jit_compile is True
+    assert result.history["loss"][-1] < result.history["loss"][0]
+
+
+def test_steps_per_execution_must_be_positive():
+    with pytest.raises(TrainingError, match="steps per execution"):
+        train(TrainPlan(model="lenet5", hparams=TINY, steps_per_execution=0), verbose=0,
+              write_run=False)
 
 
 def test_interrupted_run_resumes_from_its_last_epoch(tmp_path):

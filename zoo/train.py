@@ -61,6 +61,15 @@ class TrainPlan:
     lr_schedule: Callable[[float, int, int], Any] | None = None  # (lr, steps/epoch, epochs)
     optimizer_options: dict[str, Any] = field(default_factory=dict)
     callbacks: list[Any] = field(default_factory=list)
+    # Reproducibility is a choice: True makes TensorFlow pick deterministic kernels, so the
+    # same seed gives the same history, at a cost in speed (docs/benchmarks.md).
+    deterministic: bool = False
+    # XLA for the train step: None leaves it to Keras (see compile_model), True/False force it.
+    jit_compile: bool | None = None
+    # Batches per call into the compiled train step. Fewer Python round trips: LeNet-5 at
+    # batch 32 trained about 25% faster with 8 than with 1 on 2 CPU cores. Per-batch
+    # callbacks then run every 8th batch.
+    steps_per_execution: int = 8
     # Epochs already in the run directory (a later phase of one run, e.g. transfer's
     # fine-tuning after its head phase): history is appended with continuous epoch numbers,
     # and the best checkpoint is only replaced by a better one.
@@ -79,6 +88,8 @@ class TrainPlan:
             "optimizer": self.optimizer,
             "optimizer_options": jsonable(self.optimizer_options),
             "seed": self.seed,
+            "deterministic": self.deterministic,
+            "steps_per_execution": self.steps_per_execution,
             "train_fraction": self.train_fraction,
             "recipes": list(self.recipes),
         }
@@ -131,11 +142,19 @@ def make_optimizer(plan: TrainPlan, steps_per_epoch: int):
 
 
 def compile_model(model: "keras.Model", plan: TrainPlan, steps_per_epoch: int) -> None:
-    """Compile with the plan's optimizer, cross-entropy and accuracy."""
+    """Compile with the plan's optimizer, cross-entropy, accuracy, XLA and steps per call."""
     loss = ("categorical_crossentropy" if plan.one_hot_labels
             else "sparse_categorical_crossentropy")
+    if plan.deterministic and plan.jit_compile:
+        raise TrainingError("XLA (jit_compile) has no deterministic kernels for every layer "
+                            "(max-pool gradients); drop --deterministic or jit_compile")
+    # None -> Keras' "auto": no XLA on a CPU-only TensorFlow machine (XLA's CPU kernels
+    # trained every registered model slower than TensorFlow's oneDNN ones here, see
+    # docs/benchmarks.md) or under op determinism; XLA on GPUs and under JAX.
+    jit_compile = "auto" if plan.jit_compile is None else plan.jit_compile
     model.compile(optimizer=make_optimizer(plan, steps_per_epoch), loss=loss,
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], jit_compile=jit_compile,
+                  steps_per_execution=plan.steps_per_execution)
 
 
 def training_batches(plan: TrainPlan, data: Dataset):
@@ -148,15 +167,21 @@ def training_batches(plan: TrainPlan, data: Dataset):
     return train, val
 
 
-def _seed_everything(seed: int) -> None:
+def _seed_everything(seed: int, deterministic: bool) -> None:
     import keras
 
     keras.utils.set_random_seed(seed)
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+        # A process-wide switch, set both ways so one run's choice does not leak into the
+        # next (a deterministic run followed by an XLA one would fail: XLA has no
+        # deterministic max-pool gradient). TensorFlow's public API only switches it on;
+        # Keras' own trainer reads the same private module.
+        from tensorflow.python.framework import config as tf_config
 
-        # Same seed -> same numbers on CPU: make TF pick deterministic kernels.
-        tf.config.experimental.enable_op_determinism()
+        if deterministic:
+            tf_config.enable_op_determinism()
+        else:
+            tf_config.disable_op_determinism()
 
 
 def prepare_data(plan: TrainPlan, data: Dataset | None = None) -> Dataset:
@@ -201,7 +226,10 @@ def train(
     if not (isinstance(plan.learning_rate, (int, float)) and math.isfinite(plan.learning_rate)
             and plan.learning_rate > 0):
         raise TrainingError(f"learning rate must be a positive number, got {plan.learning_rate!r}")
-    _seed_everything(plan.seed)
+    if not isinstance(plan.steps_per_execution, int) or plan.steps_per_execution < 1:
+        raise TrainingError(f"steps per execution must be a positive integer, got "
+                            f"{plan.steps_per_execution!r}")
+    _seed_everything(plan.seed, plan.deterministic)
     data = prepare_data(plan, data)
     if model is None:
         hparams = resolve_hparams(plan, data)
@@ -229,7 +257,7 @@ def train(
                   "input_shape": list(input_shape), "class_names": data.class_names,
                   "preprocessing": PREPROCESSING, "dataset_name": data.name,
                   "train_size": len(data.x_train), "keras_version": keras.__version__,
-                  "backend": keras.backend.backend()}
+                  "backend": keras.backend.backend(), "jit_compile": bool(model.jit_compile)}
         if plan.initial_epoch == 0:  # a later phase of one run (transfer) changes the model
             resume.check_same_run(run_dir, config)
         run_dir.mkdir(parents=True, exist_ok=True)

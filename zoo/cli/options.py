@@ -76,3 +76,10 @@ def dataset_options(function):
                         help="'digits' (embedded); mnist, fashion_mnist, cifar10, cifar100 "
                              "(after `zoo data import`); 'tfds:NAME'; or a folder of class "
                              "sub-folders.")(function)
+
+
+deterministic_option = click.option(
+    "--deterministic", is_flag=True,
+    help="Same seed, same history: TensorFlow picks deterministic kernels and runs "
+         "augmentation serially (slower; see docs/benchmarks.md).",
+)

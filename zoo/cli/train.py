@@ -7,6 +7,7 @@ import click
 from zoo.cli.options import (
     POSITIVE,
     dataset_options,
+    deterministic_option,
     input_shape_option,
     parse_assignments,
     parse_shape,
@@ -23,6 +24,7 @@ from zoo.cli.options import (
 @click.option("--lr", "learning_rate", default=1e-3, show_default=True, type=POSITIVE)
 @click.option("--optimizer", default="adam", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
+@deterministic_option
 @click.option("--train-fraction", default=1.0, show_default=True, type=click.FloatRange(0, 1,
               min_open=True), help="Train on this stratified fraction of the training split.")
 @click.option("--recipe", "recipes", multiple=True, metavar="NAME[:k=v,...]",
@@ -33,7 +35,7 @@ from zoo.cli.options import (
 @click.option("--out", default=None, help="Run directory (default saved_models/runs/NAME-TIME); "
                                           "an interrupted run resumes when given the same one.")
 def train_command(name, dataset, data_dir, epochs, batch_size, learning_rate, optimizer, seed,
-                  train_fraction, recipes, input_shape, assignments, out) -> None:
+                  deterministic, train_fraction, recipes, input_shape, assignments, out) -> None:
     """Train model NAME on a data set and write a run directory (config, history, best
     .keras, test metrics, TensorBoard logs, curves)."""
     from zoo.train import TrainPlan, train
@@ -44,7 +46,8 @@ def train_command(name, dataset, data_dir, epochs, batch_size, learning_rate, op
         hparams["input_shape"] = shape
     plan = TrainPlan(model=name, hparams=hparams, dataset=dataset, data_dir=data_dir,
                      epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                     optimizer=optimizer, seed=seed, train_fraction=train_fraction, out=out)
+                     optimizer=optimizer, seed=seed, deterministic=deterministic,
+                     train_fraction=train_fraction, out=out)
     if recipes:
         from recipes import apply_recipes
 
