@@ -81,6 +81,11 @@ def test_bench_command_writes_json_and_markdown(tmp_path):
         assert rate["min"] <= rate["median"] <= rate["max"] and rate["min"] > 0
     assert row["ratio"] == pytest.approx(row["zoo_images_per_s"]["median"]
                                          / row["baseline_images_per_s"]["median"])
+    # Every repeat is compared, not only the medians: repeat i of each path, back to back.
+    assert row["repeat_ratios"] == pytest.approx(
+        [z / b for z, b in zip(row["zoo_images_per_s"]["values"],
+                               row["baseline_images_per_s"]["values"])])
+    assert row["zoo_jit_compile"] is False  # Keras' choice on a CPU-only TensorFlow machine
     assert 0 < row["fraction_of_peak"]
     for kind in ("keras_predict", "saved_model"):
         inference = row["inference"][kind]
@@ -90,6 +95,7 @@ def test_bench_command_writes_json_and_markdown(tmp_path):
         assert 0 < lat["p50_ms"] <= lat["p99_ms"]
     markdown = out.with_suffix(".md").read_text()
     assert "| lenet5 | 32x32x1 | 16 × 2 |" in markdown
+    assert f"| {min(row['repeat_ratios']):.2f}x |" in markdown  # the worst repeat
     assert "test run" in markdown and "zoo bench lenet5" in markdown
 
     # Without TensorFlow (JAX GPU machines) the SavedModel columns say why they are empty.
@@ -134,3 +140,21 @@ def test_pytorch_peer_has_the_zoo_models_weights_and_trains(name):
     assert weights == zoo.build(name).count_params() == info.num_params
     peer.run_epoch()
     assert len(peer.wall) == 1 and peer.cpu[0] >= 0
+
+
+def test_pytorch_peer_is_timed_in_its_own_process_without_tensorflow(tmp_path):
+    pytest.importorskip("torch")
+    import os
+
+    import numpy as np
+
+    from zoo.bench.torch_peer import run_in_own_process
+
+    images = np.zeros((8, 32, 32, 1), dtype=np.uint8)
+    report = run_in_own_process("lenet5", images, np.arange(8) % 10, 10, batch_size=4,
+                                seed=0, epochs=2, work_dir=tmp_path)
+    assert report["pid"] != os.getpid()
+    assert report["tensorflow_loaded"] is False  # no TensorFlow thread pools beside it
+    assert len(report["wall"]) == len(report["cpu"]) == 2
+    assert run_in_own_process("alexnet", images, np.arange(8) % 10, 10, batch_size=4, seed=0,
+                              epochs=1, work_dir=tmp_path) is None  # nobody wrote one

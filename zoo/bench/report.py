@@ -58,19 +58,23 @@ def format_markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         "Training, images/s: median [min–max]. Ratio = zoo / baseline medians (wall clock); "
-        "CPU ratio uses process CPU time, which other load on the machine disturbs less.",
+        "worst repeat = the lowest zoo / baseline ratio of the repeats, each zoo repeat timed "
+        "right before its baseline repeat; CPU ratio uses process CPU time, which other load "
+        "on the machine disturbs less.",
         "",
-        "| model | input | batch × steps | zoo | baseline | ratio | CPU ratio | "
+        "| model | input | batch × steps | zoo | baseline | ratio | worst repeat | CPU ratio | "
         "train GFLOP/image | % of peak | XLA zoo / baseline |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["rows"]:
         ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+        worst = ("n/a" if not row.get("repeat_ratios")
+                 else f"{min(row['repeat_ratios']):.2f}x")
         cpu_ratio = "n/a" if row["cpu_ratio"] is None else f"{row['cpu_ratio']:.2f}x"
         lines.append(
             f"| {row['model']} | {'x'.join(map(str, row['input_shape']))} | "
             f"{row['batch_size']} × {row['steps']} | {_rate_text(row['zoo_images_per_s'])} | "
-            f"{_rate_text(row['baseline_images_per_s'])} | {ratio} | {cpu_ratio} | "
+            f"{_rate_text(row['baseline_images_per_s'])} | {ratio} | {worst} | {cpu_ratio} | "
             f"{row['train_flops_per_image'] / 1e9:.3g} | {100 * row['fraction_of_peak']:.1f}% | "
             f"{_yes_no(row.get('zoo_jit_compile'))} / {_yes_no(row.get('baseline_jit_compile'))} |")
     lines += [
@@ -94,12 +98,19 @@ def format_markdown(report: dict[str, Any]) -> str:
     if torch_rows:
         lines += [
             "", "PyTorch peer (plain DataLoader + Adam loop, "
-            f"torch {torch_rows[0]['torch']['version']}), training images/s, same data:", "",
-            "| model | zoo | PyTorch | ratio | CPU ratio |", "|---|---|---|---|---|"]
+            f"torch {torch_rows[0]['torch']['version']}, in its own process after the Keras "
+            "paths), training images/s, same data; worst = the zoo's slowest repeat / "
+            "PyTorch's fastest:", "",
+            "| model | zoo | PyTorch | ratio | worst | CPU ratio |", "|---|---|---|---|---|---|"]
         lines += [f"| {row['model']} | {_rate_text(row['zoo_images_per_s'])} | "
                   f"{_rate_text(row['torch']['images_per_s'])} | {row['torch']['ratio']:.2f}x | "
+                  f"{_ratio_text(row['torch'].get('min_repeat_ratio'))} | "
                   f"{row['torch']['cpu_ratio']:.2f}x |" for row in torch_rows]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _ratio_text(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
 
 
 def default_report_path(report: dict[str, Any]) -> Path:

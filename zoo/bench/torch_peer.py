@@ -3,12 +3,22 @@
 PyTorch is not a dependency (``pip install 'cnn-zoo[torch]'`` adds it); without it, or for a
 model nobody wrote here, the benchmark leaves the PyTorch columns empty. The loop is what a
 PyTorch user writes: a DataLoader over tensors, Adam, cross-entropy on logits, no metrics.
+
+``zoo bench`` times it in a process of its own (``run_in_own_process``): beside TensorFlow's
+thread pools in one process, PyTorch's threads compete with them for the cores, which
+slows PyTorch and flatters the zoo.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -92,3 +102,49 @@ def torch_peer(name: str, images: np.ndarray, labels: np.ndarray, num_classes: i
     if name not in TORCH_PEERS or not has_torch():
         return None
     return TorchPeer(name, images, labels, num_classes, batch_size, seed)
+
+
+def run_in_own_process(name: str, images: np.ndarray, labels: np.ndarray, num_classes: int,
+                       batch_size: int, seed: int, epochs: int, work_dir: Path
+                       ) -> dict[str, Any] | None:
+    """Train the PyTorch peer of ``name`` for ``epochs`` epochs in a fresh Python process.
+
+    Returns the child's report: ``wall`` and ``cpu`` seconds per epoch, ``version``, ``pid``
+    and ``tensorflow_loaded`` (False: nothing of TensorFlow shares its cores), or None
+    without PyTorch or a hand-written version of ``name``.
+    """
+    if name not in TORCH_PEERS or not has_torch():
+        return None
+    data_file = Path(work_dir) / f"torch-peer-{name}.npz"
+    np.savez(data_file, images=images, labels=labels)
+    command = [sys.executable, "-m", "zoo.bench.torch_peer", name, str(data_file),
+               "--classes", str(num_classes), "--batch-size", str(batch_size),
+               "--seed", str(seed), "--epochs", str(epochs)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"the PyTorch peer of {name} failed in its own process: {last}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the child process: train, then print one JSON line of timings."""
+    parser = argparse.ArgumentParser(description="Time the PyTorch peer of a zoo model.")
+    parser.add_argument("name", choices=sorted(TORCH_PEERS))
+    parser.add_argument("data", help=".npz file with uint8 'images' (N, H, W, C) and 'labels'")
+    parser.add_argument("--classes", type=int, required=True)
+    parser.add_argument("--batch-size", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, required=True)
+    args = parser.parse_args(argv)
+    with np.load(args.data) as data:
+        images, labels = data["images"], data["labels"]
+    peer = TorchPeer(args.name, images, labels, args.classes, args.batch_size, args.seed)
+    for _ in range(args.epochs):
+        peer.run_epoch()
+    print(json.dumps({"version": peer.version, "wall": peer.wall, "cpu": peer.cpu,
+                      "pid": os.getpid(), "tensorflow_loaded": "tensorflow" in sys.modules}))
+
+
+if __name__ == "__main__":
+    main()
