@@ -23,12 +23,13 @@ def _ratio(value: float | None) -> str:
 def summarize(paths: list[Path]) -> str:
     """One training row and one inference row per model and setting, across result files."""
     train = ["| model | input | augment | batch × steps | zoo img/s | baseline img/s | ratio | "
-             "CPU ratio | XLA zoo / baseline | % of matmul peak | results |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "worst repeat | CPU ratio | XLA zoo / baseline | % of matmul peak | results |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     infer = ["| model | predict b1 img/s | predict p50 / p99 ms | predict large batch img/s | "
              "SavedModel b1 img/s | SavedModel p50 / p99 ms | SavedModel large batch img/s |",
              "|---|---|---|---|---|---|---|"]
-    torch = ["| model | zoo img/s | PyTorch img/s | ratio | CPU ratio |", "|---|---|---|---|---|"]
+    torch = ["| model | zoo img/s | PyTorch img/s | ratio | worst | CPU ratio |",
+             "|---|---|---|---|---|---|"]
     peaks = []
     for path in paths:
         report = json.loads(path.read_text())
@@ -41,13 +42,14 @@ def summarize(paths: list[Path]) -> str:
                 f"| {row['model']} | {'x'.join(map(str, row['input_shape']))} | "
                 f"{'yes' if row['augment'] else 'no'} | {row['batch_size']} × {row['steps']} | "
                 f"{_rate(row['zoo_images_per_s'])} | {_rate(row['baseline_images_per_s'])} | "
-                f"{_ratio(row['ratio'])} | {_ratio(row['cpu_ratio'])} | {jit_text} | "
+                f"{_ratio(row['ratio'])} | {_ratio(min(row.get('repeat_ratios') or [None]))} | "
+                f"{_ratio(row['cpu_ratio'])} | {jit_text} | "
                 f"{100 * row['fraction_of_peak']:.0f}% of {peak:.0f} GFLOP/s | {path.stem} |")
             if row.get("torch"):
                 t = row["torch"]
                 torch.append(f"| {row['model']} | {_rate(row['zoo_images_per_s'])} | "
                              f"{_rate(t['images_per_s'])} | {_ratio(t['ratio'])} | "
-                             f"{_ratio(t['cpu_ratio'])} |")
+                             f"{_ratio(t.get('min_repeat_ratio'))} | {_ratio(t['cpu_ratio'])} |")
             if row["augment"] or row.get("torch"):
                 continue  # inference does not depend on how the model was trained
             cells = []
