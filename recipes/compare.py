@@ -9,6 +9,7 @@ A run whose loss becomes NaN/inf is kept in the table as diverged.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import re
@@ -22,7 +23,7 @@ import numpy as np
 
 from recipes import apply_recipes
 from recipes.base import RecipeError
-from zoo.data import fit_images, load_dataset, to_float
+from zoo.data import Dataset, fit_images, load_dataset, to_float
 from zoo.registry import get_model_info
 from zoo.runs import write_json_atomic, write_text_atomic
 from zoo.train import TrainingError, TrainPlan, prepare_data, train
@@ -49,7 +50,26 @@ class CompareRun:
     epochs_to_target: int | None
     seconds: float
     val_curve: list[float] = field(default_factory=list)
-    diverged: bool = False
+    diverged: bool = False  # the loss became NaN/inf
+    value: Any = None  # the swept value (zoo compare --sweep)
+    batch_size: int = 0
+    steps_per_epoch: int = 0
+    epochs_run: int = 0
+    fit_seconds: float = math.nan  # model.fit alone, for seconds per epoch
+    final_loss: float = math.nan  # training loss of the last epoch
+    chance_loss: float = math.nan  # ln(classes): what guessing uniformly scores
+
+    @property
+    def failed(self) -> bool:
+        """Diverged (NaN/inf) or ended no better than uniform guessing on the training loss."""
+        return self.diverged or not self.final_loss < self.chance_loss
+
+    @property
+    def steps_to_target(self) -> int | None:
+        """Optimizer steps until validation first reached the target (epoch granularity)."""
+        if self.epochs_to_target is None:
+            return None
+        return self.epochs_to_target * self.steps_per_epoch
 
     @property
     def gap(self) -> float:
@@ -95,6 +115,90 @@ def recipe_set_specs(recipe_set: str) -> list[str]:
     return [spec for spec in recipe_set.split("+") if spec.strip()]
 
 
+@dataclass
+class RunSettings:
+    """What every run of an ablation shares; ``plan`` adds a recipe set and a seed."""
+
+    model: str
+    hparams: dict[str, Any]
+    dataset: str
+    data_dir: str | None
+    train_fraction: float
+    epochs: int
+    learning_rate: float
+    batch_size: int
+    optimizer: str
+
+    def plan(self, recipe_set: str, seed: int, **changes: Any) -> TrainPlan:
+        """The plan of one run: these settings with ``changes`` (plan fields), then the
+        recipe set applied (which refuses clashes, e.g. a recipe setting a --set value)."""
+        base = TrainPlan(model=self.model, hparams=dict(self.hparams), dataset=self.dataset,
+                         data_dir=self.data_dir, epochs=self.epochs,
+                         batch_size=self.batch_size, learning_rate=self.learning_rate,
+                         optimizer=self.optimizer, seed=seed,
+                         train_fraction=self.train_fraction)
+        return apply_recipes(dataclasses.replace(base, **changes), recipe_set_specs(recipe_set))
+
+
+def check_compare_settings(model: str, seeds: int, target: float) -> None:
+    """Refuse a bad seed count, target or model name before any data loads."""
+    if not 1 <= seeds <= 20:
+        raise RecipeError(f"--seeds must be between 1 and 20, got {seeds}")
+    if not 0 < target <= 1:
+        raise RecipeError(f"--target is an accuracy in (0, 1], got {target}")
+    get_model_info(model)  # unknown model -> error with close matches, before any work
+
+
+def train_and_measure(plan: TrainPlan, recipe_set: str, data: Dataset, train_split: Dataset,
+                      target: float, value: Any = None) -> CompareRun:
+    """Train ``plan`` once through ``zoo.train.train`` (in memory) and measure the run.
+
+    Args:
+        plan: the run's plan (recipes applied).
+        recipe_set: the recipe set's name, for the table.
+        data: the loaded data set (``train`` takes the plan's training fraction of it).
+        train_split: that same fraction, on which train accuracy is measured.
+        target: the validation accuracy whose first epoch is recorded.
+        value: the swept value of this run (``zoo compare --sweep``), if any.
+
+    Returns:
+        The run's accuracies, validation curve, time and whether it diverged.
+    """
+    import keras
+
+    epoch_logs: list[dict] = []
+    plan.callbacks.append(keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs, store=epoch_logs: store.append(dict(logs))))
+    start = time.perf_counter()
+    try:
+        result = train(plan, data=data, verbose=0, write_run=False)
+        trained, diverged, fit_seconds = result.model, False, result.seconds
+    except TrainingError as err:
+        if "NaN" not in str(err):
+            raise
+        trained, diverged, fit_seconds = None, True, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    curve = [float(logs.get("val_accuracy", math.nan)) for logs in epoch_logs]
+    if trained is not None:
+        shape = tuple(trained.input_shape[1:])
+        x = to_float(fit_images(train_split.x_train, shape))
+        predicted = np.argmax(trained.predict(x, batch_size=256, verbose=0), axis=-1)
+        train_accuracy = float(np.mean(predicted == train_split.y_train))
+        val_accuracy = curve[-1]
+    else:
+        train_accuracy = val_accuracy = math.nan
+    reached = [i for i, acc in enumerate(curve, start=1) if acc >= target]
+    return CompareRun(
+        recipe_set, seed=plan.seed, learning_rate=plan.learning_rate,
+        train_accuracy=train_accuracy, val_accuracy=val_accuracy,
+        epochs_to_target=reached[0] if reached else None, seconds=seconds, val_curve=curve,
+        diverged=diverged, value=value, batch_size=plan.batch_size,
+        steps_per_epoch=math.ceil(len(train_split.x_train) / plan.batch_size),
+        epochs_run=max(len(epoch_logs), 1), fit_seconds=fit_seconds,
+        final_loss=float(epoch_logs[-1].get("loss", math.nan)) if epoch_logs else math.nan,
+        chance_loss=math.log(train_split.num_classes))
+
+
 def compare(
     model: str,
     recipe_sets: str | Iterable[str],
@@ -137,54 +241,23 @@ def compare(
     import keras
 
     sets = parse_recipe_sets(recipe_sets)
-    if not 1 <= seeds <= 20:
-        raise RecipeError(f"--seeds must be between 1 and 20, got {seeds}")
-    if not 0 < target <= 1:
-        raise RecipeError(f"--target is an accuracy in (0, 1], got {target}")
-    get_model_info(model)  # unknown model -> error with close matches, before any work
-
-    def plan_for(recipe_set: str, seed: int) -> TrainPlan:
-        base = TrainPlan(model=model, hparams=dict(hparams or {}), dataset=dataset,
-                         data_dir=data_dir, epochs=epochs, batch_size=batch_size,
-                         learning_rate=learning_rate, optimizer=optimizer, seed=seed,
-                         train_fraction=train_fraction)
-        return apply_recipes(base, recipe_set_specs(recipe_set))
-
+    check_compare_settings(model, seeds, target)
+    settings = RunSettings(model=model, hparams=dict(hparams or {}), dataset=dataset,
+                           data_dir=data_dir, train_fraction=train_fraction, epochs=epochs,
+                           learning_rate=learning_rate, batch_size=batch_size,
+                           optimizer=optimizer)
     for recipe_set in sets:  # every bad spec or clash fails here, before training
-        plan_for(recipe_set, 0)
+        settings.plan(recipe_set, 0)
     data = load_dataset(dataset, data_dir=data_dir)
-    train_split = prepare_data(plan_for("none", 0), data)  # the one split every run sees
+    train_split = prepare_data(settings.plan("none", 0), data)  # the one split every run sees
     out_dir = Path(out) if out else COMPARE_DIR / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
     out_dir.mkdir(parents=True, exist_ok=True)
 
     runs = []
     for recipe_set in sets:
         for seed in range(seeds):
-            plan = plan_for(recipe_set, seed)
-            epoch_logs: list[dict] = []
-            plan.callbacks.append(keras.callbacks.LambdaCallback(
-                on_epoch_end=lambda epoch, logs, store=epoch_logs: store.append(dict(logs))))
-            start = time.perf_counter()
-            try:
-                result = train(plan, data=data, verbose=0, write_run=False)
-                trained, diverged = result.model, False
-            except TrainingError as err:
-                if "NaN" not in str(err):
-                    raise
-                trained, diverged = None, True
-            seconds = time.perf_counter() - start
-            curve = [float(logs.get("val_accuracy", math.nan)) for logs in epoch_logs]
-            if trained is not None:
-                shape = tuple(trained.input_shape[1:])
-                x = to_float(fit_images(train_split.x_train, shape))
-                predicted = np.argmax(trained.predict(x, batch_size=256, verbose=0), axis=-1)
-                train_accuracy = float(np.mean(predicted == train_split.y_train))
-                val_accuracy = curve[-1]
-            else:
-                train_accuracy = val_accuracy = math.nan
-            reached = [i for i, acc in enumerate(curve, start=1) if acc >= target]
-            run = CompareRun(recipe_set, seed, plan.learning_rate, train_accuracy, val_accuracy,
-                             reached[0] if reached else None, seconds, curve, diverged)
+            run = train_and_measure(settings.plan(recipe_set, seed), recipe_set, data,
+                                    train_split, target)
             runs.append(run)
             if progress:
                 progress(_run_line(run))
@@ -192,7 +265,7 @@ def compare(
     table = format_table(runs, target=target, model=model, dataset=train_split.name,
                          train_size=len(train_split.x_train), epochs=epochs)
     write_text_atomic(out_dir / TABLE_FILE, table)
-    write_text_atomic(out_dir / RUNS_FILE, _runs_csv(runs))
+    write_text_atomic(out_dir / RUNS_FILE, runs_csv(runs))
     write_text_atomic(out_dir / SUMMARY_FILE, _summary_csv(runs, target))
     plot_val_curves(runs, out_dir / CURVES_FILE, title=f"{model} on {train_split.name} "
                     f"({len(train_split.x_train)} training images)")
@@ -212,7 +285,8 @@ def _run_line(run: CompareRun) -> str:
             f"val {run.val_accuracy:.3f} ({run.seconds:.1f} s)")
 
 
-def _mean_spread(values: list[float], digits: int = 3) -> str:
+def mean_spread(values: list[float], digits: int = 3) -> str:
+    """"0.912 ± 0.004" over the values that are not NaN ("—" when none are)."""
     values = [v for v in values if not math.isnan(v)]
     if not values:
         return "—"
@@ -234,13 +308,13 @@ def summarize_runs(runs: list[CompareRun], target: float) -> list[dict[str, Any]
             "learning_rate": group[0].learning_rate,
             "seeds": len(group),
             "diverged": len(group) - len(done),
-            "train_accuracy": _mean_spread([r.train_accuracy for r in done]),
-            "val_accuracy": _mean_spread([r.val_accuracy for r in done]),
-            "gap": _mean_spread([r.gap for r in done]),
-            "epochs_to_target": (_mean_spread([float(e) for e in reached], 1)
+            "train_accuracy": mean_spread([r.train_accuracy for r in done]),
+            "val_accuracy": mean_spread([r.val_accuracy for r in done]),
+            "gap": mean_spread([r.gap for r in done]),
+            "epochs_to_target": (mean_spread([float(e) for e in reached], 1)
                                  + (f" ({len(reached)}/{len(group)} reached)"
                                     if len(reached) < len(group) else "")),
-            "seconds": _mean_spread([r.seconds for r in group], 1),
+            "seconds": mean_spread([r.seconds for r in group], 1),
         })
     return rows
 
@@ -267,7 +341,8 @@ def format_table(runs: list[CompareRun], *, target: float, model: str, dataset: 
     return "\n".join(lines) + "\n"
 
 
-def _runs_csv(runs: list[CompareRun]) -> str:
+def runs_csv(runs: list[CompareRun]) -> str:
+    """One CSV row per run, with its validation curve."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["recipes", "seed", "learning_rate", "train_accuracy", "val_accuracy",

@@ -48,3 +48,82 @@ def test_compare_end_to_end_writes_table_csv_and_plot(tmp_path):
         assert len(run["val_curve"].split()) == 2
     assert len((out / "summary.csv").read_text().splitlines()) == 3
     assert (out / "val_curves.png").stat().st_size > 1000
+
+
+# --- zoo compare --sweep -------------------------------------------------------------------
+
+def test_sweep_specs_parse_to_typed_values():
+    from recipes.sweep import parse_sweep, with_swept_recipe
+
+    lr = parse_sweep("lr=1e-4,0.01,1", "lenet5")
+    assert (lr.kind, lr.target, lr.values, lr.log_scale) == (
+        "plan", "learning_rate", (1e-4, 0.01, 1.0), True)
+    assert parse_sweep("batch_size=2,8,32", "lenet5").values == (2, 8, 32)
+    norm = parse_sweep("normalization=none,batch,group,layer,instance", "lenet5")
+    assert (norm.kind, norm.values, norm.log_scale) == (
+        "hparam", ("none", "batch", "group", "layer", "instance"), False)
+    assert parse_sweep("filters=4,8;8,16", "lenet5").values == ((4, 8), (8, 16))
+    rate = parse_sweep("dropout:rate=0,0.3,0.5", "lenet5")
+    assert (rate.kind, rate.target, rate.values) == ("recipe", "dropout:rate", (0.0, 0.3, 0.5))
+    # The swept recipe joins a set, or is merged into the set's recipe of that name.
+    assert with_swept_recipe("none", rate, 0.3) == "dropout:rate=0.3"
+    assert with_swept_recipe("augment", rate, 0.3) == "augment+dropout:rate=0.3"
+    assert (with_swept_recipe("dropout:spatial=0", rate, 0.3)
+            == "dropout:spatial=0,rate=0.3")
+
+
+@pytest.mark.parametrize("spec, sets, message", [
+    ("normalisation=none,batch", [], "did you mean normalization"),
+    ("dropout:rat=0,0.5", [], "did you mean rate"),
+    ("lr=", [], "empty value"),
+    ("lr=0.1,,1", [], "empty value"),
+    ("lr=0.1,0.1", [], "listed twice"),
+    ("lr=fast", [], "positive numbers"),
+    ("batch_size=0.5,2", [], "positive integers"),
+    ("filters=abc,def", [], "filters"),
+    ("dropout:rate=0,1.5", [], "rate"),
+    ("num_classes=2,3", [], "fixed by the data set"),
+    ("dense_units=16,16;32,32", ["--set", "dense_units=8,8"], "--set dense_units"),
+    ("normalization=none,group", ["--recipes", "none,batchnorm"], "already has"),
+    ("dropout:rate=0,0.5", ["--recipes", "dropout:rate=0.3"], "already sets dropout:rate"),
+])
+def test_sweep_refuses_a_bad_spec_in_one_line_before_loading_data(monkeypatch, spec, sets,
+                                                                  message):
+    import recipes.sweep
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("data loaded before the spec was checked")
+
+    monkeypatch.setattr(recipes.sweep, "load_dataset", no_loading)
+    result = CliRunner().invoke(main, ["compare", "lenet5", "--sweep", spec, *sets])
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_sweep_refuses_an_option_it_also_sweeps():
+    result = CliRunner().invoke(main, ["compare", "lenet5", "--lr", "0.01", "--sweep",
+                                       "lr=0.1,1"])
+    assert result.exit_code != 0 and "--lr and --sweep lr" in result.output
+
+
+def test_sweep_end_to_end_writes_one_table_and_plot_with_every_cell(tmp_path):
+    out = tmp_path / "sweep"
+    result = CliRunner().invoke(main, [
+        "compare", "lenet5", "--sweep", "lr=0.001,0.01", "--recipes", "batchnorm",
+        "--train-fraction", "0.05", "--epochs", "1", "--seeds", "1", "--target", "0.05",
+        "--set", "filters=4,8", "--set", "dense_units=16,16", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with (out / "sweep-learning_rate.csv").open() as f:
+        cells = list(csv.DictReader(f))
+    assert [(c["recipes"], c["lr"]) for c in cells] == [("batchnorm", "0.001"),
+                                                         ("batchnorm", "0.01")]
+    for cell in cells:
+        assert cell["seeds"] == "1" and cell["diverged"] == "0"
+        assert 0 <= float(cell["val_accuracy"]) <= 1 and float(cell["seconds_per_epoch"]) > 0
+        # Every run reaches 5 % at the first epoch's end: 63 images / 32 = 2 steps.
+        assert cell["steps_to_0.05"] == "2"
+    table = (out / "sweep-learning_rate.md").read_text()
+    assert "| batchnorm | 0.01 |" in table and "steps to val acc 0.05" in table
+    assert (out / "sweep-learning_rate.png").stat().st_size > 1000
+    with (out / "sweep-learning_rate-runs.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 2

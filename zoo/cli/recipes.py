@@ -49,10 +49,15 @@ def augment_preview_command(recipes, dataset, data_dir, images, copies, seed, ou
 
 @click.command("compare")
 @click.argument("name")
-@click.option("--recipes", "recipe_sets", multiple=True, required=True,
-              metavar="SET,SET,...",
+@click.option("--recipes", "recipe_sets", multiple=True, metavar="SET,SET,...",
               help="Recipe sets separated by ',', recipes within a set joined by '+', e.g. "
-                   "none,augment,dropout,batchnorm,augment+dropout,batchnorm+lr:scale=10.")
+                   "none,augment,dropout,batchnorm,augment+dropout,batchnorm+lr:scale=10 "
+                   "(default with --sweep: none).")
+@click.option("--sweep", "sweeps", multiple=True, metavar="KEY=V1,V2,...",
+              help="Sweep one setting across runs, crossed with --recipes: lr, batch_size, a "
+                   "builder hyperparameter (normalization=none,batch,group) or RECIPE:PARAM "
+                   "(dropout:rate=0,0.3,0.5); ';' separates values that are lists. Each "
+                   "--sweep writes its own table and plot.")
 @dataset_options
 @click.option("--train-fraction", default=0.1, show_default=True,
               type=click.FloatRange(0, 1, min_open=True))
@@ -62,29 +67,57 @@ def augment_preview_command(recipes, dataset, data_dir, images, copies, seed, ou
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--optimizer", default="adam", show_default=True)
 @click.option("--target", default=0.9, show_default=True, type=RATE,
-              help="Validation accuracy whose first epoch is reported.")
+              help="Validation accuracy whose first epoch (steps with --sweep) is reported.")
 @input_shape_option
 @set_option
-@click.option("--out", default=None, help="Folder for table.md, summary.csv, runs.csv and "
-                                          "val_curves.png (default saved_models/compare/...).")
-def compare_command(name, recipe_sets, dataset, data_dir, train_fraction, epochs, seeds,
-                    learning_rate, batch_size, optimizer, target, input_shape, assignments,
-                    out) -> None:
+@click.option("--out", default=None, help="Folder for the tables, CSVs and plots "
+                                          "(default saved_models/compare/...).")
+@click.pass_context
+def compare_command(ctx, name, recipe_sets, sweeps, dataset, data_dir, train_fraction, epochs,
+                    seeds, learning_rate, batch_size, optimizer, target, input_shape,
+                    assignments, out) -> None:
     """Train model NAME under each recipe set (same split, several seeds) and tabulate
-    train/validation accuracy, their gap, epochs to a target accuracy and time."""
-    from recipes.compare import compare
-
+    train/validation accuracy, their gap, epochs to a target accuracy and time; with --sweep,
+    one table and plot per swept setting."""
     hparams = parse_assignments(assignments)
     shape = parse_shape(input_shape)
     if shape is not None:
         hparams["input_shape"] = shape
-    result = compare(name, recipe_sets, hparams=hparams, dataset=dataset, data_dir=data_dir,
-                     train_fraction=train_fraction, epochs=epochs, seeds=seeds,
-                     learning_rate=learning_rate, batch_size=batch_size, optimizer=optimizer,
-                     target=target, out=out, progress=click.echo)
+    settings = dict(hparams=hparams, dataset=dataset, data_dir=data_dir,
+                    train_fraction=train_fraction, epochs=epochs, seeds=seeds,
+                    learning_rate=learning_rate, batch_size=batch_size, optimizer=optimizer,
+                    target=target, out=out, progress=click.echo)
+    if sweeps:
+        _refuse_option_also_swept(ctx, sweeps)
+        from recipes.sweep import compare_sweeps
+
+        results = compare_sweeps(name, sweeps, recipe_sets or "none", **settings)
+        for result in results:
+            click.echo("")
+            click.echo(result.table)
+            click.echo(f"wrote {result.table_path} (and .csv) and {result.plot_path}")
+        return
+    if not recipe_sets:
+        raise click.UsageError("give --recipes SET,SET,... and/or --sweep KEY=V1,V2,...")
+    from recipes.compare import compare
+
+    result = compare(name, recipe_sets, **settings)
     click.echo("")
     click.echo(result.table)
     click.echo(f"wrote {result.out_dir}/table.md, summary.csv, runs.csv, val_curves.png")
+
+
+def _refuse_option_also_swept(ctx: click.Context, sweeps: tuple[str, ...]) -> None:
+    """--lr 0.01 --sweep lr=... (or --batch-size with a batch-size sweep) is ambiguous."""
+    from recipes.sweep import PLAN_KEYS
+
+    for text in sweeps:
+        field_name = PLAN_KEYS.get(text.partition("=")[0].strip())
+        option = {"learning_rate": "--lr", "batch_size": "--batch-size"}.get(field_name or "")
+        source = ctx.get_parameter_source(field_name) if field_name else None
+        if option and source is click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"{option} and --sweep {text.partition('=')[0]} both set "
+                                   f"{field_name}; drop one of them")
 
 
 COMMANDS = [recipes_command, augment_preview_command, compare_command]

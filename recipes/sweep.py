@@ -1,0 +1,309 @@
+"""`zoo compare NAME --sweep KEY=V1,V2,...`: one setting swept, crossed with recipe sets and seeds.
+
+A sweep changes one thing per run — the learning rate, the mini-batch size, a builder
+hyperparameter (``normalization=none,batch,group``) or a recipe parameter
+(``dropout:rate=0,0.3,0.5``) — and otherwise runs exactly what ``zoo compare`` runs: the same
+split, ``zoo.train.train`` in memory, one row per run. Every spec is checked (key, types,
+clashes) before any data loads. Each sweep writes one table (Markdown and CSV) and one plot
+(``recipes/sweep_report.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from recipes import get_recipe, parse_recipe
+from recipes.base import RecipeError, parse_spec
+from recipes.compare import (
+    COMPARE_DIR,
+    RUNS_FILE,
+    CompareRun,
+    RunSettings,
+    check_compare_settings,
+    parse_recipe_sets,
+    recipe_set_specs,
+    runs_csv,
+    train_and_measure,
+)
+from recipes.sweep_report import format_sweep_table, plot_sweep, sweep_csv
+from zoo.data import load_dataset
+from zoo.names import did_you_mean
+from zoo.registry import check_hyperparameters, get_model_info
+from zoo.runs import write_json_atomic, write_text_atomic
+from zoo.train import prepare_data
+
+# Plan fields a sweep may change, under the names users type (the CLI's option names).
+PLAN_KEYS = {"lr": "learning_rate", "learning_rate": "learning_rate",
+             "batch_size": "batch_size", "batch-size": "batch_size"}
+# Swept on a log axis: the lecture's ranges span orders of magnitude.
+LOG_KEYS = {"learning_rate", "batch_size"}
+# Builder arguments fixed by the data set or the task, not by the experimenter.
+NOT_SWEPT = {"num_classes", "input_shape", "include_top", "pooling", "classifier_activation"}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One parsed ``--sweep``: what it changes and the values, already converted and checked."""
+
+    key: str  # as written, e.g. 'lr', 'normalization', 'dropout:rate'
+    kind: str  # 'plan' (a TrainPlan field), 'hparam' (builder argument) or 'recipe'
+    target: str  # the plan field, builder argument or 'recipe:param' it sets
+    values: tuple
+
+    @property
+    def log_scale(self) -> bool:
+        """Whether the plot's x axis is logarithmic (learning rate, batch size)."""
+        return self.kind == "plan" and self.target in LOG_KEYS
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe name for this sweep's outputs."""
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", self.target).strip("-")
+
+
+def _split_values(key: str, text: str) -> list[str]:
+    # ';' separates values when values are themselves lists, e.g. filters=4,8;8,16.
+    parts = [p.strip() for p in text.split(";" if ";" in text else ",")]
+    if not text.strip() or any(not p for p in parts):
+        raise RecipeError(f"--sweep {key}: empty value in {text!r}; write {key}=V1,V2,... "
+                          f"(values that are lists: V1a,V1b;V2a,V2b)")
+    if len(set(parts)) != len(parts):
+        raise RecipeError(f"--sweep {key}: a value is listed twice in {text!r}")
+    return parts
+
+
+def _literal(text: str) -> Any:
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _plan_value(key: str, field_name: str, text: str) -> Any:
+    if field_name == "batch_size":
+        value = _literal(text)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise RecipeError(f"--sweep {key}: batch sizes are positive integers, got {text!r}")
+        return value
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise RecipeError(f"--sweep {key}: learning rates are positive numbers, got {text!r}")
+    return value
+
+
+def _sweep_keys(model: str) -> list[str]:
+    hparams = [k for k in get_model_info(model).hyperparameters if k not in NOT_SWEPT]
+    from recipes import list_recipes
+
+    recipe_params = [f"{cls.name}:{p.name}" for cls in list_recipes() for p in cls.params()]
+    return ["lr", "batch_size", *hparams, *recipe_params]
+
+
+def parse_sweep(text: str, model: str, hparams: dict[str, Any] | None = None) -> Sweep:
+    """'lr=1e-3,1e-2' / 'normalization=none,batch' / 'dropout:rate=0,0.5' -> a checked Sweep.
+
+    Args:
+        text: ``KEY=V1,V2,...``; KEY is ``lr``, ``batch_size``, a builder hyperparameter of
+            ``model`` or ``RECIPE:PARAM``; values that are lists are separated by ';'.
+        model: the registered model whose hyperparameters may be swept.
+        hparams: the ``--set`` values; sweeping one of them is refused.
+
+    Returns:
+        The sweep with its values converted to the key's type.
+
+    Raises:
+        RecipeError: an unknown key (with close matches), an empty or repeated value, a value of
+            the wrong type, or a key also given by ``--set``.
+    """
+    key, sep, rest = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise RecipeError(f"--sweep expects KEY=V1,V2,..., got {text!r}; e.g. --sweep "
+                          f"lr=1e-3,1e-2 or --sweep dropout:rate=0,0.3,0.5")
+    values = _split_values(key, rest)
+    info = get_model_info(model)
+    if key in PLAN_KEYS:
+        field_name = PLAN_KEYS[key]
+        return Sweep(key, "plan", field_name,
+                     tuple(_plan_value(key, field_name, v) for v in values))
+    if ":" in key:
+        return _recipe_sweep(key, values)
+    if key in NOT_SWEPT and key in info.hyperparameters:
+        raise RecipeError(f"--sweep {key}: {key} is fixed by the data set or task, not swept")
+    if key not in info.hyperparameters:
+        raise RecipeError(f"--sweep: unknown key {key!r}{did_you_mean(key, _sweep_keys(model))}; "
+                          f"sweep lr, batch_size, a hyperparameter of {model} (zoo show {model})"
+                          f" or RECIPE:PARAM (zoo recipes)")
+    if key in (hparams or {}):
+        raise RecipeError(f"--sweep {key} and --set {key}={hparams[key]!r} both set {key}; "
+                          f"drop one of them")
+    converted = tuple(_literal(v) for v in values)
+    for value in converted:
+        try:
+            check_hyperparameters(model, {key: value})
+        except ValueError as err:
+            raise RecipeError(f"--sweep {key}: {err}") from None
+    return Sweep(key, "hparam", key, converted)
+
+
+def _recipe_sweep(key: str, values: list[str]) -> Sweep:
+    name, _, param = key.partition(":")
+    cls = get_recipe(name)
+    known = [p.name for p in cls.params()]
+    param = param.strip().replace("-", "_")
+    if param not in known:
+        raise RecipeError(f"--sweep {key}: recipe {cls.name!r} has no parameter {param!r}"
+                          f"{did_you_mean(param, known)}; its parameters: "
+                          f"{', '.join(known) or 'none'}")
+    # Creating the recipe converts and range-checks each value (e.g. dropout rate in [0, 1)).
+    converted = tuple(getattr(cls(**{param: v}), param) for v in values)
+    return Sweep(key, "recipe", f"{cls.name}:{param}", converted)
+
+
+def with_swept_recipe(recipe_set: str, sweep: Sweep, value: Any) -> str:
+    """The recipe set with the swept recipe parameter set to ``value``: merged into the set's
+    recipe of that name, else added with '+' ('augment' + dropout:rate=0.3 ->
+    'augment+dropout:rate=0.3')."""
+    name, param = sweep.target.split(":")
+    specs = recipe_set_specs(recipe_set)
+    for i, spec in enumerate(specs):
+        if parse_recipe(spec).name != name:
+            continue
+        if param in parse_spec(spec)[1]:
+            raise RecipeError(f"recipe set {recipe_set!r} already sets {sweep.target}, which "
+                              f"--sweep {sweep.key} varies; drop it from the set")
+        specs[i] = spec + ("," if ":" in spec else ":") + f"{param}={value}"
+        return "+".join(specs)
+    return "+".join([*specs, f"{name}:{param}={value}"])
+
+
+@dataclass
+class SweepResult:
+    """A finished sweep: its runs and the files written."""
+
+    sweep: Sweep
+    runs: list[CompareRun]
+    table: str
+    table_path: Path
+    plot_path: Path
+
+
+def _plan_for(settings: RunSettings, sweep: Sweep, recipe_set: str, value: Any, seed: int):
+    if sweep.kind == "plan":
+        return settings.plan(recipe_set, seed, **{sweep.target: value})
+    if sweep.kind == "hparam":
+        return settings.plan(recipe_set, seed, hparams={**settings.hparams, sweep.target: value})
+    return settings.plan(with_swept_recipe(recipe_set, sweep, value), seed)
+
+
+def compare_sweeps(
+    model: str,
+    sweeps: Iterable[str],
+    recipe_sets: str | Iterable[str] = "none",
+    *,
+    hparams: dict[str, Any] | None = None,
+    dataset: str = "digits",
+    data_dir: str | None = None,
+    train_fraction: float = 0.1,
+    epochs: int = 20,
+    seeds: int = 3,
+    learning_rate: float = 1e-3,
+    batch_size: int = 32,
+    optimizer: str = "adam",
+    target: float = 0.9,
+    out: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[SweepResult]:
+    """Run every sweep (value x recipe set x seed) like ``zoo compare`` and write its table,
+    CSVs and plot to ``out``.
+
+    Args:
+        model: a registered model name.
+        sweeps: ``KEY=V1,V2,...`` specs (see ``parse_sweep``); each is run on its own.
+        recipe_sets: the recipe sets crossed with every value (``zoo compare --recipes``).
+        hparams: builder hyperparameters shared by every run (``--set``).
+        dataset: the data set name, a folder, or ``tfds:NAME``.
+        data_dir: tensorflow-datasets' data directory for ``tfds:`` names.
+        train_fraction: the stratified fraction of the training split every run trains on.
+        epochs: epochs per run.
+        seeds: runs per cell, seeds 0..seeds-1 (1 to 20).
+        learning_rate: the learning rate where it is not swept.
+        batch_size: the mini-batch size where it is not swept.
+        optimizer: a Keras optimizer name.
+        target: the validation accuracy whose first step count is reported.
+        out: the output folder (default ``saved_models/compare/MODEL-sweep-TIME``).
+        progress: called with one line per finished run.
+
+    Returns:
+        One result per sweep, in the order given.
+    """
+    check_compare_settings(model, seeds, target)
+    sets = parse_recipe_sets(recipe_sets)
+    parsed = [parse_sweep(text, model, hparams) for text in sweeps]
+    if not parsed:
+        raise RecipeError("no --sweep given; e.g. --sweep lr=1e-3,1e-2")
+    if len({s.target for s in parsed}) != len(parsed):
+        raise RecipeError("the same key is swept twice; give each key one --sweep")
+    settings = RunSettings(model=model, hparams=dict(hparams or {}), dataset=dataset,
+                           data_dir=data_dir, train_fraction=train_fraction, epochs=epochs,
+                           learning_rate=learning_rate, batch_size=batch_size,
+                           optimizer=optimizer)
+    for sweep in parsed:  # every clash between sweep, sets and --set fails before data loads
+        for recipe_set in sets:
+            for value in sweep.values:
+                _plan_for(settings, sweep, recipe_set, value, 0)
+    data = load_dataset(dataset, data_dir=data_dir)
+    train_split = prepare_data(settings.plan("none", 0), data)
+    out_dir = (Path(out) if out else
+               COMPARE_DIR / f"{model}-sweep-{time.strftime('%Y%m%d-%H%M%S')}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+
+    results = []
+    for sweep in parsed:
+        runs = []
+        for recipe_set in sets:
+            for value in sweep.values:
+                for seed in range(seeds):
+                    plan = _plan_for(settings, sweep, recipe_set, value, seed)
+                    run = train_and_measure(plan, recipe_set, data, train_split, target, value)
+                    runs.append(run)
+                    if progress:
+                        progress(f"{sweep.key}={value} " + _short_line(run))
+        caption = (f"{model} on {train_split.name}, {len(train_split.x_train)} training images, "
+                   f"{epochs} epoch(s), {seeds} seed(s), 1-minute load average {load:.1f} "
+                   f"at the start")
+        table = format_sweep_table(sweep, runs, target=target, caption=caption)
+        stem = out_dir / f"sweep-{sweep.slug}"
+        write_text_atomic(stem.with_suffix(".md"), table)
+        write_text_atomic(stem.with_suffix(".csv"), sweep_csv(sweep, runs, target))
+        write_text_atomic(out_dir / f"sweep-{sweep.slug}-{RUNS_FILE}", runs_csv(runs))
+        plot = plot_sweep(sweep, runs, stem.with_suffix(".png"), title=caption.split(",")[0]
+                          + f", {len(train_split.x_train)} images, {epochs} epoch(s)")
+        results.append(SweepResult(sweep, runs, table, stem.with_suffix(".md"), plot))
+    write_json_atomic(out_dir / "config.json", {
+        "model": model, "hparams": hparams or {}, "dataset": dataset,
+        "train_fraction": train_fraction, "train_size": len(train_split.x_train),
+        "epochs": epochs, "seeds": seeds, "learning_rate": learning_rate,
+        "batch_size": batch_size, "optimizer": optimizer, "target": target,
+        "recipe_sets": sets, "sweeps": [{"key": s.key, "values": list(s.values)} for s in parsed],
+        "load_average_1min": load})
+    return results
+
+
+def _short_line(run: CompareRun) -> str:
+    if run.diverged:
+        return f"{run.recipe_set} seed {run.seed}: diverged (NaN) after {run.seconds:.1f} s"
+    return (f"{run.recipe_set} seed {run.seed}: val {run.val_accuracy:.3f} "
+            f"loss {run.final_loss:.3f} ({run.seconds:.1f} s)")
