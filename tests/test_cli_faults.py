@@ -61,14 +61,14 @@ def zoo_env() -> dict[str, str]:
             "PYTHONWARNINGS": "ignore"}
 
 
-def zoo_process(*args: str, cwd: Path, timeout: float = 300) -> tuple[int, str]:
+def zoo_process(*args: str, cwd: Path, timeout: float = 900) -> tuple[int, str]:
     """Run ``python -m zoo.cli ARGS`` to the end: (exit status, stdout + stderr)."""
     done = subprocess.run([sys.executable, "-m", "zoo.cli", *map(str, args)], cwd=cwd,
                           env=zoo_env(), capture_output=True, text=True, timeout=timeout)
     return done.returncode, done.stdout + done.stderr
 
 
-def kill_when(args: list[str], cwd: Path, ready, timeout: float = 300) -> None:
+def kill_when(args: list[str], cwd: Path, ready, timeout: float = 900) -> None:
     """Start ``zoo ARGS``, SIGKILL its process group as soon as ``ready()`` holds."""
     args = [str(a) for a in args]
     proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", *args], cwd=cwd,
@@ -491,3 +491,23 @@ def test_tune_killed_after_a_trial_resumes_without_redoing_it(tmp_path):
     redone = [line for line in output.splitlines() if line.startswith("trial ")]
     assert len(redone) == 2 - len(finished)
     assert (search / "trials.csv").exists()
+
+
+def test_unsafe_works_end_to_end_for_a_lambda_model(tmp_path):
+    import keras
+
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Lambda(lambda t: t * 1.0)(inputs)
+    x = keras.layers.Flatten()(keras.layers.Conv2D(4, 3, activation="relu")(x))
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Dense(8)(x))
+    source = tmp_path / "lambda.keras"
+    keras.Model(inputs, outputs).save(source)
+    assert_one_line_error(*cli("export", source, "--out", tmp_path / "refused"), "--unsafe")
+    code, output = cli("transfer", source, "--unsafe", "--per-class", "5", "--head-epochs", "1",
+                       "--fine-tune-epochs", "1", "--out", tmp_path / "run")
+    assert code == 0, output  # it reloads its own checkpoint without safe mode's refusal
+    code, output = cli("export", source, "--unsafe", "--format", "keras",
+                       "--out", tmp_path / "exports")
+    assert code == 0, output
+    manifest = json.loads((tmp_path / "exports" / "lambda" / "1" / "manifest.json").read_text())
+    assert manifest["formats"]["keras"]["safe_mode"] is False
