@@ -128,6 +128,7 @@ class RunSettings:
     learning_rate: float
     batch_size: int
     optimizer: str
+    deterministic: bool = False  # TensorFlow op determinism: reruns repeat every run
 
     def plan(self, recipe_set: str, seed: int, **changes: Any) -> TrainPlan:
         """The plan of one run: these settings with ``changes`` (plan fields), then the
@@ -136,7 +137,7 @@ class RunSettings:
                          data_dir=self.data_dir, epochs=self.epochs,
                          batch_size=self.batch_size, learning_rate=self.learning_rate,
                          optimizer=self.optimizer, seed=seed,
-                         train_fraction=self.train_fraction)
+                         train_fraction=self.train_fraction, deterministic=self.deterministic)
         return apply_recipes(dataclasses.replace(base, **changes), recipe_set_specs(recipe_set))
 
 
@@ -213,6 +214,7 @@ def compare(
     batch_size: int = 32,
     optimizer: str = "adam",
     target: float = 0.9,
+    deterministic: bool = False,
     out: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Comparison:
@@ -232,6 +234,8 @@ def compare(
         batch_size: the mini-batch size.
         optimizer: a Keras optimizer name.
         target: the validation accuracy whose first epoch is reported as epochs-to-target.
+        deterministic: TensorFlow op determinism, so a rerun repeats every run exactly
+            (slower with augmentation; see ``TrainPlan.deterministic``).
         out: the output folder (default ``saved_models/compare/MODEL-TIME``).
         progress: called with one line per finished run.
 
@@ -245,7 +249,7 @@ def compare(
     settings = RunSettings(model=model, hparams=dict(hparams or {}), dataset=dataset,
                            data_dir=data_dir, train_fraction=train_fraction, epochs=epochs,
                            learning_rate=learning_rate, batch_size=batch_size,
-                           optimizer=optimizer)
+                           optimizer=optimizer, deterministic=deterministic)
     for recipe_set in sets:  # every bad spec or clash fails here, before training
         settings.plan(recipe_set, 0)
     data = load_dataset(dataset, data_dir=data_dir)

@@ -222,6 +222,7 @@ def compare_sweeps(
     batch_size: int = 32,
     optimizer: str = "adam",
     target: float = 0.9,
+    deterministic: bool = False,
     out: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[SweepResult]:
@@ -242,6 +243,7 @@ def compare_sweeps(
         batch_size: the mini-batch size where it is not swept.
         optimizer: a Keras optimizer name.
         target: the validation accuracy whose first step count is reported.
+        deterministic: TensorFlow op determinism (see ``compare``).
         out: the output folder (default ``saved_models/compare/MODEL-sweep-TIME``).
         progress: called with one line per finished run.
 
@@ -258,7 +260,7 @@ def compare_sweeps(
     settings = RunSettings(model=model, hparams=dict(hparams or {}), dataset=dataset,
                            data_dir=data_dir, train_fraction=train_fraction, epochs=epochs,
                            learning_rate=learning_rate, batch_size=batch_size,
-                           optimizer=optimizer)
+                           optimizer=optimizer, deterministic=deterministic)
     for sweep in parsed:  # every clash between sweep, sets and --set fails before data loads
         for recipe_set in sets:
             for value in sweep.values:

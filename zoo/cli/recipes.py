@@ -8,6 +8,7 @@ from zoo.cli.options import (
     POSITIVE,
     RATE,
     dataset_options,
+    deterministic_option,
     input_shape_option,
     parse_assignments,
     parse_shape,
@@ -68,14 +69,15 @@ def augment_preview_command(recipes, dataset, data_dir, images, copies, seed, ou
 @click.option("--optimizer", default="adam", show_default=True)
 @click.option("--target", default=0.9, show_default=True, type=RATE,
               help="Validation accuracy whose first epoch (steps with --sweep) is reported.")
+@deterministic_option
 @input_shape_option
 @set_option
 @click.option("--out", default=None, help="Folder for the tables, CSVs and plots "
                                           "(default saved_models/compare/...).")
 @click.pass_context
 def compare_command(ctx, name, recipe_sets, sweeps, dataset, data_dir, train_fraction, epochs,
-                    seeds, learning_rate, batch_size, optimizer, target, input_shape,
-                    assignments, out) -> None:
+                    seeds, learning_rate, batch_size, optimizer, target, deterministic,
+                    input_shape, assignments, out) -> None:
     """Train model NAME under each recipe set (same split, several seeds) and tabulate
     train/validation accuracy, their gap, epochs to a target accuracy and time; with --sweep,
     one table and plot per swept setting."""
@@ -86,7 +88,7 @@ def compare_command(ctx, name, recipe_sets, sweeps, dataset, data_dir, train_fra
     settings = dict(hparams=hparams, dataset=dataset, data_dir=data_dir,
                     train_fraction=train_fraction, epochs=epochs, seeds=seeds,
                     learning_rate=learning_rate, batch_size=batch_size, optimizer=optimizer,
-                    target=target, out=out, progress=click.echo)
+                    target=target, deterministic=deterministic, out=out, progress=click.echo)
     if sweeps:
         _refuse_option_also_swept(ctx, sweeps)
         from recipes.sweep import compare_sweeps
