@@ -350,11 +350,14 @@ def runs_csv(runs: list[CompareRun]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["recipes", "seed", "learning_rate", "train_accuracy", "val_accuracy",
-                     "gap", "epochs_to_target", "seconds", "diverged", "val_curve"])
+                     "gap", "epochs_to_target", "seconds", "diverged", "val_curve", "value",
+                     "batch_size", "steps_per_epoch", "fit_seconds", "final_loss"])
     for r in runs:
         writer.writerow([r.recipe_set, r.seed, r.learning_rate, r.train_accuracy,
                          r.val_accuracy, r.gap, r.epochs_to_target or "", round(r.seconds, 2),
-                         r.diverged, " ".join(f"{v:.4f}" for v in r.val_curve)])
+                         r.diverged, " ".join(f"{v:.4f}" for v in r.val_curve), r.value,
+                         r.batch_size, r.steps_per_epoch, round(r.fit_seconds, 2),
+                         r.final_loss])
     return buffer.getvalue()
 
 

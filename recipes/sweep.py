@@ -271,29 +271,6 @@ def compare_sweeps(
                COMPARE_DIR / f"{model}-sweep-{time.strftime('%Y%m%d-%H%M%S')}")
     out_dir.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
-
-    results = []
-    for sweep in parsed:
-        runs = []
-        for recipe_set in sets:
-            for value in sweep.values:
-                for seed in range(seeds):
-                    plan = _plan_for(settings, sweep, recipe_set, value, seed)
-                    run = train_and_measure(plan, recipe_set, data, train_split, target, value)
-                    runs.append(run)
-                    if progress:
-                        progress(f"{sweep.key}={value} " + _short_line(run))
-        caption = (f"{model} on {train_split.name}, {len(train_split.x_train)} training images, "
-                   f"{epochs} epoch(s), {seeds} seed(s), 1-minute load average {load:.1f} "
-                   f"at the start")
-        table = format_sweep_table(sweep, runs, target=target, caption=caption)
-        stem = out_dir / f"sweep-{sweep.slug}"
-        write_text_atomic(stem.with_suffix(".md"), table)
-        write_text_atomic(stem.with_suffix(".csv"), sweep_csv(sweep, runs, target))
-        write_text_atomic(out_dir / f"sweep-{sweep.slug}-{RUNS_FILE}", runs_csv(runs))
-        plot = plot_sweep(sweep, runs, stem.with_suffix(".png"), title=caption.split(",")[0]
-                          + f", {len(train_split.x_train)} images, {epochs} epoch(s)")
-        results.append(SweepResult(sweep, runs, table, stem.with_suffix(".md"), plot))
     write_json_atomic(out_dir / "config.json", {
         "model": model, "hparams": hparams or {}, "dataset": dataset,
         "train_fraction": train_fraction, "train_size": len(train_split.x_train),
@@ -301,7 +278,35 @@ def compare_sweeps(
         "batch_size": batch_size, "optimizer": optimizer, "target": target,
         "recipe_sets": sets, "sweeps": [{"key": s.key, "values": list(s.values)} for s in parsed],
         "load_average_1min": load})
+    caption = (f"{model} on {train_split.name}, {len(train_split.x_train)} training images, "
+               f"{epochs} epoch(s), {seeds} seed(s), 1-minute load average {load:.1f} at the "
+               f"start")
+    results = []
+    for sweep in parsed:
+        runs: list[CompareRun] = []
+        for recipe_set in sets:
+            for value in sweep.values:
+                for seed in range(seeds):
+                    plan = _plan_for(settings, sweep, recipe_set, value, seed)
+                    runs.append(train_and_measure(plan, recipe_set, data, train_split, target,
+                                                  value))
+                    if progress:
+                        progress(f"{sweep.key}={value} " + _short_line(runs[-1]))
+                    # Rewritten after every run, so a killed sweep keeps what it measured.
+                    result = _write_sweep(sweep, runs, out_dir, target, caption)
+        results.append(result)
     return results
+
+
+def _write_sweep(sweep: Sweep, runs: list[CompareRun], out_dir: Path, target: float,
+                 caption: str) -> SweepResult:
+    table = format_sweep_table(sweep, runs, target=target, caption=caption)
+    stem = out_dir / f"sweep-{sweep.slug}"
+    write_text_atomic(stem.with_suffix(".md"), table)
+    write_text_atomic(stem.with_suffix(".csv"), sweep_csv(sweep, runs, target))
+    write_text_atomic(out_dir / f"sweep-{sweep.slug}-{RUNS_FILE}", runs_csv(runs))
+    plot = plot_sweep(sweep, runs, stem.with_suffix(".png"), title=caption.split(", 1-min")[0])
+    return SweepResult(sweep, list(runs), table, stem.with_suffix(".md"), plot)
 
 
 def _short_line(run: CompareRun) -> str:
