@@ -80,6 +80,9 @@ def test_digits_get_no_mirroring_and_natural_images_do():
     photos = apply_recipes(tiny_plan(dataset="tfds:cifar10"), ["augment"]).augment.stages[0]
     assert (digits.flip, digits.fill) == ("none", "constant")
     assert (photos.flip, photos.fill) == ("horizontal", "reflect")
+    mnist = apply_recipes(tiny_plan(dataset="mnist"), ["augment"]).augment.stages[0]
+    clothes = apply_recipes(tiny_plan(dataset="fashion_mnist"), ["augment"]).augment.stages[0]
+    assert mnist.flip == "none" and clothes.flip == "horizontal"
 
 
 def test_elastic_warp_inside_tf_data_keeps_every_image_its_own():
