@@ -6,8 +6,10 @@ frozen (phase 1), then unfreeze the top layers of the base and fine-tune them at
 learning rate (phase 2). Both phases run through the one training loop (``zoo.train.train``)
 into one run directory.
 
-Sources: a run directory or `.keras` file, a registered zoo model with a weights file, or a
-``keras.applications`` backbone with a weights file or ``imagenet``.
+Sources: a run directory or `.keras` file, a registered zoo model with a weights file or one of
+its weights entries (``zoo weights list``: ``--weights imagenet``, ``--weights mnist``), or a
+``keras.applications`` backbone with a weights file, an entry (MobileNetV2 converted from
+torchvision) or Keras' own ``imagenet`` download.
 """
 
 from __future__ import annotations
@@ -75,10 +77,11 @@ class Source:
     """A pretrained feature extractor: ``base`` maps images to feature vectors."""
 
     name: str
-    kind: str  # run | zoo | applications
+    kind: str  # run | zoo | applications | pretrained
     base: "keras.Model"
     hparams: dict[str, Any] = field(default_factory=dict)
     preprocess: list[Any] = field(default_factory=list)  # layers put before the base
+    weights: dict[str, Any] | None = None  # provenance of pretrained weights (zoo.weights)
 
 
 @dataclass
@@ -221,6 +224,8 @@ def load_source(source: str, *, weights: str | None = None, unsafe: bool = False
         name = config.get("model") or model.name
         return Source(name=name, kind="run", base=_base_from_model(model),
                       hparams=config.get("hparams", {}))
+    if weights is not None and _is_weights_entry(source, weights):
+        return _pretrained_source(source, weights, hparams, input_shape, target)
     if source in list_models():
         if weights is None:
             raise TransferError(
@@ -267,6 +272,32 @@ def load_source(source: str, *, weights: str | None = None, unsafe: bool = False
         f"{did_you_mean(source, list_models(), n=4)} and not a keras.applications backbone"
         f"{did_you_mean(source, apps, n=4)}. See `zoo list`."
     )
+
+
+def _is_weights_entry(source: str, weights: str) -> bool:
+    """Whether --weights names one of SOURCE's weights entries (or 'imagenet' among them)."""
+    from zoo.weights.catalog import entries_for
+
+    names = {e.name for e in entries_for(source)}
+    if weights in names:
+        return True
+    return weights == "imagenet" and any(e.dataset == "imagenet" for e in entries_for(source))
+
+
+def _pretrained_source(source: str, weights: str, hparams: dict[str, Any],
+                       input_shape: tuple[int, int, int] | None, target: Dataset | None
+                       ) -> Source:
+    """A zoo model or backbone with one of its weights entries (zoo weights list)."""
+    import keras
+
+    from zoo.weights.backbone import pretrained_backbone
+
+    backbone = pretrained_backbone(
+        source, weights, input_shape=input_shape, hparams=hparams,
+        images_shape=target.image_shape if target is not None else None)
+    base = keras.Model(backbone.model.inputs, classifier_input(backbone.model), name=BASE_NAME)
+    return Source(name=source, kind="pretrained", base=base, hparams=backbone.hparams,
+                  preprocess=backbone.preprocess, weights=backbone.resolved.provenance)
 
 
 def _load_weights(model: "keras.Model", weights: str, source: str) -> None:
@@ -488,7 +519,8 @@ def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
                                 "strategy": strategy, "reason": reason,
                                 "batch_norm": "frozen (inference mode)",
                                 "head_units": list(settings.head_units),
-                                "head_dropout": settings.head_dropout, "phases": phases})
+                                "head_dropout": settings.head_dropout, "phases": phases},
+                      weights=source.weights)
         write_json_atomic(run_dir / CONFIG_FILE, config)
         _add_phase_column(run_dir / HISTORY_FILE, settings.head_epochs)
         metrics = _read_json(run_dir / METRICS_FILE)

@@ -196,7 +196,7 @@ def load_export_source(spec: str | Path, *, unsafe: bool = False) -> ExportSourc
                                                  "train_size", "epochs", "batch_size",
                                                  "learning_rate", "optimizer", "seed",
                                                  "train_fraction", "recipes", "backend",
-                                                 "keras_version") if key in config}
+                                                 "keras_version", "weights") if key in config}
         model_name = config.get("model") or _default_name(path)
         # The builder's defaults fill in what the run left at its default.
         defaults = (get_model_info(model_name).hyperparameters

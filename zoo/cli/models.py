@@ -12,6 +12,7 @@ from zoo.cli.options import input_shape_option, parse_assignments, parse_shape, 
 def registry_table(pattern: str = "*") -> list[dict]:
     """One row per registered model, from registry metadata alone (nothing is built)."""
     from zoo.registry import get_model_info, list_models
+    from zoo.weights.store import is_present
 
     rows = []
     for name in list_models(pattern):
@@ -20,45 +21,81 @@ def registry_table(pattern: str = "*") -> list[dict]:
             "name": name, "family": info.family, "params": info.num_params, "macs": info.macs,
             "input": "x".join(map(str, info.input_shape)), "classes": info.num_classes,
             "description": info.description,
+            "weights": [{"name": e.name, "dataset": e.dataset, "present": is_present(e)}
+                        for e in info.weights],
         })
     return rows
+
+
+def _weights_cell(weights: list[dict]) -> str:
+    """'torchvision, lpips*' (* present locally) or '-'."""
+    return ", ".join(w["name"] + ("*" if w["present"] else "") for w in weights) or "-"
 
 
 @click.command("list")
 @click.argument("pattern", default="*")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_command(pattern: str, as_json: bool) -> None:
-    """List the zoo's models with parameters, MACs and default input (PATTERN: e.g. 'vgg*')."""
+    """List the zoo's models with parameters, MACs, default input and pretrained weights
+    (PATTERN: e.g. 'vgg*'; * marks weights present locally, see `zoo weights list`)."""
     rows = registry_table(pattern)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    header = f"{'model':<14} {'family':<8} {'params':>13} {'MACs':>16} {'input':<11} description"
+    header = (f"{'model':<20} {'family':<8} {'params':>13} {'MACs':>16} {'input':<11} "
+              f"{'weights (* present)':<36} description")
     click.echo(header)
     click.echo("-" * len(header))
     for r in rows:
-        click.echo(f"{r['name']:<14} {r['family']:<8} {r['params']:>13,} {r['macs']:>16,} "
-                   f"{r['input']:<11} {r['description']}")
+        click.echo(f"{r['name']:<20} {r['family']:<8} {r['params']:>13,} {r['macs']:>16,} "
+                   f"{r['input']:<11} {_weights_cell(r['weights']):<36} {r['description']}")
+
+
+def weights_lines(name: str, chosen: str | None) -> tuple[list[str], dict | None]:
+    """Lines naming the model's weights entries and presence, and the chosen one's provenance
+    (whose file must exist; an unverified import says so)."""
+    from zoo.weights.catalog import entries_for
+    from zoo.weights.load import resolve
+    from zoo.weights.store import is_present
+
+    lines = [f"weights: {e.key:<34} {e.dataset:<14} "
+             f"{'present' if is_present(e) else 'missing'}" for e in entries_for(name)]
+    provenance = None
+    if chosen is not None:
+        provenance = resolve(name, chosen).provenance
+        flag = "" if provenance.get("verified") else (
+            "  UNVERIFIED" if provenance.get("verified") is False else "  (unchecked file)")
+        lines.append(f"loaded:  {provenance.get('entry', provenance['file'])}{flag}")
+    return lines, provenance
 
 
 @click.command("show")
 @click.argument("name")
 @input_shape_option
 @set_option
+@click.option("--weights", "weights", default=None, metavar="ENTRY|PATH",
+              help="Pretrained weights to describe with the layers (an entry name, 'imagenet' "
+                   "or a .weights.h5 file); their builder arguments apply.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show_command(name: str, input_shape: str | None, assignments: tuple[str, ...],
-                 as_json: bool) -> None:
+                 weights: str | None, as_json: bool) -> None:
     """Print every layer of NAME (a registered model or a .keras file) with output size,
-    weights, MACs and receptive field."""
+    weights, MACs and receptive field, and the model's pretrained weights entries."""
     import warnings
     from pathlib import Path
 
     from zoo.layer_table import format_summary, inspect_model, summarize
 
     hparams = parse_assignments(assignments)
+    is_file = "/" in name or name.endswith(".keras") or Path(name).exists()
+    lines, provenance = ([], None) if is_file else weights_lines(name, weights)
+    if provenance is not None and provenance.get("entry"):
+        from zoo.weights.catalog import parse_key
+
+        hparams = {**parse_key(provenance["entry"]).hparams, **hparams}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if "/" in name or name.endswith(".keras") or Path(name).exists():
+        if is_file:
             if not Path(name).exists():  # a path, not a model name: say so, not "unknown model"
                 raise FileNotFoundError(f"no such run directory or .keras file: {name}")
             from zoo.runs import load_run_model
@@ -71,9 +108,12 @@ def show_command(name: str, input_shape: str | None, assignments: tuple[str, ...
                                "input_shape": list(summary.input_shape),
                                "total_params": summary.total_params,
                                "total_macs": summary.total_macs,
-                               "layers": [r.as_dict() for r in summary.rows]}, indent=2))
+                               "layers": [r.as_dict() for r in summary.rows],
+                               "pretrained_weights": provenance}, indent=2))
     else:
         click.echo(format_summary(summary))
+        for line in lines:
+            click.echo(line)
     for warning in caught:
         if "floor" in str(warning.message):
             click.echo(f"warning: {warning.message}", err=True)

@@ -38,8 +38,9 @@ def _load_target(dataset: str, data_dir: str | None, per_class: int | None, seed
 @click.command("transfer")
 @click.argument("source")
 @dataset_options
-@click.option("--weights", default=None, metavar="PATH|imagenet",
-              help="Weights of a zoo model or keras.applications backbone SOURCE.")
+@click.option("--weights", default=None, metavar="ENTRY|imagenet|PATH",
+              help="Weights of a zoo model or keras.applications backbone SOURCE: one of its "
+                   "entries (`zoo weights list`), 'imagenet', or a .weights.h5 file.")
 @click.option("--strategy", type=click.Choice(["auto", "head", "partial", "full"]),
               default=None, help="head: train the new head only; partial: then fine-tune the "
               "top layers; full: then fine-tune everything; auto: choose from the images per "
@@ -91,6 +92,10 @@ def transfer_command(source, dataset, data_dir, weights, strategy, freeze, freez
     loaded = load_source(source, weights=weights, unsafe=unsafe,
                          hparams=parse_assignments(assignments),
                          input_shape=parse_shape(input_shape), target=data)
+    if loaded.weights:
+        verified = loaded.weights.get("verified")
+        click.echo(f"weights: {loaded.weights.get('entry', loaded.weights.get('file'))}"
+                   + ("" if verified else " (UNVERIFIED)" if verified is False else ""))
     result = transfer(loaded, data, settings, dataset=dataset, data_dir=data_dir)
     click.echo(f"strategy: {result.strategy} ({result.reason})")
     frozen = result.frozen_layers
@@ -104,23 +109,51 @@ def transfer_command(source, dataset, data_dir, weights, strategy, freeze, freez
     click.echo(f"{metrics} ({result.seconds:.1f} s training)")
 
 
+WEIGHTS_HELP = ("Pretrained weights: MODEL is then a zoo model or backbone (e.g. vgg16, "
+                "MobileNetV2) and this one of its entries, 'imagenet' or a .weights.h5 file.")
+
+
+def _feature_source(model: str, weights: str | None, unsafe: bool, data, input_shape):
+    """A run's model, or a pretrained backbone's feature extractor (with its provenance)."""
+    if weights is None:
+        from zoo.runs import load_run_model
+
+        return load_run_model(model, unsafe=unsafe), None
+    from zoo.weights.backbone import feature_extractor, pretrained_backbone
+
+    backbone = pretrained_backbone(model, weights, input_shape=parse_shape(input_shape),
+                                   images_shape=data.image_shape)
+    provenance = backbone.resolved.provenance
+    if provenance.get("verified") is False:
+        click.echo(f"warning: {provenance.get('entry')} weights are UNVERIFIED (imported "
+                   f"with --unverified)", err=True)
+    return feature_extractor(backbone), provenance
+
+
 @click.command("embed")
 @click.argument("model")
 @dataset_options
+@click.option("--weights", default=None, metavar="ENTRY|imagenet|PATH", help=WEIGHTS_HELP)
+@input_shape_option
 @click.option("--split", "splits", multiple=True, type=click.Choice(["train", "val", "test"]),
               help="Which splits to embed (repeatable; default all three).")
 @click.option("--unsafe", is_flag=True, help="Allow a .keras file with Lambda layers.")
 @click.option("--out", default="features.npz", show_default=True)
-def embed_command(model, dataset, data_dir, splits, unsafe, out) -> None:
+def embed_command(model, dataset, data_dir, weights, input_shape, splits, unsafe, out) -> None:
     """Write the last hidden layer's feature vectors (and labels) of MODEL (a run directory
-    or .keras file) for a data set to an .npz file."""
+    or .keras file, or a zoo model/backbone with --weights) for a data set to an .npz file."""
+    import json
+
+    import numpy as np
+
     from recipes.embed import embed_dataset, write_npz_atomic
     from zoo.data import load_dataset
-    from zoo.runs import load_run_model
 
-    loaded = load_run_model(model, unsafe=unsafe)
     data = load_dataset(dataset, data_dir=data_dir)
+    loaded, provenance = _feature_source(model, weights, unsafe, data, input_shape)
     arrays = embed_dataset(loaded, data, splits or ("train", "val", "test"))
+    if provenance is not None:
+        arrays["weights"] = np.array(json.dumps(provenance))
     path = write_npz_atomic(out, arrays)
     shapes = ", ".join(f"{k} {v.shape}" for k, v in arrays.items() if k.startswith("features"))
     click.echo(f"wrote {path}: {shapes}")
@@ -134,17 +167,19 @@ def embed_command(model, dataset, data_dir, splits, unsafe, out) -> None:
 @click.option("--k", default=6, show_default=True, type=click.IntRange(min=1),
               help="Nearest training images shown per query.")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--weights", default=None, metavar="ENTRY|imagenet|PATH", help=WEIGHTS_HELP)
+@input_shape_option
 @click.option("--unsafe", is_flag=True, help="Allow a .keras file with Lambda layers.")
 @click.option("--out", default="neighbors.png", show_default=True)
-def neighbors_command(model, dataset, data_dir, queries, k, seed, unsafe, out) -> None:
+def neighbors_command(model, dataset, data_dir, queries, k, seed, weights, input_shape, unsafe,
+                      out) -> None:
     """For a few test images, draw the training images nearest in MODEL's feature space
     (Euclidean distance of the last hidden layer), as in the AlexNet paper's Figure 4."""
     from recipes.embed import neighbor_grid
     from zoo.data import load_dataset
-    from zoo.runs import load_run_model
 
-    loaded = load_run_model(model, unsafe=unsafe)
     data = load_dataset(dataset, data_dir=data_dir)
+    loaded, _ = _feature_source(model, weights, unsafe, data, input_shape)
     result = neighbor_grid(loaded, data, queries=queries, k=k, seed=seed, out=out)
     click.echo(f"wrote {result.path}: {len(result.queries)} queries x {k} neighbours; "
                f"{result.agreement:.0%} of neighbours share the query's class")

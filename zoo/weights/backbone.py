@@ -1,0 +1,92 @@
+"""A pretrained feature extractor from a weights entry: for transfer, embed and neighbors.
+
+At the size the weights were made for, a file with a classifier keeps its hidden dense layers
+(the features the classifier saw, as LeNet-5's 84); at any other size (ImageNet weights on
+32x32 Fashion-MNIST) the model is built without its top and globally average-pooled, since
+convolution weights do not depend on the input size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from zoo.weights.load import ResolvedWeights, load_into, resolve
+from zoo.weights.preprocess import preprocessing_layers
+
+if TYPE_CHECKING:
+    import keras
+
+MIN_SIDE = 32  # the ImageNet backbones' smallest input (five 2x2 poolings)
+
+
+@dataclass
+class Backbone:
+    """A model filled with pretrained weights, the layers its input needs, and provenance."""
+
+    model: "keras.Model"
+    preprocess: list[Any]
+    resolved: ResolvedWeights
+    hparams: dict[str, Any] = field(default_factory=dict)
+    headless: bool = False  # built without its classifier (include_top=False, avg pooling)
+
+
+def default_input_shape(model_shape: tuple[int, int, int],
+                        images_shape: tuple[int, ...] | None) -> tuple[int, int, int]:
+    """The target images' size (at least 32x32) with the model's channels."""
+    if images_shape is None:
+        return tuple(model_shape)
+    height, width = images_shape[:2]
+    return max(height, MIN_SIDE), max(width, MIN_SIDE), model_shape[-1]
+
+
+def pretrained_backbone(name: str, weights: str, *,
+                        input_shape: tuple[int, int, int] | None = None,
+                        images_shape: tuple[int, ...] | None = None,
+                        hparams: dict[str, Any] | None = None) -> Backbone:
+    """``name`` (a zoo model or keras.applications backbone) with ``weights`` loaded.
+
+    Args:
+        name: a model with weights entries (``zoo weights list``).
+        weights: an entry name, 'imagenet', or a Keras .weights.h5 path (zoo models).
+        input_shape: the input to build for; default: ``images_shape`` padded to >= 32x32.
+        images_shape: the shape of the images it will see (H, W, C), for the default size.
+        hparams: further builder hyperparameters (they must fit the weights).
+    """
+    from zoo.registry import get_model_info, list_models
+    from zoo.weights.applications import APPLICATION_BUILDERS
+
+    resolved = resolve(name, weights)
+    entry = resolved.entry
+    hparams = {**(dict(entry.hparams) if entry else {}), **(hparams or {})}
+    if name in list_models():
+        info = get_model_info(name)
+        native = tuple(hparams.get("input_shape", info.input_shape))
+        builder = info.builder
+    else:
+        native, builder = (224, 224, 3), APPLICATION_BUILDERS[name]
+    shape = tuple(input_shape) if input_shape else default_input_shape(native, images_shape)
+    has_top = hparams.get("include_top", True) and (entry is None or entry.classifier)
+    headless = not has_top or shape != native
+    if headless:
+        hparams.update(include_top=False, pooling="avg")
+    model = builder(**{**hparams, "input_shape": shape})
+    load_into(model, resolved)
+    layers = preprocessing_layers(entry.preprocessing) if entry else []
+    return Backbone(model, layers, resolved, {**hparams, "input_shape": list(shape)}, headless)
+
+
+def feature_extractor(backbone: Backbone) -> "keras.Model":
+    """[0, 1] images -> feature vectors: the preprocessing, then the backbone below its
+    classifier (the hidden features; avg-pooled maps when headless)."""
+    import keras
+
+    from recipes.transfer import classifier_input
+
+    base = keras.Model(backbone.model.inputs, classifier_input(backbone.model),
+                       name=f"{backbone.model.name}_features")
+    inputs = keras.Input(tuple(base.input_shape[1:]), name="image")
+    x = inputs
+    for layer in backbone.preprocess:
+        x = layer(x)
+    return keras.Model(inputs, base(x), name=f"{backbone.model.name}_pretrained")
