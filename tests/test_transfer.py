@@ -172,8 +172,12 @@ def test_imagenet_weights_offline_fail_fast(monkeypatch, tmp_path):
     monkeypatch.setattr(socket, "create_connection", unreachable)
     start = time.perf_counter()
     with pytest.raises(TransferError, match="cannot reach"):
-        load_source("MobileNetV2", weights="imagenet", input_shape=(32, 32, 3))
+        load_source("MobileNet", weights="imagenet", input_shape=(32, 32, 3))
     assert time.perf_counter() - start < 10
+    # MobileNetV2 has a weights entry (torchvision's, converted): no download, the import
+    # command instead.
+    with pytest.raises(FileNotFoundError, match="zoo weights import .*mobilenet_v2-b0353104"):
+        load_source("MobileNetV2", weights="imagenet", input_shape=(32, 32, 3))
 
 
 def test_strategy_auto_follows_images_per_class(digits):
