@@ -380,3 +380,22 @@ def test_transfer_and_embed_take_an_entry_and_record_it(tiny_entry):
                                                       images_shape=(16, 16, 1)))
     assert extractor.input_shape == (None, 32, 32, 3)  # padded to 32x32, RGB
     assert extractor.output_shape == (None, 6)  # headless: avg-pooled last conv block
+
+
+def test_list_and_show_say_which_weights_exist_and_are_present(tiny_entry, tmp_path):
+    import json
+
+    from zoo.weights.store import import_weights
+
+    runner = CliRunner()
+    rows = {r["name"]: r for r in json.loads(runner.invoke(main, ["list", "--json"]).output)}
+    assert {"name": "mnist", "dataset": "mnist", "present": True} in rows["lenet5"]["weights"]
+    assert {w["name"] for w in rows["vgg16"]["weights"]} >= {"torchvision", "keras", "lpips"}
+    entry, _ = tiny_entry
+    other = save_zip(_torchvision_vgg_state(), tmp_path / "other.pth")  # not the official file
+    import_weights(other, unverified=True, as_key=entry.key)
+    shown = runner.invoke(main, ["show", "vgg11", "--weights", "tiny"])
+    assert shown.exit_code == 0, shown.output
+    assert "vgg11:tiny" in shown.output and "UNVERIFIED" in shown.output
+    missing = runner.invoke(main, ["show", "vgg16", "--weights", "torchvision"])
+    assert missing.exit_code == 1 and "zoo weights import" in missing.output

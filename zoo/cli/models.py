@@ -92,7 +92,11 @@ def show_command(name: str, input_shape: str | None, assignments: tuple[str, ...
     if provenance is not None and provenance.get("entry"):
         from zoo.weights.catalog import parse_key
 
-        hparams = {**parse_key(provenance["entry"]).hparams, **hparams}
+        entry_hparams = dict(parse_key(provenance["entry"]).hparams)
+        if input_shape is None and "input_shape" in entry_hparams:
+            input_shape = ",".join(map(str, entry_hparams["input_shape"]))
+        entry_hparams.pop("input_shape", None)
+        hparams = {**entry_hparams, **hparams}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if is_file:
