@@ -399,3 +399,21 @@ def test_list_and_show_say_which_weights_exist_and_are_present(tiny_entry, tmp_p
     assert "vgg11:tiny" in shown.output and "UNVERIFIED" in shown.output
     missing = runner.invoke(main, ["show", "vgg16", "--weights", "torchvision"])
     assert missing.exit_code == 1 and "zoo weights import" in missing.output
+
+
+def test_unverified_weights_are_recorded_in_the_transfer_run(tiny_entry, tmp_path):
+    import json
+
+    from recipes.transfer import TransferSettings, load_source, transfer
+    from zoo.data import load_digits
+    from zoo.weights.store import import_weights
+
+    entry, _ = tiny_entry
+    other = save_zip(_torchvision_vgg_state(), tmp_path / "other.pth")
+    import_weights(other, unverified=True, as_key=entry.key)
+    data = load_digits().subset(per_class=2)
+    source = load_source("vgg11", weights="tiny", input_shape=(16, 16, 3), target=data)
+    result = transfer(source, data, TransferSettings(strategy="head", head_epochs=1,
+                                                     out=str(tmp_path / "run")), verbose=0)
+    recorded = json.loads((result.run_dir / "config.json").read_text())["weights"]
+    assert recorded["entry"] == "vgg11:tiny" and recorded["verified"] is False
