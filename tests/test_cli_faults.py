@@ -297,6 +297,18 @@ def test_predict_names_the_image_it_cannot_read(content, tmp_path):
     assert_one_line_error(*cli("predict", export, image), str(image))
 
 
+def test_predict_with_a_format_the_newest_version_lacks_names_the_version_that_has_it(
+        tmp_path):
+    older = _fake_export(tmp_path / "exp" / "1")
+    manifest = json.loads((older / "manifest.json").read_text())
+    manifest["formats"]["tflite"] = {"path": "tflite/model.tflite"}
+    (older / "manifest.json").write_text(json.dumps(manifest))
+    _fake_export(tmp_path / "exp" / "2")
+    write_png(tmp_path / "in.png", np.zeros((28, 28), np.uint8))
+    assert_one_line_error(*cli("predict", tmp_path / "exp", tmp_path / "in.png", "--format",
+                               "tflite"), "no 'tflite' format", str(older))
+
+
 def test_resuming_a_run_with_another_model_is_refused_naming_both(unfinished_run):
     before = snapshot(unfinished_run)
     line = assert_one_line_error(*cli("train", "lenet5_modern", "--out", unfinished_run,

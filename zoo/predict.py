@@ -59,11 +59,26 @@ def choose_format(manifest: dict[str, Any], fmt: str | None) -> str:
                 if f in formats and formats[f].get("safe_mode", True))
 
 
+def _missing_format(version_dir: Path, manifest: dict[str, Any], fmt: str) -> str:
+    """Why ``fmt`` cannot run, naming the versions of the same export that have it."""
+    having = []
+    for other in sorted(version_dir.parent.glob("*"), key=lambda p: p.name.zfill(9)):
+        if other.name.isdigit() and (other / MANIFEST_FILE).is_file():
+            if fmt in json.loads((other / MANIFEST_FILE).read_text()).get("formats", {}):
+                having.append(str(other))
+    hint = (f"; {', '.join(having)} has it" if having else
+            f"; export one with `zoo export RUN --format {fmt}`")
+    return (f"export {version_dir} has no {fmt!r} format (it has "
+            f"{', '.join(manifest.get('formats', {})) or 'none'}){hint}")
+
+
 def predict_images(export_dir: str | Path, paths: list[str | Path], *, top_k: int = 3,
                    fmt: str | None = None) -> dict[str, Any]:
     """Run an export on image files: {'export', 'format', 'predictions': [per image top-k]}."""
     version_dir = resolve_version_dir(export_dir)
     manifest = read_manifest(version_dir)
+    if fmt is not None and fmt not in manifest.get("formats", {}):
+        raise ValueError(_missing_format(version_dir, manifest, fmt))
     fmt = choose_format(manifest, fmt)
     class_names = manifest["class_names"]
     if not 1 <= top_k:
