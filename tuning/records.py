@@ -17,6 +17,8 @@ from zoo.runs import SAVED_MODELS
 ALGORITHMS = ("random", "hyperband", "bayesian", "grid")
 OBJECTIVES = ("val_accuracy", "val_loss", "accuracy", "loss")
 ROLES = ("local", "chief", "worker")
+COSTS = ("params", "macs", "latency")
+PRUNERS = ("median", "asha")
 
 
 @dataclass
@@ -34,6 +36,13 @@ class SearchPlan:
     only: bool = False
     increasing_filters: bool = False
     max_params: int | None = None
+    max_macs: int | None = None
+    max_latency_ms: float | None = None
+    cost: str | None = None  # params, macs or latency: record it and report the Pareto front
+    prune: str | None = None  # median or asha: stop hopeless trials early
+    prune_warmup_epochs: int = 1
+    prune_warmup_trials: int = 3
+    isolate: bool = False  # each trial in a fresh process
     out: str | None = None
     batch_size: int = 32
     train_fraction: float = 1.0
@@ -52,6 +61,11 @@ class SearchPlan:
         return Path(self.out) if self.out else SAVED_MODELS / "tuning" / self.model
 
     @property
+    def measures_latency(self) -> bool:
+        """Whether each configuration's inference latency is measured before training."""
+        return self.cost == "latency" or self.max_latency_ms is not None
+
+    @property
     def direction(self) -> str:
         """'max' for accuracies, 'min' for losses."""
         return "min" if self.objective.endswith("loss") else "max"
@@ -59,7 +73,12 @@ class SearchPlan:
 
 @dataclass
 class TrialRow:
-    """One line of the trials table."""
+    """One line of the trials table.
+
+    ``status`` is keras-tuner's (COMPLETED, INVALID = refused before training, FAILED) or
+    PRUNED: keras-tuner's COMPLETED for a trial a pruner stopped early (it keeps its score, so
+    the oracle learns from it), shown apart because it did not train to the end.
+    """
 
     trial_id: str
     status: str
@@ -69,6 +88,10 @@ class TrialRow:
     macs: int | None
     seconds: float | None
     note: str = ""
+    latency_ms: float | None = None
+    epochs: int | None = None  # epochs trained (a pruned trial stopped after this many)
+    batch_size: int | None = None  # the batch it trained with (halved after running out of memory)
+    rss_mb: float | None = None  # resident memory of the process that ran it, at its end
 
 
 @dataclass
@@ -79,6 +102,7 @@ class SearchResult:
     space: SearchSpace
     rows: list[TrialRow]
     best: TrialRow | None = None
+    front: list[TrialRow] = field(default_factory=list)  # the Pareto front, with --cost
     best_hparams: dict[str, Any] = field(default_factory=dict)
     best_run: Path | None = None
     best_test_metrics: dict[str, float] = field(default_factory=dict)

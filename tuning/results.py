@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from tuning.pruning import PRUNED_METRIC
 from tuning.records import SearchPlan, SearchResult, TrialRow
 from tuning.space import SearchSpace
 from zoo.runs import write_text_atomic
@@ -22,6 +23,7 @@ TABLE_CSV = "trials.csv"
 PLOT_FILE = "objective_vs_params.png"
 BEST_FILE = "best_hyperparameters.json"
 SUMMARY_FILE = "summary.json"
+STATUSES = ("COMPLETED", "PRUNED", "INVALID", "FAILED")
 
 
 def _last(trial, name: str) -> float | None:
@@ -39,25 +41,39 @@ def trial_row(trial, space: SearchSpace, objective: str, note: str = "") -> Tria
         names.append("tuner/epochs")
     score = trial.score if trial.score is not None and not math.isnan(trial.score) else None
     params, macs = _last(trial, "params"), _last(trial, "macs")
+    epochs, batch, pruned_at = _last(trial, "epochs"), _last(trial, "batch_size"), _last(
+        trial, PRUNED_METRIC)
+    status = str(trial.status)
+    if status == "COMPLETED" and pruned_at is not None:
+        status = "PRUNED"
+        note = note or f"pruned after epoch {int(pruned_at)}"
     if not note and trial.status != "COMPLETED" and trial.message:
         note = trial.message.strip().splitlines()[-1]
     return TrialRow(
         trial_id=trial.trial_id,
-        status=str(trial.status),
+        status=status,
         values={n: values[n] for n in names if n in values},
         objective=score if trial.status == "COMPLETED" else None,
         params=None if params is None else int(params),
         macs=None if macs is None else int(macs),
         seconds=_last(trial, "seconds"),
         note=note,
+        latency_ms=_last(trial, "latency_ms"),
+        epochs=None if epochs is None else int(epochs),
+        batch_size=None if batch is None else int(batch),
+        rss_mb=_last(trial, "rss_mb"),
     )
 
 
 def format_trial_line(row: TrialRow, objective: str) -> str:
     """'trial 03 COMPLETED val_accuracy 0.9630  12,345 params  3.4 s  | filters_1=16 ...'."""
     hps = " ".join(f"{k}={v}" for k, v in row.values.items())
-    if row.status == "COMPLETED":
+    if row.status in ("COMPLETED", "PRUNED"):
         head = f"{objective} {row.objective:.4f}  {row.params:,} params"
+        if row.latency_ms is not None:
+            head += f"  {row.latency_ms:.3f} ms"
+        if row.status == "PRUNED":
+            head += f"  ({row.note})"
     else:
         head = row.note or row.status.lower()
     seconds = f"  {row.seconds:.1f} s" if row.seconds is not None else ""
@@ -95,15 +111,23 @@ def table_rows(rows: list[TrialRow], objective: str, space: SearchSpace | None =
                ) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the trials table."""
     names = _columns(rows, space)
-    header = ["trial", "status", *names, objective, "params", "MACs", "seconds", "note"]
+    header = ["trial", "status", *names, objective, "params", "MACs", "latency_ms", "epochs",
+              "batch", "seconds", "rss_mb", "note"]
     cells = []
     for r in rows:
         cells.append([r.trial_id, r.status, *(_cell(r.values.get(n)) for n in names),
                       "" if r.objective is None else f"{r.objective:.4f}",
                       "" if r.params is None else f"{r.params}",
                       "" if r.macs is None else f"{r.macs}",
-                      "" if r.seconds is None else f"{r.seconds:.1f}", r.note])
+                      "" if r.latency_ms is None else f"{r.latency_ms:.3f}",
+                      "" if r.epochs is None else f"{r.epochs}",
+                      "" if r.batch_size is None else f"{r.batch_size}",
+                      "" if r.seconds is None else f"{r.seconds:.1f}",
+                      "" if r.rss_mb is None else f"{r.rss_mb:.0f}", r.note])
     return header, cells
+
+
+NUMERIC = ("params", "MACs", "latency_ms", "epochs", "batch", "seconds", "rss_mb")
 
 
 def markdown_table(rows: list[TrialRow], objective: str, space: SearchSpace | None = None
@@ -111,7 +135,7 @@ def markdown_table(rows: list[TrialRow], objective: str, space: SearchSpace | No
     """The trials as a Markdown table (numbers with thousands separators)."""
     header, cells = table_rows(rows, objective, space)
     lines = ["| " + " | ".join(header) + " |",
-             "| " + " | ".join("---:" if h in (objective, "params", "MACs", "seconds")
+             "| " + " | ".join("---:" if h in NUMERIC or h == objective
                                else "---" for h in header) + " |"]
     for row in cells:
         pretty = [f"{int(c):,}" if h in ("params", "MACs") and c else c.replace("|", "/")
@@ -121,15 +145,16 @@ def markdown_table(rows: list[TrialRow], objective: str, space: SearchSpace | No
 
 
 def write_tables(out: Path, rows: list[TrialRow], objective: str,
-                 space: SearchSpace | None = None) -> None:
-    """trials.md and trials.csv, each written atomically."""
+                 space: SearchSpace | None = None, front: str = "") -> None:
+    """trials.md (with the Pareto front's table, if given) and trials.csv, atomically."""
     header, cells = table_rows(rows, objective, space)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
     writer.writerows(cells)
     write_text_atomic(out / TABLE_CSV, buffer.getvalue())
-    write_text_atomic(out / TABLE_MD, markdown_table(rows, objective, space))
+    text = markdown_table(rows, objective, space)
+    write_text_atomic(out / TABLE_MD, f"{front}\nAll trials:\n\n{text}" if front else text)
 
 
 def plot_objective(out: Path, rows: list[TrialRow], objective: str, model: str,
@@ -163,11 +188,12 @@ def plot_objective(out: Path, rows: list[TrialRow], objective: str, model: str,
 
 def summary_lines(result: SearchResult, plan: SearchPlan) -> list[str]:
     """The end-of-search summary printed by `zoo tune`."""
-    counts = {s: sum(r.status == s for r in result.rows) for s in ("COMPLETED", "INVALID",
-                                                                   "FAILED")}
-    lines = [f"{len(result.rows)} trials: {counts['COMPLETED']} completed, "
+    counts = {s: sum(r.status == s for r in result.rows) for s in STATUSES}
+    pruned = f"{counts['PRUNED']} pruned, " if counts["PRUNED"] else ""
+    lines = [f"{len(result.rows)} trials: {counts['COMPLETED']} completed, {pruned}"
              f"{counts['INVALID']} refused before training, {counts['FAILED']} failed "
-             f"({result.seconds:.1f} s this session, {result.trials_run_here} run here)"]
+             f"({result.seconds:.1f} s this session, {result.trials_run_here} run here; "
+             f"{sum(r.epochs or 0 for r in result.rows)} training epochs)"]
     if result.best is None:
         lines.append("no trial completed; nothing to retrain")
         return lines
@@ -183,6 +209,10 @@ def summary_lines(result: SearchResult, plan: SearchPlan) -> list[str]:
         acc = result.default_test_metrics.get("test_accuracy")
         lines.append(f"default configuration: {result.default_run}"
                      + (f" (test accuracy {acc:.4f})" if acc is not None else ""))
+    if plan.cost:
+        lines.append(f"Pareto front ({plan.objective} against {plan.cost}): trials "
+                     + ", ".join(r.trial_id for r in result.front)
+                     + f"; plot {result.out / 'pareto.png'}")
     lines.append(f"results: {result.out / TABLE_MD}, {result.out / TABLE_CSV}, "
                  f"{result.out / PLOT_FILE}, {result.out / BEST_FILE}")
     return lines

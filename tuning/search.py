@@ -14,7 +14,6 @@ in ``tuning.tuners``.
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import time
@@ -22,10 +21,27 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from tuning.preflight import find_valid_configuration, refusal_reason
-from tuning.records import ALGORITHMS, OBJECTIVES, ROLES, SearchPlan, SearchResult, TrialRow
+from tuning.pareto import DefaultPoint, front_markdown, front_rows, plot_pareto
+from tuning.preflight import (
+    Budget,
+    Measure,
+    find_valid_configuration,
+    measure_model,
+    refusal_reason,
+)
+from tuning.records import (
+    ALGORITHMS,
+    COSTS,
+    OBJECTIVES,
+    PRUNERS,
+    ROLES,
+    SearchPlan,
+    SearchResult,
+    TrialRow,
+)
 from tuning.results import (
     BEST_FILE,
+    STATUSES,
     SUMMARY_FILE,
     pick_best,
     plot_objective,
@@ -35,8 +51,16 @@ from tuning.results import (
 )
 from tuning.space import SearchSpace, derive_space, describe
 from zoo.data import fit_dataset, load_dataset
-from zoo.runs import METRICS_FILE, RUNS_DIR, load_run_metrics, write_json_atomic
-from zoo.train import TrainPlan, prepare_data, resolve_hparams, train
+from zoo.registry import build
+from zoo.runs import (
+    HISTORY_FILE,
+    METRICS_FILE,
+    RUNS_DIR,
+    load_run_metrics,
+    read_history,
+    write_json_atomic,
+)
+from zoo.train import TrainPlan, _seed_everything, prepare_data, resolve_hparams, train
 
 
 # -- checks -----------------------------------------------------------------------------------
@@ -54,8 +78,27 @@ def validate_plan(plan: SearchPlan) -> None:
     if plan.objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {plan.objective!r}; use one of "
                          f"{', '.join(OBJECTIVES)}")
-    if plan.max_params is not None and plan.max_params < 1:
-        raise ValueError(f"--max-params must be positive, got {plan.max_params}")
+    for option, value in (("--max-params", plan.max_params), ("--max-macs", plan.max_macs),
+                          ("--max-latency-ms", plan.max_latency_ms)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{option} must be positive, got {value}")
+    if plan.isolate and plan.algorithm == "hyperband":
+        raise ValueError("--isolate does not support hyperband (it continues models across "
+                         "brackets in one process); use random, bayesian or grid")
+    if plan.cost is not None and plan.cost not in COSTS:
+        raise ValueError(f"unknown cost {plan.cost!r}; use one of {', '.join(COSTS)}")
+    if plan.prune is not None:
+        if plan.prune not in PRUNERS:
+            raise ValueError(f"unknown pruner {plan.prune!r}; use one of {', '.join(PRUNERS)}")
+        if plan.algorithm == "hyperband":
+            raise ValueError("hyperband already stops trials early (its brackets); drop --prune "
+                             "or use --algorithm random/bayesian/grid")
+        if plan.role != "local":
+            raise ValueError("--prune needs the trials' records in this process; it works in a "
+                             "local search, not with --chief/--worker")
+        if plan.prune_warmup_epochs < 1 or plan.prune_warmup_trials < 0:
+            raise ValueError("--prune-warmup-epochs must be at least 1 and "
+                             "--prune-warmup-trials at least 0")
     if plan.role not in ROLES:
         raise ValueError(f"unknown role {plan.role!r}; use one of {', '.join(ROLES)}")
     if plan.role != "local":
@@ -121,6 +164,12 @@ def _set_role_environment(plan: SearchPlan) -> str:
 
 
 # -- results ---------------------------------------------------------------------------------
+def budget_of(plan: SearchPlan) -> Budget:
+    """The plan's budgets (and whether latency is measured)."""
+    return Budget(plan.max_params, plan.max_macs, plan.max_latency_ms,
+                  measure_latency=plan.measures_latency)
+
+
 def collect_rows(tuner, plan: SearchPlan, space: SearchSpace) -> list[TrialRow]:
     """Every trial the (chief's or local) oracle knows, in trial order."""
     rows = []
@@ -128,7 +177,8 @@ def collect_rows(tuner, plan: SearchPlan, space: SearchSpace) -> list[TrialRow]:
         trial = tuner.oracle.trials[trial_id]
         row = trial_row(trial, space, plan.objective)
         if row.status == "INVALID":
-            row.note = refusal_reason(space, trial.hyperparameters.values, plan.max_params)
+            row.note = refusal_reason(space, trial.hyperparameters.values, budget_of(plan),
+                                      Measure(row.params, row.macs, row.latency_ms))
         elif row.status == "FAILED" and not row.note:
             row.note = "crashed while training (see the log of the process that ran it)"
         rows.append(row)
@@ -185,19 +235,16 @@ def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchR
     data = prepare_data(base, raw)
     task = resolve_hparams(base, data)  # input shape and number of classes of this data
     space.fixed.update({"input_shape": task["input_shape"], "num_classes": task["num_classes"]})
-    find_valid_configuration(space, plan.max_params)
+    find_valid_configuration(space, budget_of(plan))
     data = fit_dataset(data, task["input_shape"])
-
-    import keras
 
     from tuning import tuners  # imports keras-tuner: only once the plan has been checked
 
-    keras.utils.set_random_seed(plan.seed)
+    _seed_everything(plan.seed)
     strategy, distribution = setup_distribution()
     out = plan.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    steps = math.ceil(len(data.x_train) / plan.batch_size)
-    hypermodel = tuners.ZooHyperModel(space, base, data, plan.max_params, steps)
+    hypermodel = tuners.ZooHyperModel(space, base, data, budget_of(plan))
     tuner = tuners.make_tuner(plan, hypermodel, strategy, echo=echo)
     if role != "worker":
         echo(f"searching {plan.model} with {plan.algorithm} "
@@ -207,6 +254,8 @@ def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchR
     with warnings.catch_warnings():
         # A refused trial's objective is NaN on purpose; numpy would warn when it is scored.
         warnings.filterwarnings("ignore", "All-NaN", RuntimeWarning)
+        # The tuner reports each trial's records itself (per epoch, for pruning); see tuners.
+        warnings.filterwarnings("ignore", "The use case of calling", DeprecationWarning)
         tuner.search(verbose=0)
     seconds = time.perf_counter() - start
     result = SearchResult(out=out, space=space, rows=[], seconds=seconds,
@@ -218,17 +267,49 @@ def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchR
     return _finish(plan, space, tuner, raw, result, echo)
 
 
+def latency_machine() -> str:
+    """Where latencies were measured: host, processor, cores and load at the time."""
+    import platform
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{socket.gethostname()} ({platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} cores, 1-minute load {load:.1f})")
+
+
+def default_point(plan: SearchPlan, space: SearchSpace, result: SearchResult) -> DefaultPoint:
+    """The builder's default configuration on the Pareto plot: its cost, and its objective
+    when ``--compare-default`` trained it (best epoch of that run, same epochs as the trials
+    unless ``--retrain-epochs`` differs)."""
+    import keras
+
+    try:  # the builder's defaults on this data, as --compare-default trains them
+        measure = measure_model(build(plan.model, **space.fixed), plan.cost == "latency")
+    finally:
+        keras.backend.clear_session()
+    cost = {"params": measure.params, "macs": measure.macs, "latency": measure.latency_ms}
+    point = DefaultPoint(cost=float(cost[plan.cost]))
+    if result.default_run is not None:
+        history = read_history(Path(result.default_run) / HISTORY_FILE).get(plan.objective)
+        if history:
+            point.objective = (min if plan.direction == "min" else max)(history)
+            point.label = "default configuration (trained by --compare-default)"
+    return point
+
+
 def _finish(plan, space, tuner, raw, result: SearchResult, echo) -> SearchResult:
     out = result.out
     rows = collect_rows(tuner, plan, space)
     best = pick_best(rows, plan.direction)
-    write_tables(out, rows, plan.objective, space)
+    front = front_rows(rows, plan.cost, plan.direction) if plan.cost else []
+    front_text = front_markdown(front, plan.objective, plan.cost) if plan.cost else ""
+    write_tables(out, rows, plan.objective, space, front=front_text)
     plot_objective(out, rows, plan.objective, plan.model, best)
-    result.rows, result.best = rows, best
+    result.rows, result.best, result.front = rows, best, front
     summary: dict[str, Any] = {"model": plan.model, "algorithm": plan.algorithm,
                                "objective": plan.objective,
                                "trials": {s: sum(r.status == s for r in rows)
-                                          for s in ("COMPLETED", "INVALID", "FAILED")}}
+                                          for s in STATUSES},
+                               "training_epochs": sum(r.epochs or 0 for r in rows)}
     if best is not None:
         trial = tuner.oracle.trials[best.trial_id]
         builder, training = space.resolve(trial.hyperparameters.values)
@@ -248,6 +329,14 @@ def _finish(plan, space, tuner, raw, result: SearchResult, echo) -> SearchResult
             default = {k: v for k, v in space.fixed.items()}
             result.default_run, result.default_test_metrics = _retrain(
                 plan, f"{plan.model}-default-{out.name}", default, {}, raw, echo)
+    if plan.cost:
+        default = default_point(plan, space, result)
+        plot_pareto(out, rows, plan.objective, plan.cost, plan.direction, plan.model, default)
+        summary["cost"] = plan.cost
+        summary["pareto_front"] = [r.trial_id for r in front]
+        summary["default_configuration"] = vars(default)
+        if plan.cost == "latency":
+            summary["latency_measured_on"] = latency_machine()
     summary.update({
         "best_trial": best.trial_id if best else None,
         "best_value": best.objective if best else None,

@@ -2,14 +2,24 @@
 
 keras-tuner ends a trial COMPLETED or FAILED; its INVALID means "crashed, retry" and becomes
 FAILED (counted towards ``max_consecutive_failed_trials``) once retries run out. Here a
-configuration that cannot be built or is over ``--max-params`` (``tuning.preflight``) is
-refused before any training: the trial reports a NaN objective (with its parameter count),
+configuration that cannot be built or is over a budget (``--max-params``, ``--max-macs``,
+``--max-latency-ms``: ``tuning.preflight``) is refused before any training: the trial reports
+a NaN objective (with what it measured),
 which keras-tuner's oracle turns into INVALID, and the oracles below keep it INVALID instead of
 retrying it, so it never counts as a crash. A trial that crashes while training raises
 ``FailedTrialError``: FAILED, and the search goes on (it stops after
 ``MAX_CONSECUTIVE_FAILED`` crashes in a row, keras-tuner's guard against a broken set-up). The
 status travels in keras-tuner's protocol, so the same holds with a chief oracle and workers on
-other machines.
+other machines. A trial that runs out of memory is retried once at half the batch size
+(``OOM_ERRORS``), then FAILED.
+
+Per epoch, the tuner reports the epoch's metrics to the oracle (``oracle.update_trial`` with
+``step=epoch``: keras-tuner's public time series in ``trial.metrics``) and asks the plan's
+pruner (``tuning.pruning``) whether to stop the trial. At the end of a trained trial it reports
+what the table needs besides the objective (parameters, MACs, latency, seconds, epochs, batch,
+resident memory) the same way, at the best epoch; keras-tuner then keeps those records instead
+of the dict ``run_trial`` returns (a use it calls deprecated but supports in 1.4; the test of
+the private hooks checks it still does).
 
 Everything here goes through keras-tuner's public API (``HyperModel.build``/``fit``/
 ``declare_hyperparameters``, ``Tuner.run_trial`` and its trial callbacks, the oracles'
@@ -45,8 +55,10 @@ from keras_tuner import errors, oracles
 from keras_tuner.engine.base_tuner import BaseTuner
 from keras_tuner.engine.trial import TrialStatus
 
-from tuning.preflight import RejectedConfiguration, check_configuration
+from tuning.preflight import Budget, Measure, RejectedConfiguration, check_configuration
+from tuning.pruning import PRUNED_METRIC, make_pruner
 from tuning.records import SearchPlan
+from tuning.resources import free_memory, is_out_of_memory, resident_mb
 from tuning.results import format_trial_line, trial_row
 from tuning.space import SearchSpace
 from zoo.train import TrainPlan, compile_model, training_batches
@@ -68,31 +80,34 @@ PRIVATE_HOOKS = {
 
 
 class ZooHyperModel(keras_tuner.HyperModel):
-    """build(hp): the registry's builder at the trial's values; fit: zoo.train's pieces."""
+    """build(hp): the registry's builder at the trial's values; fit: zoo.train's pieces.
 
-    def __init__(self, space: SearchSpace, base: TrainPlan, data, max_params: int | None,
-                 steps_per_epoch: int):
+    ``batch_size`` is the batch the next trial trains with (the tuner halves it to retry a
+    trial that ran out of memory); ``last_measure`` is what the last build measured.
+    """
+
+    def __init__(self, space: SearchSpace, base: TrainPlan, data, budget: Budget):
         super().__init__(name=space.model)
-        self.space, self.base, self.data = space, base, data
-        self.max_params, self.steps_per_epoch = max_params, steps_per_epoch
-        self.last_measure: tuple[int | None, int | None] = (None, None)
+        self.space, self.base, self.data, self.budget = space, base, data, budget
+        self.batch_size = base.batch_size if base is not None else 32
+        self.last_measure = Measure()
 
     def declare_hyperparameters(self, hp) -> None:
         """Declare the whole space (conditional stages included) without building a model."""
         self.space.declare(hp)
 
     def trial_plan(self, hp) -> TrainPlan:
-        """The base training plan with this trial's training settings (learning rate)."""
+        """The base training plan with this trial's training settings and batch size."""
         _, training = self.space.resolve(hp.values)
-        return replace(self.base, **training)
+        return replace(self.base, batch_size=self.batch_size, **training)
 
     def build(self, hp):
         """The compiled model at ``hp``'s values; RejectedConfiguration if it is refused."""
         values = self.space.declare(hp)
-        self.last_measure = (None, None)
-        model, params, macs = check_configuration(self.space, values, self.max_params)
-        self.last_measure = (params, macs)
-        compile_model(model, self.trial_plan(hp), self.steps_per_epoch)
+        self.last_measure = Measure()
+        model, self.last_measure = check_configuration(self.space, values, self.budget)
+        steps = math.ceil(len(self.data.x_train) / self.batch_size)
+        compile_model(model, self.trial_plan(hp), steps)
         return model
 
     def fit(self, hp, model, *args, callbacks=None, epochs=None, initial_epoch=0, **kwargs):
@@ -152,18 +167,31 @@ ORACLES = {"random": ZooRandomSearchOracle, "grid": ZooGridSearchOracle,
 
 
 # -- tuners ----------------------------------------------------------------------------------
-class ZooTrials:
-    """Tuner behaviour shared by every algorithm: refusals, crashes, a line per trial."""
+class _NoModel:
+    """Where an isolated trial's epochs are replayed: stopping was decided in its process."""
 
-    def __init__(self, *, echo: Callable[[str], None] = print, **kwargs):
-        self._start_trial_handling(echo)
+    stop_training = False
+
+
+class ZooTrials:
+    """Tuner behaviour shared by every algorithm: refusals, crashes, out-of-memory retries,
+    per-epoch records and pruning, a line per trial."""
+
+    def __init__(self, *, echo: Callable[[str], None] = print, pruner=None,
+                 isolate: bool = False, **kwargs):
+        self._start_trial_handling(echo, pruner, isolate)
         super().__init__(**kwargs)
 
-    def _start_trial_handling(self, echo: Callable[[str], None]) -> None:
+    def _start_trial_handling(self, echo: Callable[[str], None], pruner=None,
+                              isolate: bool = False) -> None:
         # Set before keras-tuner's __init__, which may already run trial callbacks on reload.
         self.echo = echo
+        self.pruner = pruner
+        self.isolate = isolate
         self.trials_run_here = 0
         self.last_note = ""
+        self.pruned_at: int | None = None
+        self.epochs_done = 0
 
     @property
     def objective_name(self) -> str:
@@ -177,19 +205,58 @@ class ZooTrials:
         self.hypermodel.declare_hyperparameters(hp)
         self.oracle.update_space(hp)
 
+    def on_epoch_end(self, trial, model, epoch, logs=None):
+        """Record the epoch's metrics with the oracle; stop the trial if the pruner says so."""
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        self.epochs_done = epoch + 1
+        if self.objective_name not in logs:
+            return
+        self.oracle.update_trial(trial.trial_id, logs, step=epoch)
+        value = logs[self.objective_name]
+        if self.pruner is not None and self.pruner.should_stop(
+                trial.trial_id, epoch, value, self._known_trials()):
+            self.pruned_at = epoch + 1
+            model.stop_training = True
+
+    def _known_trials(self):
+        # Local and chief oracles hold every trial; a worker's oracle client does not.
+        return list(getattr(self.oracle, "trials", {}).values())
+
     def run_trial(self, trial, *args, **kwargs):
         start = time.perf_counter()
+        self.pruned_at, self.epochs_done = None, 0
+        batch = self.hypermodel.base.batch_size
         try:
-            histories = super().run_trial(trial, *args, **kwargs)
+            try:
+                histories = self._train(trial, batch, *args, **kwargs)
+            except Exception as err:
+                if not is_out_of_memory(err) or batch < 2:
+                    raise
+                first = f"{type(err).__name__} at batch {batch}"
+                batch //= 2
+                self.echo(f"trial {trial.trial_id}: out of memory at batch {batch * 2}; "
+                          f"retrying once at batch {batch}")
+                try:
+                    histories = self._train(trial, batch, *args, **kwargs)
+                except Exception as again:
+                    if is_out_of_memory(again):
+                        self._report_batch(trial, batch)
+                        raise errors.FailedTrialError(
+                            f"out of memory ({first}, then {type(again).__name__} at batch "
+                            f"{batch})") from again
+                    raise
         except RejectedConfiguration as rejected:
             self.last_note = rejected.reason
-            return {self.objective_name: float("nan"),
-                    "params": float("nan" if rejected.params is None else rejected.params),
-                    "macs": float("nan" if rejected.macs is None else rejected.macs),
+            measure = rejected.measure
+            return {self.objective_name: float("nan"), "params": _number(measure.params),
+                    "macs": _number(measure.macs), "latency_ms": _number(measure.latency_ms),
                     "seconds": time.perf_counter() - start}
         except errors.FatalError:
             raise
-        except Exception as err:  # out of memory, NaN loss, ...: FAILED, search goes on
+        except errors.FailedTrialError as err:
+            self.last_note = str(err)
+            raise
+        except Exception as err:  # NaN loss, a bug in a model, ...: FAILED, search goes on
             self.last_note = f"{type(err).__name__}: {err}"
             raise errors.FailedTrialError(self.last_note) from err
         history = histories[-1].history
@@ -197,11 +264,53 @@ class ZooTrials:
         if not losses or any(math.isnan(v) or math.isinf(v) for v in losses):
             self.last_note = "the training loss became NaN/inf"
             raise errors.FailedTrialError(self.last_note)
-        params, macs = self.hypermodel.last_measure
-        self.last_note = ""
-        return {**best_epoch(history, self.objective_name, self.oracle.objective.direction),
-                "params": float(params), "macs": float(macs),
-                "seconds": time.perf_counter() - start}
+        measure = self.hypermodel.last_measure
+        self.last_note = "" if self.pruned_at is None else f"pruned after epoch {self.pruned_at}"
+        best = best_epoch(history, self.objective_name, self.oracle.objective.direction)
+        results = {self.objective_name: best[self.objective_name],
+                   "params": float(measure.params), "macs": float(measure.macs),
+                   "latency_ms": _number(measure.latency_ms),
+                   "seconds": time.perf_counter() - start, "epochs": float(len(losses)),
+                   "batch_size": float(batch), "rss_mb": resident_mb()}
+        if self.pruned_at is not None:
+            results[PRUNED_METRIC] = float(self.pruned_at)
+        # The per-epoch records made keras-tuner skip its own update: make this one ourselves.
+        self.oracle.update_trial(trial.trial_id, results, step=best["epoch"])
+        return results
+
+    def _train(self, trial, batch: int, *args, **kwargs):
+        self.hypermodel.batch_size = batch
+        if self.isolate:
+            return self._train_isolated(trial, batch)
+        return super().run_trial(trial, *args, **kwargs)
+
+    def _train_isolated(self, trial, batch: int):
+        """Train the trial in a fresh process (``tuning.isolation``) and record it here."""
+        from tuning.isolation import History, IsolatedTrial, run_isolated
+
+        model = self.hypermodel
+        job = IsolatedTrial(
+            trial_id=trial.trial_id, values=dict(trial.hyperparameters.values),
+            space=model.space, base=model.base, budget=model.budget, batch_size=batch,
+            checkpoint=self._get_checkpoint_fname(trial.trial_id),
+            objective=self.oracle.objective, pruner=self.pruner,
+            trial_states=[t.get_state() for t in self._known_trials()])
+        result = run_isolated(job)
+        model.last_measure = result.measure or Measure()
+        if result.refused is not None:
+            raise RejectedConfiguration(result.refused, result.measure)
+        for epoch, logs in enumerate(result.epoch_logs):
+            self.on_epoch_end(trial, _NoModel(), epoch, logs)
+        if result.error is not None:
+            raise (MemoryError if result.out_of_memory else RuntimeError)(
+                f"in the trial's process: {result.error}")
+        self.pruned_at = result.pruned_at
+        return [History(result.history)]
+
+    def _report_batch(self, trial, batch: int) -> None:
+        # A failed trial has no objective; NaN keeps keras-tuner's update valid.
+        self.oracle.update_trial(trial.trial_id, {self.objective_name: float("nan"),
+                                                  "batch_size": float(batch)})
 
     def on_trial_begin(self, trial):
         self.last_note = ""
@@ -209,10 +318,15 @@ class ZooTrials:
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
+        free_memory()  # the trial's model, optimizer and traced functions, before the next
         self.trials_run_here += 1
         ended = self.oracle.get_trial(trial.trial_id)
         row = trial_row(ended, self.hypermodel.space, self.objective_name, note=self.last_note)
         self.echo(format_trial_line(row, self.objective_name))
+
+
+def _number(value) -> float:
+    return float("nan") if value is None else float(value)
 
 
 class ZooTuner(ZooTrials, keras_tuner.Tuner):
@@ -222,18 +336,20 @@ class ZooTuner(ZooTrials, keras_tuner.Tuner):
 class ZooHyperband(ZooTrials, keras_tuner.Hyperband):
     """keras-tuner's Hyperband (epochs per bracket, warm starts) with the zoo's handling."""
 
-    def __init__(self, *, echo: Callable[[str], None] = print, **kwargs):
+    def __init__(self, *, echo: Callable[[str], None] = print, pruner=None,
+                 isolate: bool = False, **kwargs):
         # Hyperband.__init__ would only build a plain HyperbandOracle; ours comes in kwargs.
-        self._start_trial_handling(echo)
+        self._start_trial_handling(echo, pruner, isolate)
         keras_tuner.Tuner.__init__(self, **kwargs)
 
 
 def best_epoch(history: dict[str, list[float]], objective: str, direction: str) -> dict:
-    """The metrics of the epoch with the best objective."""
+    """The metrics of the epoch with the best objective, and its index as ``epoch``."""
     values = history[objective]
     pick = min if direction == "min" else max
     epoch = values.index(pick(values))
-    return {k: float(v[epoch]) for k, v in history.items() if len(v) > epoch}
+    return {"epoch": epoch, **{k: float(v[epoch]) for k, v in history.items()
+                               if len(v) > epoch}}
 
 
 def make_tuner(plan: SearchPlan, hypermodel: ZooHyperModel, strategy=None,
@@ -259,6 +375,9 @@ def make_tuner(plan: SearchPlan, hypermodel: ZooHyperModel, strategy=None,
         budget = {"max_trials": plan.max_trials}
     oracle = ORACLES[plan.algorithm](**budget, **common, space=space)
     tuner_class = ZooHyperband if plan.algorithm == "hyperband" else ZooTuner
-    return tuner_class(oracle=oracle, hypermodel=hypermodel, echo=echo,
+    pruner = make_pruner(plan.prune, plan.objective, plan.direction, plan.epochs,
+                         plan.prune_warmup_epochs, plan.prune_warmup_trials)
+    return tuner_class(oracle=oracle, hypermodel=hypermodel, echo=echo, pruner=pruner,
+                       isolate=plan.isolate,
                        directory=str(plan.out_dir), project_name=PROJECT, overwrite=False,
                        distribution_strategy=strategy)

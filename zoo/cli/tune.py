@@ -43,6 +43,27 @@ def _parse_space(pairs: tuple[str, ...]) -> dict[str, str]:
               help="Refuse configurations whose feature-map counts decrease with depth.")
 @click.option("--max-params", default=None, type=click.IntRange(min=1),
               help="Refuse (without training) configurations with more parameters.")
+@click.option("--max-macs", default=None, type=click.IntRange(min=1),
+              help="Refuse (without training) configurations with more multiply-accumulates "
+                   "per image.")
+@click.option("--max-latency-ms", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Refuse (without training) configurations slower than this: batch-1 "
+                   "inference, median of 20 calls, measured on this machine.")
+@click.option("--cost", default=None, type=click.Choice(["macs", "params", "latency"]),
+              help="Record this cost per trial and report the Pareto front of the objective "
+                   "against it (pareto.png, a front table in trials.md).")
+@click.option("--prune", default=None, type=click.Choice(["median", "asha"]),
+              help="Stop hopeless trials early: median (below the median of finished trials "
+                   "at the same epoch) or asha (asynchronous successive halving).")
+@click.option("--prune-warmup-epochs", default=1, show_default=True,
+              type=click.IntRange(min=1),
+              help="Epochs every trial trains before it can be pruned (asha: its first rung).")
+@click.option("--prune-warmup-trials", default=3, show_default=True,
+              type=click.IntRange(min=0),
+              help="Trials that must have reached an epoch before others are pruned there.")
+@click.option("--isolate", is_flag=True,
+              help="Run each trial in a fresh process (for backends or models that leak "
+                   "memory across trials).")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--train-fraction", default=1.0, show_default=True,
               type=click.FloatRange(0, 1, min_open=True))
@@ -65,8 +86,9 @@ def _parse_space(pairs: tuple[str, ...]) -> dict[str, str]:
               help="Address of the chief oracle (the chief listens on it).")
 @click.option("--tuner-id", default=None, help="This worker's name (default worker-HOST-PID).")
 def tune_command(name, dataset, data_dir, algorithm, max_trials, epochs, objective, space, only,
-                 increasing_filters, max_params, batch_size, train_fraction, seed, input_shape,
-                 out, retrain, retrain_epochs, compare_default, role, oracle,
+                 increasing_filters, max_params, max_macs, max_latency_ms, cost, prune,
+                 prune_warmup_epochs, prune_warmup_trials, isolate, batch_size, train_fraction,
+                 seed, input_shape, out, retrain, retrain_epochs, compare_default, role, oracle,
                  tuner_id) -> None:
     """Search hyperparameters of model NAME (kernel sizes, feature maps, depth, dropout,
     normalization, learning rate: derived from its builder) with keras-tuner, then retrain the
@@ -78,7 +100,10 @@ def tune_command(name, dataset, data_dir, algorithm, max_trials, epochs, objecti
     plan = SearchPlan(
         model=name, dataset=dataset, data_dir=data_dir, algorithm=algorithm,
         max_trials=max_trials, epochs=epochs, objective=objective, space=_parse_space(space),
-        only=only, increasing_filters=increasing_filters, max_params=max_params, out=out,
+        only=only, increasing_filters=increasing_filters, max_params=max_params,
+        max_macs=max_macs, max_latency_ms=max_latency_ms, cost=cost, prune=prune,
+        prune_warmup_epochs=prune_warmup_epochs, prune_warmup_trials=prune_warmup_trials,
+        isolate=isolate, out=out,
         batch_size=batch_size, train_fraction=train_fraction, seed=seed,
         input_shape=parse_shape(input_shape), retrain=retrain, retrain_epochs=retrain_epochs,
         compare_default=compare_default, role=role or "local", oracle=oracle,
