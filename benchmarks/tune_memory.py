@@ -3,8 +3,8 @@
 Runs ``zoo tune lenet5 --space filters=4:16 --space kernel_sizes=3,5 --only --epochs 1`` as a
 library call for ``--trials`` trials, records the process's resident size after every trial
 (the same number the search writes in trials.csv's ``rss_mb`` column) and writes
-``memory.csv`` and ``memory.png`` (RSS against trial) into ``--out``. ``--no-free`` replaces the
-search's clean-up between trials by nothing, to show what it fixes.
+``memory-LABEL.csv`` and ``memory.png`` (every curve in ``--out``) into ``--out``.
+``--no-free`` replaces the search's clean-up between trials by nothing, to compare.
 
     python benchmarks/tune_memory.py --trials 100 --out benchmarks/results/tune_memory
 """
@@ -24,11 +24,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--trials", type=int, default=100,
+                        help="trials to run (0: only redraw memory.png from the CSVs in --out)")
     parser.add_argument("--train-fraction", type=float, default=0.1)
     parser.add_argument("--out", default="benchmarks/results/tune_memory")
+    parser.add_argument("--label", default=None, help="name of this curve (default: settings)")
     parser.add_argument("--no-free", action="store_true",
-                        help="skip the clean-up between trials (the behaviour before the fix)")
+                        help="skip the clean-up between trials (clear_session, gc, malloc_trim)")
     parser.add_argument("--isolate", action="store_true", help="each trial in a fresh process")
     args = parser.parse_args()
 
@@ -43,7 +45,7 @@ def main() -> None:
         tuners.free_memory = lambda: None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    label = "isolate" if args.isolate else ("no-free" if args.no_free else "free")
+    label = args.label or ("isolate" if args.isolate else ("no-free" if args.no_free else "free"))
     rows: list[tuple[int, float, float]] = []
     start = time.perf_counter()
 
@@ -57,11 +59,33 @@ def main() -> None:
                       only=True, max_trials=args.trials, epochs=1, retrain=False,
                       train_fraction=args.train_fraction, isolate=args.isolate,
                       out=str(out / f"search-{label}"))
-    run_search(plan, echo=echo)
-    _write(out, label, rows)
+    if args.trials:
+        run_search(plan, echo=echo)
+        _write(out, label, rows)
+    plot(out)
     if len(rows) >= 10:
         print(f"{label}: {rows[9][1]:.0f} MB after trial 10, {rows[-1][1]:.0f} MB after trial "
               f"{rows[-1][0]}: growth {rows[-1][1] - rows[9][1]:+.0f} MB")
+
+
+def plot(out: Path) -> Path:
+    """memory.png: resident memory against trial for every memory-*.csv in ``out``."""
+    from zoo.viz.figure import headless_pyplot, save_figure
+
+    plt = headless_pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for path in sorted(out.glob("memory-*.csv")):
+        with path.open() as f:
+            rows = list(csv.DictReader(f))
+        ax.plot([int(r["trial"]) for r in rows], [float(r["rss_mb"]) for r in rows],
+                marker=".", label=path.stem.removeprefix("memory-"))
+    ax.set_xlabel("trials finished")
+    ax.set_ylabel("resident memory, MiB")
+    ax.set_title("zoo tune lenet5, 1 epoch per trial, one process")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, out / "memory.png")
+    return out / "memory.png"
 
 
 def _write(out: Path, label: str, rows) -> None:
