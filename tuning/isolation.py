@@ -3,13 +3,13 @@
 The oracle, the table and the pruning decisions stay with keras-tuner in the search's process;
 only the building and training of one configuration moves to a child started with
 ``multiprocessing``'s spawn method (nothing inherited from the parent's Keras state), which
-exits when the trial ends, so whatever the trial leaked goes with it. The child trains exactly
-as ``ZooHyperModel`` does in-process: the same build, budgets and batches, keras-tuner's own
-``SaveBestEpoch`` checkpoint in the trial's folder, and the same pruner, asked after each epoch
-with the oracle's trials as they were when the trial started (in a sequential search the trials
-a pruner compares against have all ended by then). The child returns the per-epoch logs, which
-the tuner records with the oracle as if the trial had run in-process. Costs one interpreter and
-Keras start per trial (seconds).
+exits when the trial ends, so whatever the trial leaked goes with it. The child trains as
+``ZooHyperModel`` does in-process: the same build, budgets and batches, the best epoch's
+weights saved where keras-tuner keeps the trial's checkpoint, and the same pruner, asked after
+each epoch with the oracle's trials as they were when the trial started (in a sequential
+search the trials a pruner compares against have all ended by then). The child returns the
+per-epoch logs, which the tuner records with the oracle as if the trial had run in-process.
+Costs one interpreter and Keras start per trial (seconds).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class IsolatedResult:
     refused: str | None = None
     error: str | None = None
     out_of_memory: bool = False
+    pid: int = 0  # the process that trained it
 
 
 class History:
@@ -64,7 +65,9 @@ def run_isolated(job: IsolatedTrial) -> IsolatedResult:
 
 def train_in_child(job: IsolatedTrial) -> IsolatedResult:
     """The child's side: build, train, and report; never raises."""
-    result = IsolatedResult()
+    import os
+
+    result = IsolatedResult(pid=os.getpid())
     try:
         _train(job, result)
     except Exception as err:  # reported to the parent, which decides FAILED or retry
@@ -79,13 +82,22 @@ def train_in_child(job: IsolatedTrial) -> IsolatedResult:
     return result
 
 
+def best_epoch_checkpoint(job: IsolatedTrial):
+    """Keras' ModelCheckpoint saving the weights of the best epoch where keras-tuner's own
+    checkpoint of the trial goes (keras-tuner's SaveBestEpoch is not public API)."""
+    import keras
+
+    return keras.callbacks.ModelCheckpoint(
+        job.checkpoint, monitor=job.objective.name, mode=job.objective.direction,
+        save_best_only=True, save_weights_only=True, verbose=0)
+
+
 def _train(job: IsolatedTrial, result: IsolatedResult) -> None:
     import math
     from dataclasses import replace
 
     import keras
     from keras_tuner.engine.trial import Trial
-    from keras_tuner.engine.tuner_utils import SaveBestEpoch
 
     from tuning.preflight import check_configuration
     from zoo.data import fit_dataset, load_dataset
@@ -113,5 +125,5 @@ def _train(job: IsolatedTrial, result: IsolatedResult) -> None:
 
     train, val = training_batches(plan, data)
     history = model.fit(train, validation_data=val, epochs=plan.epochs, verbose=0,
-                        callbacks=[Report(), SaveBestEpoch(job.objective, job.checkpoint)])
+                        callbacks=[Report(), best_epoch_checkpoint(job)])
     result.history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
