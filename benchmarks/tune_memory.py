@@ -81,7 +81,7 @@ def plot(out: Path) -> Path:
                 marker=".", label=path.stem.removeprefix("memory-"))
     ax.set_xlabel("trials finished")
     ax.set_ylabel("resident memory, MiB")
-    ax.set_title("zoo tune lenet5, 1 epoch per trial, one process")
+    ax.set_title("zoo tune lenet5, 1 epoch per trial: the search process")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     save_figure(fig, out / "memory.png")
