@@ -230,7 +230,7 @@ def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchR
 
     base = TrainPlan(model=plan.model, hparams=dict(fixed), dataset=plan.dataset,
                      data_dir=plan.data_dir, epochs=plan.epochs, batch_size=plan.batch_size,
-                     seed=plan.seed, train_fraction=plan.train_fraction)
+                     seed=plan.seed, train_fraction=plan.train_fraction, deterministic=True)
     raw = load_dataset(plan.dataset, data_dir=plan.data_dir)
     data = prepare_data(base, raw)
     task = resolve_hparams(base, data)  # input shape and number of classes of this data
@@ -240,7 +240,7 @@ def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchR
 
     from tuning import tuners  # imports keras-tuner: only once the plan has been checked
 
-    _seed_everything(plan.seed)
+    _seed_everything(plan.seed, deterministic=True)  # same command, same table (on CPU)
     strategy, distribution = setup_distribution()
     out = plan.out_dir
     out.mkdir(parents=True, exist_ok=True)
