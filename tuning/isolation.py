@@ -101,10 +101,10 @@ def _train(job: IsolatedTrial, result: IsolatedResult) -> None:
 
     from tuning.preflight import check_configuration
     from zoo.data import fit_dataset, load_dataset
-    from zoo.train import compile_model, prepare_data, training_batches
+    from zoo.train import _seed_everything, compile_model, prepare_data, training_batches
 
-    keras.utils.set_random_seed(job.base.seed + int(job.trial_id) if job.trial_id.isdigit()
-                                else job.base.seed)
+    _seed_everything(job.base.seed + int(job.trial_id) if job.trial_id.isdigit()
+                     else job.base.seed, deterministic=True)
     data = prepare_data(job.base, load_dataset(job.base.dataset, data_dir=job.base.data_dir))
     data = fit_dataset(data, job.space.fixed["input_shape"])
     model, result.measure = check_configuration(job.space, job.values, job.budget)
