@@ -226,7 +226,7 @@ def test_missing_source_and_not_a_model(tmp_path):
         load_source("saved_models/nothing/model.keras")
     junk = tmp_path / "junk.keras"
     junk.write_text("not a model")
-    with pytest.raises(ValueError, match="not a loadable Keras model"):
+    with pytest.raises(ValueError, match="not a valid .keras file"):
         load_source(str(junk))
 
 
