@@ -2,8 +2,9 @@
 
 Runs ``zoo tune lenet5 --space filters=4:16 --space kernel_sizes=3,5 --space
 learning_rate=0.001,0.003,0.01 --only --epochs 1`` as a library call for ``--trials``
-trials, records the process's resident size after every trial (the same number the search writes in trials.csv's ``rss_mb`` column) and writes
-``memory-LABEL.csv`` and ``memory.png`` (every curve in ``--out``) into ``--out``.
+trials, records the process's resident size after every trial (the same number the search
+writes in trials.csv's ``rss_mb`` column) and writes ``memory-LABEL.csv`` and ``memory.png``
+(every curve in ``--out``) into ``--out``.
 ``--no-free`` replaces the search's clean-up between trials by nothing, to compare.
 
     python benchmarks/tune_memory.py --trials 100 --out benchmarks/results/tune_memory
