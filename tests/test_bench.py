@@ -17,8 +17,9 @@ from zoo.bench.report import format_markdown
 from zoo.cli import main
 
 # Small inputs that keep every layer's geometry valid, so the big models build quickly.
-SMALL_INPUT = {"alexnet": (67, 67, 3), "vgg11": (32, 32, 3), "vgg13": (32, 32, 3),
-               "vgg16": (32, 32, 3), "vgg19": (32, 32, 3)}
+SMALL_INPUT = {"alexnet": (67, 67, 3), "alexnet_torchvision": (67, 67, 3),
+               "vgg11": (32, 32, 3), "vgg13": (32, 32, 3), "vgg16": (32, 32, 3),
+               "vgg19": (32, 32, 3)}
 
 
 def _layer_signature(model) -> list[tuple]:

@@ -54,21 +54,23 @@ def lenet5_modern(input_shape, num_classes, preprocessing: Sequence[Any] = ()) -
     ])
 
 
-def alexnet(input_shape, num_classes, preprocessing: Sequence[Any] = ()) -> "keras.Model":
-    """Single-tower AlexNet without local response normalization."""
+def _alexnet(input_shape, num_classes, preprocessing, filters, first_pad) -> "keras.Model":
+    """Single-tower AlexNet without local response normalization, as users write it."""
     import keras
     from keras import layers
 
+    first = [layers.ZeroPadding2D(first_pad)] if first_pad else []
     return keras.Sequential([
         keras.Input(shape=input_shape),
         *preprocessing,
-        layers.Conv2D(96, 11, strides=4, activation="relu"),
+        *first,
+        layers.Conv2D(filters[0], 11, strides=4, activation="relu"),
         layers.MaxPooling2D(3, strides=2),
-        layers.Conv2D(256, 5, padding="same", activation="relu"),
+        layers.Conv2D(filters[1], 5, padding="same", activation="relu"),
         layers.MaxPooling2D(3, strides=2),
-        layers.Conv2D(384, 3, padding="same", activation="relu"),
-        layers.Conv2D(384, 3, padding="same", activation="relu"),
-        layers.Conv2D(256, 3, padding="same", activation="relu"),
+        layers.Conv2D(filters[2], 3, padding="same", activation="relu"),
+        layers.Conv2D(filters[3], 3, padding="same", activation="relu"),
+        layers.Conv2D(filters[4], 3, padding="same", activation="relu"),
         layers.MaxPooling2D(3, strides=2),
         layers.Flatten(),
         layers.Dense(4096, activation="relu"),
@@ -77,6 +79,17 @@ def alexnet(input_shape, num_classes, preprocessing: Sequence[Any] = ()) -> "ker
         layers.Dropout(0.5),
         layers.Dense(num_classes, activation="softmax"),
     ])
+
+
+def alexnet(input_shape, num_classes, preprocessing: Sequence[Any] = ()) -> "keras.Model":
+    """The paper's filter counts (96-256-384-384-256), no padding before conv1."""
+    return _alexnet(input_shape, num_classes, preprocessing, (96, 256, 384, 384, 256), 0)
+
+
+def alexnet_torchvision(input_shape, num_classes,
+                        preprocessing: Sequence[Any] = ()) -> "keras.Model":
+    """torchvision's filter counts (64-192-384-256-256), conv1's input padded by 2 pixels."""
+    return _alexnet(input_shape, num_classes, preprocessing, (64, 192, 384, 256, 256), 2)
 
 
 def _vgg(input_shape, num_classes, preprocessing, blocks, dense_units) -> "keras.Model":
@@ -129,6 +142,7 @@ BASELINES: dict[str, Callable[..., "keras.Model"]] = {
     "lenet5": lenet5,
     "lenet5_modern": lenet5_modern,
     "alexnet": alexnet,
+    "alexnet_torchvision": alexnet_torchvision,
     "vgg_small": vgg_small,
     "vgg11": vgg11,
     "vgg13": vgg13,
