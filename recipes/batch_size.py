@@ -13,7 +13,7 @@ probe that runs out of GPU memory can leave the device unusable for the rest of 
 
 The batch is the largest power of two with ``fixed + batch x per_image <= budget``, capped so
 that an epoch still has ``MIN_STEPS_PER_EPOCH`` updates and at ``MAX_BATCH``. Memory alone chose
-1024 for the digits' 1,257 training images: two updates per epoch, so 30 epochs made only 60
+1024 for the digits' 1,259 training images: two updates per epoch, so 30 epochs made only 60
 steps; the cap gives 64 there (20 steps per epoch).
 """
 

@@ -212,7 +212,7 @@ def test_auto_batch_size_is_a_power_of_two_that_fits():
 
     plan = tiny_plan()
     roomy = estimate_batch_size(plan, available_bytes=2**34)
-    # Memory allows far more; an epoch keeps >= 16 updates: 1,257 images // 16 = 78 -> 64.
+    # Memory allows far more; an epoch keeps >= 16 updates: 1,259 images // 16 = 78 -> 64.
     assert roomy.batch_size == 64
     tight = estimate_batch_size(plan, available_bytes=roomy.fixed_bytes * 2
                                 + 40 * roomy.per_image_bytes)
