@@ -156,6 +156,11 @@ def test_private_keras_tuner_hooks_are_the_ones_written_for():
             f"check tuning/tuners.py's override against it")
     oracle = keras_tuner.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=1)
     assert isinstance(oracle._tried_so_far, set), "Oracle._tried_so_far is no longer a set"
+    grid = keras_tuner.oracles.GridSearchOracle(objective="val_accuracy", max_trials=1)
+    assert isinstance(grid._populate_next, list), "GridSearchOracle._populate_next changed"
+    assert hasattr(grid._ordered_ids, "insert"), "GridSearchOracle._ordered_ids changed"
+    assert "_ordered_ids" not in grid.get_state(), (
+        "keras-tuner now saves the grid walk itself: drop ZooGridSearchOracle.reload")
     # Every zoo oracle and tuner really uses the overrides (nothing earlier in the MRO wins).
     for oracle_class in tuners.ORACLES.values():
         for name in ("_retry", "_random_values"):

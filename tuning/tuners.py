@@ -34,7 +34,10 @@ them fails loudly):
   (``--increasing-filters``) are drawn again and never proposed later;
 - ``BaseTuner._populate_initial_space()``: keras-tuner's version builds the model at the
   default values (once per conditional scope) after ``declare_hyperparameters``; ours only
-  declares, since the defaults may be a refused configuration and building costs time.
+  declares, since the defaults may be a refused configuration and building costs time;
+- ``GridSearchOracle._ordered_ids``/``_populate_next`` (read by ``populate_space``, ordered
+  by ``_compare``): rebuilt from the trials on reload, so a grid search resumes after a kill
+  between two trials (keras-tuner keeps them only in memory).
 
 ``ZooHyperband`` also starts at ``Tuner.__init__``: ``Hyperband.__init__`` only makes a plain
 ``HyperbandOracle``, and ours is passed in (the test compares the attributes both set up).
@@ -45,6 +48,7 @@ search starts, so bad input is refused without that cost.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import replace
@@ -76,6 +80,9 @@ PRIVATE_HOOKS = {
     "Oracle._compute_values_hash": (keras_tuner.Oracle, "_compute_values_hash",
                                     "(self, values)"),
     "BaseTuner._populate_initial_space": (BaseTuner, "_populate_initial_space", "(self)"),
+    "GridSearchOracle._compare": (oracles.GridSearchOracle, "_compare", "(self, a, b)"),
+    "GridSearchOracle.populate_space": (oracles.GridSearchOracle, "populate_space",
+                                        "(self, trial_id)"),
 }
 
 
@@ -151,7 +158,26 @@ class ZooRandomSearchOracle(SpaceRulesOracle, oracles.RandomSearchOracle):
 
 
 class ZooGridSearchOracle(SpaceRulesOracle, oracles.GridSearchOracle):
-    """keras-tuner's grid search with the space's rules."""
+    """keras-tuner's grid search with the space's rules, resumable between two trials."""
+
+    def reload(self):
+        """Reload the trials, then rebuild the walk through the grid from them.
+
+        keras-tuner's grid search keeps its walk (``_ordered_ids``, the trials sorted by their
+        values, and ``_populate_next``, the trials whose next combination is still to be
+        proposed) only in memory: a search killed after a trial ended and before the next one
+        started resumed with an empty walk and stopped at once, with trials left untried.
+        Every reloaded trial is queued again; combinations already tried are skipped by the
+        walk itself (each trial's successor in value order is compared).
+        """
+        super().reload()
+        order = sorted(self.trials, key=functools.cmp_to_key(
+            lambda a, b: self._compare(self.trials[a].hyperparameters.values,
+                                       self.trials[b].hyperparameters.values)))
+        self._ordered_ids = type(self._ordered_ids)()
+        for trial_id in order:
+            self._ordered_ids.insert(trial_id)
+        self._populate_next = list(order)
 
 
 class ZooBayesianOptimizationOracle(SpaceRulesOracle, oracles.BayesianOptimizationOracle):
