@@ -104,18 +104,9 @@ def _read_zip(path: Path) -> dict[str, np.ndarray]:
             raise ValueError(f"{path}: a torch zip file holds one data.pkl, found {len(pickles)}")
         prefix = pickles[0][: -len("data.pkl")]
         storages: dict[str, _Storage] = {}
-
-        def persistent_load(pid):
-            if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
-                raise ValueError(f"{path}: unsupported persistent id {pid!r}")
-            kind = _storage_type(pid[1], str(path))
-            key = str(pid[2])
-            if key not in storages:
-                storages[key] = _Storage(kind.dtype, int(pid[4]))
-            return storages[key]
-
         state = load_restricted(archive.read(pickles[0]), _allowed_globals(),
-                                persistent_load=persistent_load, what=str(path))
+                                persistent_load=_storage_loader(storages, path),
+                                what=str(path))
         byteorder = "little"
         if f"{prefix}byteorder" in names:
             byteorder = archive.read(f"{prefix}byteorder").decode().strip()
@@ -126,6 +117,22 @@ def _read_zip(path: Path) -> dict[str, np.ndarray]:
                 raise ValueError(f"{path}: storage {key} is missing (truncated file?)") from None
             storage.array = _from_bytes(raw, storage, byteorder, path)
     return _materialize(state, path)
+
+
+def _storage_loader(storages: dict[str, "_Storage"], path: Path):
+    """The unpickler's persistent_load for torch's storages (both file formats): each storage
+    is recorded empty in ``storages`` by key, and its bytes are filled in afterwards."""
+
+    def persistent_load(pid):
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
+            raise ValueError(f"{path}: unsupported persistent id {pid!r}")
+        kind = _storage_type(pid[1], str(path))
+        key = str(pid[2])
+        if key not in storages:
+            storages[key] = _Storage(kind.dtype, int(pid[4]))
+        return storages[key]
+
+    return persistent_load
 
 
 def _from_bytes(raw: bytes, storage: _Storage, byteorder: str, path: Path) -> np.ndarray:
@@ -151,17 +158,8 @@ def _read_legacy(path: Path) -> dict[str, np.ndarray]:
     byteorder = "little" if not isinstance(sys_info, dict) or sys_info.get(
         "little_endian", True) else "big"
     storages: dict[str, _Storage] = {}
-
-    def persistent_load(pid):
-        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
-            raise ValueError(f"{path}: unsupported persistent id {pid!r}")
-        kind = _storage_type(pid[1], str(path))
-        key = str(pid[2])
-        if key not in storages:
-            storages[key] = _Storage(kind.dtype, int(pid[4]))
-        return storages[key]
-
-    state = load_restricted(stream, allowed, persistent_load=persistent_load, what=str(path))
+    state = load_restricted(stream, allowed, persistent_load=_storage_loader(storages, path),
+                            what=str(path))
     keys = load_restricted(stream, {}, what=str(path))
     for key in keys:
         storage = storages[str(key)]
