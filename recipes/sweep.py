@@ -5,11 +5,13 @@ hyperparameter (``normalization=none,batch,group``) or a recipe parameter
 (``dropout:rate=0,0.3,0.5``) — and otherwise runs exactly what ``zoo compare`` runs: the same
 split, ``zoo.train.train`` in memory, one row per run. Every spec is checked (key, types,
 clashes) before any data loads. Each sweep writes one table (Markdown and CSV) and one plot
-(``recipes/sweep_report.py``).
+(``recipes/sweep_report.py``); a sweep into its own earlier folder trains only the runs that
+folder does not hold yet (``recipes/sweep_resume.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -32,7 +34,14 @@ from recipes.compare import (
     train_and_measure,
 )
 from recipes.sweep_report import format_sweep_table, plot_sweep, sweep_csv
-from zoo.data import load_dataset
+from recipes.sweep_resume import (
+    CONFIG_FILE,
+    SHARED_SETTINGS,
+    earlier_config,
+    read_finished_runs,
+    run_key,
+)
+from zoo.data import Dataset, load_dataset
 from zoo.names import did_you_mean
 from zoo.registry import check_hyperparameters, get_model_info
 from zoo.runs import write_json_atomic, write_text_atomic
@@ -265,46 +274,91 @@ def compare_sweeps(
         for recipe_set in sets:
             for value in sweep.values:
                 _plan_for(settings, sweep, recipe_set, value, 0)
-    data = load_dataset(dataset, data_dir=data_dir)
-    train_split = prepare_data(settings.plan("none", 0), data)
     out_dir = (Path(out) if out else
                COMPARE_DIR / f"{model}-sweep-{time.strftime('%Y%m%d-%H%M%S')}")
+    shared = {name: getattr(settings, name) for name in SHARED_SETTINGS}
+    earlier = earlier_config(out_dir, shared)
+    data = load_dataset(dataset, data_dir=data_dir)
+    train_split = prepare_data(settings.plan("none", 0), data)
     out_dir.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
-    write_json_atomic(out_dir / "config.json", {
-        "model": model, "hparams": hparams or {}, "dataset": dataset,
-        "train_fraction": train_fraction, "train_size": len(train_split.x_train),
-        "epochs": epochs, "seeds": seeds, "learning_rate": learning_rate,
-        "batch_size": batch_size, "optimizer": optimizer, "target": target,
-        "recipe_sets": sets, "sweeps": [{"key": s.key, "values": list(s.values)} for s in parsed],
-        "load_average_1min": load})
+    earlier_loads = _earlier_loads(earlier)
+    write_json_atomic(out_dir / CONFIG_FILE, {
+        **shared, "learning_rate": learning_rate, "batch_size": batch_size,
+        "train_size": len(train_split.x_train), "seeds": seeds, "target": target,
+        "recipe_sets": sets, "sweeps": _sweeps_in_folder(parsed, earlier),
+        "load_average_1min": load, "earlier_load_averages_1min": earlier_loads})
     caption = (f"{model} on {train_split.name}, {len(train_split.x_train)} training images, "
                f"{epochs} epoch(s), {seeds} seed(s), 1-minute load average {load:.1f} at the "
                f"start")
-    results = []
-    for sweep in parsed:
-        runs: list[CompareRun] = []
-        for recipe_set in sets:
-            for value in sweep.values:
-                for seed in range(seeds):
-                    plan = _plan_for(settings, sweep, recipe_set, value, seed)
-                    runs.append(train_and_measure(plan, recipe_set, data, train_split, target,
-                                                  value))
-                    if progress:
-                        progress(f"{sweep.key}={value} " + _short_line(runs[-1]))
-                    # Rewritten after every run, so a killed sweep keeps what it measured.
-                    result = _write_sweep(sweep, runs, out_dir, target, caption)
-        results.append(result)
-    return results
+    return [_run_sweep(sweep, sets, seeds, settings, data, train_split, target, out_dir,
+                       caption, earlier_loads, progress) for sweep in parsed]
 
 
-def _write_sweep(sweep: Sweep, runs: list[CompareRun], out_dir: Path, target: float,
-                 caption: str) -> SweepResult:
+def _run_sweep(sweep: Sweep, sets: list[str], seeds: int, settings: RunSettings, data: Dataset,
+               train_split: Dataset, target: float, out_dir: Path, caption: str,
+               earlier_loads: list[float], progress: Callable[[str], None] | None
+               ) -> SweepResult:
+    """Train the cells of one sweep that the folder does not hold yet; write its outputs."""
+    finished = {run_key(r.recipe_set, r.value, r.seed, r.learning_rate, r.batch_size): r
+                for r in read_finished_runs(_runs_path(out_dir, sweep), target=target,
+                                            chance_loss=math.log(train_split.num_classes))}
+    requested = [(recipe_set, value, _plan_for(settings, sweep, recipe_set, value, seed))
+                 for recipe_set in sets for value in sweep.values for seed in range(seeds)]
+    keys = [run_key(recipe_set, value, plan.seed, plan.learning_rate, plan.batch_size)
+            for recipe_set, value, plan in requested]
+    reused = sum(key in finished for key in keys)
+    if reused:
+        caption += (f"; {reused} of {len(requested)} runs reused from this folder's earlier "
+                    f"invocations (load {', '.join(f'{x:.1f}' for x in earlier_loads)} at "
+                    f"their start)")
+    runs: list[CompareRun] = []
+    for (recipe_set, value, plan), key in zip(requested, keys):
+        done = finished.pop(key, None)
+        if done is not None:
+            runs.append(dataclasses.replace(done, value=value))
+            if progress:
+                progress(f"{sweep.key}={value} {recipe_set} seed {plan.seed}: finished "
+                         f"earlier, reused")
+            continue
+        runs.append(train_and_measure(plan, recipe_set, data, train_split, target, value))
+        if progress:
+            progress(f"{sweep.key}={value} " + _short_line(runs[-1]))
+        # Rewritten after every run, so a killed sweep keeps what it measured (and the
+        # finished runs it has not reached yet).
+        _write_sweep(sweep, runs, list(finished.values()), out_dir, target, caption)
+    return _write_sweep(sweep, runs, list(finished.values()), out_dir, target, caption)
+
+
+def _runs_path(out_dir: Path, sweep: Sweep) -> Path:
+    return out_dir / f"sweep-{sweep.slug}-{RUNS_FILE}"
+
+
+def _earlier_loads(earlier: dict[str, Any] | None) -> list[float]:
+    """The load averages at the start of the folder's earlier invocations, oldest first."""
+    if earlier is None:
+        return []
+    return [*earlier.get("earlier_load_averages_1min", []), earlier["load_average_1min"]]
+
+
+def _sweeps_in_folder(parsed: list[Sweep], earlier: dict[str, Any] | None) -> list[dict]:
+    """This invocation's sweeps, and the earlier ones whose files stay in the folder."""
+    now = [{"key": s.key, "values": list(s.values)} for s in parsed]
+    swept = {s.key for s in parsed} | {s.target for s in parsed}
+    kept = [old for old in (earlier or {}).get("sweeps", [])
+            if old["key"] not in swept and PLAN_KEYS.get(old["key"]) not in swept]
+    return kept + now
+
+
+def _write_sweep(sweep: Sweep, runs: list[CompareRun], kept: list[CompareRun], out_dir: Path,
+                 target: float, caption: str) -> SweepResult:
+    """Table, CSVs and plot of ``runs``; the runs CSV also keeps ``kept``, finished runs of
+    the folder that this invocation did not ask for (a value or seed left out this time)."""
     table = format_sweep_table(sweep, runs, target=target, caption=caption)
     stem = out_dir / f"sweep-{sweep.slug}"
     write_text_atomic(stem.with_suffix(".md"), table)
     write_text_atomic(stem.with_suffix(".csv"), sweep_csv(sweep, runs, target))
-    write_text_atomic(out_dir / f"sweep-{sweep.slug}-{RUNS_FILE}", runs_csv(runs))
+    write_text_atomic(_runs_path(out_dir, sweep), runs_csv(runs + kept))
     plot = plot_sweep(sweep, runs, stem.with_suffix(".png"), title=caption.split(", 1-min")[0])
     return SweepResult(sweep, list(runs), table, stem.with_suffix(".md"), plot)
 

@@ -140,3 +140,85 @@ def test_deterministic_compare_repeats_every_run(tmp_path):
                      for name in ("a", "b"))
     assert [r.val_curve for r in first.runs] == [r.val_curve for r in second.runs]
     assert [r.train_accuracy for r in first.runs] == [r.train_accuracy for r in second.runs]
+
+
+def test_sweep_into_its_own_folder_trains_only_the_missing_cells(tmp_path, monkeypatch):
+    """--seeds 2 after --seeds 1 into the same --out reuses seed 0 and trains seed 1 only."""
+    import json
+
+    import recipes.sweep
+    from recipes.sweep import compare_sweeps
+
+    out = tmp_path / "sweep"
+    settings = dict(recipe_sets="batchnorm", hparams={"filters": (4, 8), "dense_units": (16, 16)},
+                    train_fraction=0.05, epochs=1, target=0.05, out=out)
+    compare_sweeps("lenet5", ["lr=0.01"], seeds=1, **settings)
+    runs_path = out / "sweep-learning_rate-runs.csv"
+    first = runs_path.read_text().splitlines()
+
+    trained = []
+    real = recipes.sweep.train_and_measure
+
+    def recording(plan, recipe_set, *args, **kwargs):
+        trained.append((recipe_set, plan.learning_rate, plan.seed))
+        return real(plan, recipe_set, *args, **kwargs)
+
+    monkeypatch.setattr(recipes.sweep, "train_and_measure", recording)
+    lines = []
+    [result] = compare_sweeps("lenet5", ["lr=0.01"], seeds=2, progress=lines.append, **settings)
+    assert trained == [("batchnorm", 0.01, 1)]
+    assert "seed 0: finished earlier, reused" in lines[0]
+    rows = runs_path.read_text().splitlines()
+    assert rows[:2] == first and len(rows) == 3  # seed 0's row (curve, seconds) untouched
+    assert [(r.seed, r.value) for r in result.runs] == [(0, 0.01), (1, 0.01)]
+    assert "| batchnorm | 0.01 |" in result.table and "1 of 2 runs reused" in result.table
+    config = json.loads((out / "config.json").read_text())
+    assert config["seeds"] == 2 and len(config["earlier_load_averages_1min"]) == 1
+
+    # Asking for less trains nothing and loses nothing: seed 1 stays in the runs CSV.
+    [fewer] = compare_sweeps("lenet5", ["lr=0.01"], seeds=1, **settings)
+    assert trained == [("batchnorm", 0.01, 1)] and len(fewer.runs) == 1
+    assert runs_path.read_text().splitlines() == rows
+
+    # Other shared settings would mix runs of two experiments: refused before data loads.
+    monkeypatch.setattr(recipes.sweep, "load_dataset", lambda *a, **k: 1 / 0)
+    with pytest.raises(RecipeError, match="epochs=1, not 2"):
+        compare_sweeps("lenet5", ["lr=0.01"], seeds=2, **{**settings, "epochs": 2})
+    assert runs_path.read_text().splitlines() == rows
+
+
+def test_sweep_refuses_a_folder_it_cannot_extend(tmp_path):
+    from recipes.sweep import compare_sweeps
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "config.json").write_text('{"model": "lenet5", "recipe_sets": ["none"]}')
+    with pytest.raises(RecipeError, match="zoo compare without --sweep"):
+        compare_sweeps("lenet5", ["lr=0.01"], out=plain)
+    orphan = tmp_path / "orphan"
+    orphan.mkdir()
+    (orphan / "sweep-learning_rate-runs.csv").write_text("recipes,seed\n")
+    with pytest.raises(RecipeError, match="no config.json beside it"):
+        compare_sweeps("lenet5", ["lr=0.01"], out=orphan)
+
+
+def test_sweep_folder_settings_check_accepts_unrecorded_defaults_and_refuses_the_rest(
+        tmp_path):
+    import json
+
+    from recipes.sweep_resume import earlier_config
+
+    shared = dict(model="lenet5", hparams={"filters": (4, 8)}, dataset="digits", data_dir=None,
+                  train_fraction=0.05, epochs=1, optimizer="sgd", deterministic=False)
+    # As the lecture's first sweeps wrote it: no data_dir or deterministic recorded. The base
+    # learning rate is not compared: each run's own rate is part of its key.
+    old = {k: v for k, v in shared.items() if k not in ("data_dir", "deterministic")}
+    (tmp_path / "config.json").write_text(json.dumps(
+        {**old, "learning_rate": 0.001, "sweeps": [{"key": "lr", "values": [0.1, 1.0]}]}))
+    assert earlier_config(tmp_path, shared)["sweeps"][0]["key"] == "lr"
+    with pytest.raises(RecipeError, match="optimizer="):
+        earlier_config(tmp_path, {**shared, "optimizer": "adam"})
+    with pytest.raises(RecipeError, match="deterministic=false, not true"):
+        earlier_config(tmp_path, {**shared, "deterministic": True})
+    with pytest.raises(RecipeError, match='hparams='):
+        earlier_config(tmp_path, {**shared, "hparams": {"filters": (8, 16)}})

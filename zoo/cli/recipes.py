@@ -73,7 +73,9 @@ def augment_preview_command(recipes, dataset, data_dir, images, copies, seed, ou
 @input_shape_option
 @set_option
 @click.option("--out", default=None, help="Folder for the tables, CSVs and plots "
-                                          "(default saved_models/compare/...).")
+                                          "(default saved_models/compare/...); a --sweep "
+                                          "into its own earlier folder trains only the "
+                                          "runs it does not hold yet.")
 @click.pass_context
 def compare_command(ctx, name, recipe_sets, sweeps, dataset, data_dir, train_fraction, epochs,
                     seeds, learning_rate, batch_size, optimizer, target, deterministic,
