@@ -107,6 +107,55 @@ def test_bench_command_writes_json_and_markdown(tmp_path):
     assert "skipped: TensorFlow is not installed" in text and "| n/a |" in text
 
 
+def test_bench_dataset_times_the_sets_own_images(tmp_path, monkeypatch):
+    """--dataset: the zoo's training path gets the set's real training images, fitted as
+    `zoo train` fits them (28x28 zero-padded to LeNet-5's 32x32), and the report says so."""
+    from official_files import make_idx_set, write_files
+
+    from zoo.bench import run as bench_run
+    from zoo.data import load_dataset
+    from zoo.datasets.imports import import_dataset
+
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "zoo-home"))
+    contents, _ = make_idx_set("fashion_mnist", monkeypatch, n_train=100, n_test=20)
+    args = ["bench", "lenet5", "--dataset", "fashion_mnist", "--batch-size", "16", "--steps",
+            "2", "--repeats", "1", "--inference-batch", "4", "--augment", "--no-torch"]
+    before = CliRunner().invoke(main, [*args, "--json", str(tmp_path / "none.json")])
+    assert before.exit_code == 1 and len(before.output.strip().splitlines()) == 1
+    assert "zoo data import fashion_mnist PATH" in before.output
+    assert not (tmp_path / "none.json").exists()
+
+    import_dataset("fashion_mnist", write_files(tmp_path / "raw", contents))
+    trained = []
+    real_train = bench_run.train
+
+    def recording_train(plan, **kwargs):
+        trained.append((plan, kwargs["data"]))
+        return real_train(plan, **kwargs)
+
+    monkeypatch.setattr(bench_run, "train", recording_train)
+    out = tmp_path / "fashion.json"
+    result = CliRunner().invoke(main, [*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    ((plan, data),) = trained
+    assert plan.dataset == "fashion_mnist" and data.x_train.shape == (32, 32, 32, 1)
+    # Every timed image is one of the set's training images, zero-padded by 2 on each side.
+    official = {bytes(image) for image in load_dataset("fashion_mnist").x_train}
+    assert all(bytes(image[2:30, 2:30]) in official for image in data.x_train)
+    assert not data.x_train[:, :2].any() and not data.x_train[:, 30:].any()
+    assert len({bytes(image) for image in data.x_train}) == 32
+    report = json.loads(out.read_text())
+    (row,) = report["rows"]
+    assert row["dataset"] == "fashion_mnist" and report["settings"]["dataset"] == "fashion_mnist"
+    assert row["data_shape"] == [28, 28, 1] and row["input_shape"] == [32, 32, 1]
+    assert "--dataset fashion_mnist" in report["command"]
+    assert "real training images of `fashion_mnist` (28x28x1)" in out.with_suffix(".md").read_text()
+
+    # More images than the training split holds (90 after the validation slice): one line.
+    too_many = CliRunner().invoke(main, [*args[:5], "64", *args[6:], "--json", str(out)])
+    assert too_many.exit_code == 1 and "has 90 training images" in too_many.output
+
+
 def test_backend_option_reruns_in_a_fresh_process(monkeypatch):
     import subprocess
 

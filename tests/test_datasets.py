@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import io
 import pickle
 import tarfile
@@ -13,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from official_files import RNG, make_idx_set, md5, write_files
 
 from zoo.cli import main
 from zoo.data import DataError, load_dataset
@@ -21,53 +20,12 @@ from zoo.datasets.catalog import CATALOG, OfficialFile
 from zoo.datasets.imports import import_dataset
 from zoo.datasets.source import DatasetImportError
 
-RNG = np.random.default_rng(0)
-
 
 @pytest.fixture(autouse=True)
 def zoo_home(tmp_path, monkeypatch):
     home = tmp_path / "zoo-home"
     monkeypatch.setenv("ZOO_HOME", str(home))
     return home
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    """An IDX file of unsigned bytes, as MNIST's authors write them."""
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big")
-                                                         for n in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-def make_idx_set(name, monkeypatch, *, n_train=100, n_test=20):
-    """Official-format IDX contents for ``name``, with the catalog's checksums set to them."""
-    arrays = {"train": (RNG.integers(0, 256, (n_train, 28, 28)), np.arange(n_train) % 10),
-              "test": (RNG.integers(0, 256, (n_test, 28, 28)), np.arange(n_test) % 10)}
-    spec = CATALOG[name]
-    contents, files = {}, {}
-    for split, (images_file, labels_file) in spec.files.items():
-        images, labels = arrays[split]
-        contents[images_file.name] = idx_bytes(images)
-        contents[labels_file.name] = idx_bytes(labels)
-        files[split] = tuple(OfficialFile(f.name, md5(contents[f.name]))
-                             for f in (images_file, labels_file))
-    monkeypatch.setitem(CATALOG, name, replace(spec, files=files,
-                                               splits={"train": n_train, "test": n_test}))
-    return contents, arrays
-
-
-def write_files(folder: Path, contents: dict[str, bytes], *, gz=False, dotted=False) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, data in contents.items():
-        name = name.replace("-idx", ".idx") if dotted else name
-        if gz:
-            (folder / f"{name}.gz").write_bytes(gzip.compress(data))
-        else:
-            (folder / name).write_bytes(data)
-    return folder
 
 
 def cifar_pickle(entry: dict) -> bytes:

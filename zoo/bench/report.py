@@ -50,6 +50,7 @@ def format_markdown(report: dict[str, Any]) -> str:
             for dtype, p in peaks.items()),
         f"- Settings: {settings['repeats']} timed repeats after a warm-up epoch, augment "
         f"{'on' if settings['augment'] else 'off'}, seed {settings['seed']}",
+        f"- Images: {_images_text(report)}",
     ]
     if report.get("command"):
         lines.append(f"- Command: `{report['command']}`")
@@ -107,6 +108,15 @@ def format_markdown(report: dict[str, Any]) -> str:
                   f"{_ratio_text(row['torch'].get('min_repeat_ratio'))} | "
                   f"{row['torch']['cpu_ratio']:.2f}x |" for row in torch_rows]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _images_text(report: dict[str, Any]) -> str:
+    dataset = report["settings"].get("dataset")
+    if not dataset:
+        return "random uint8 images of each model's input shape"
+    shapes = sorted({"x".join(map(str, row["data_shape"])) for row in report["rows"]})
+    return (f"real training images of `{dataset}` ({', '.join(shapes)}), fitted to each "
+            f"model's input as `zoo train` fits them; inference on its test images")
 
 
 def _ratio_text(value: float | None) -> str:

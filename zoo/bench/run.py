@@ -1,6 +1,7 @@
 """`zoo bench`: training and inference speed of zoo models against hand-written Keras peers.
 
-For each model, one process and one set of random images measures
+For each model, one process and one set of images (random, or a data set's real training
+images with ``--dataset``) measures
 - the zoo's training path (``zoo.train.train``: its input pipeline, compile settings and
   callbacks) and, interleaved epoch by epoch so both see the same machine load, the plain
   baseline from ``zoo.bench.keras_peer`` fitted with ``model.fit`` on NumPy arrays;
@@ -30,7 +31,7 @@ from recipes import apply_recipes
 from recipes.augment import Augment
 from zoo.bench.keras_peer import build_baseline
 from zoo.bench.torch_peer import run_in_own_process
-from zoo.data import Dataset, has_tensorflow, to_float
+from zoo.data import Dataset, fit_dataset, fit_images, has_tensorflow, load_dataset, to_float
 from zoo.export import ExportSource, build_serving_model, write_savedmodel
 from zoo.layer_table import summarize
 from zoo.registry import get_model_info
@@ -69,6 +70,10 @@ class BenchSettings:
     seed: int = 0
     note: str = ""
     torch: bool = True  # also time the PyTorch peer where PyTorch and one are available
+    # None: random images; else a data set's name or path (as `zoo train --dataset` takes it),
+    # whose real training images are timed.
+    dataset: str | None = None
+    data_dir: str | None = None
 
     def check(self) -> None:
         """Raise BenchError for settings that cannot be measured."""
@@ -207,10 +212,26 @@ def random_dataset(input_shape, num_classes: int, count: int, seed: int):
                    [str(c) for c in range(num_classes)])
 
 
-def augmentation_layers(seed: int) -> list:
-    """The layers of the zoo's ``augment`` recipe for the random data, for the baseline model."""
+def real_images(data: Dataset, input_shape, count: int, seed: int) -> Dataset:
+    """``count`` training images of ``data`` drawn with ``seed``, and a batch-sized slice of
+    its validation and test splits, fitted to the model's input as `zoo train` fits them
+    (MNIST's 28x28 zero-padded to LeNet-5's 32x32, grey repeated for an RGB model)."""
+    if count > len(data.x_train):
+        raise BenchError(f"data set {data.name} has {len(data.x_train):,} training images, "
+                         f"fewer than batch size x steps = {count:,}; lower --steps or "
+                         f"--batch-size")
+    picks = np.sort(np.random.default_rng(seed).choice(len(data.x_train), count, replace=False))
+    held_out = 64
+    drawn = Dataset(data.name, data.x_train[picks], data.y_train[picks],
+                    data.x_val[:held_out], data.y_val[:held_out],
+                    data.x_test[:held_out], data.y_test[:held_out], data.class_names)
+    return fit_dataset(drawn, tuple(input_shape))
 
-    return Augment().for_dataset(RANDOM_DATASET).make_layers(seed)
+
+def augmentation_layers(seed: int, dataset: str = RANDOM_DATASET) -> list:
+    """The layers of the zoo's ``augment`` recipe for ``dataset``, for the baseline model."""
+
+    return Augment().for_dataset(dataset).make_layers(seed)
 
 
 def epoch_timer(after_epoch: Callable[[int], None] | None = None):
@@ -250,24 +271,40 @@ def _rates(images: int, seconds: list[float]) -> dict[str, float]:
     return spread([images / s for s in seconds[1:]])  # epoch 0 traces and compiles: warm-up
 
 
-def bench_training(name: str, settings: BenchSettings, work_dir: Path
-                   ) -> tuple[dict[str, Any], Any]:
+def bench_training(name: str, settings: BenchSettings, work_dir: Path,
+                   source: Dataset | None = None) -> tuple[dict[str, Any], Any]:
     """(row, trained model): images/s of the zoo's training path and of the hand-written
-    baseline, one baseline epoch after each zoo epoch."""
+    baseline, one baseline epoch after each zoo epoch.
+
+    Args:
+        name: a registered model.
+        settings: what to measure.
+        work_dir: a scratch folder (the PyTorch peer's data, exports).
+        source: the loaded data set of ``settings.dataset`` (its real training images are
+            timed, its class count sets the model's); None times random images.
+    """
     import keras
 
     info = get_model_info(name)
     input_shape = tuple(settings.input_shape or info.input_shape)
-    hparams = {"input_shape": input_shape}
+    num_classes = source.num_classes if source is not None else info.num_classes
+    hparams = {"input_shape": input_shape, "num_classes": num_classes}
     macs = summarize(info.builder(**hparams)).total_macs
     keras.backend.clear_session()
     flops = 3 * 2 * macs  # forward, and a backward pass of about twice the forward
     batch = settings.batch_size or default_batch_size(flops)
     steps = settings.steps or default_steps(flops, batch)
-    data = random_dataset(input_shape, info.num_classes, batch * steps, settings.seed)
+    if source is None:
+        dataset = RANDOM_DATASET
+        data = random_dataset(input_shape, num_classes, batch * steps, settings.seed)
+    else:
+        dataset = settings.dataset
+        if settings.steps is None:  # the default work, as far as the training split goes
+            steps = max(1, min(steps, len(source.x_train) // batch))
+        data = real_images(source, input_shape, batch * steps, settings.seed)
 
-    preprocessing = augmentation_layers(settings.seed) if settings.augment else ()
-    baseline = build_baseline(name, input_shape, info.num_classes, preprocessing)
+    preprocessing = augmentation_layers(settings.seed, dataset) if settings.augment else ()
+    baseline = build_baseline(name, input_shape, num_classes, preprocessing)
     baseline_timer = epoch_timer()
     if baseline is not None:
         # Default settings: jit_compile="auto" is no XLA on a CPU-only TF machine, XLA under
@@ -282,7 +319,7 @@ def bench_training(name: str, settings: BenchSettings, work_dir: Path
                          callbacks=[baseline_timer])
 
     zoo_timer = epoch_timer(after_epoch=baseline_epoch)
-    plan = TrainPlan(model=name, hparams=hparams, dataset=RANDOM_DATASET,
+    plan = TrainPlan(model=name, hparams=hparams, dataset=dataset,
                      epochs=1 + settings.repeats, batch_size=batch, seed=settings.seed,
                      out=str(work_dir / f"run-{name}"), callbacks=[zoo_timer])
     if settings.augment:
@@ -293,12 +330,15 @@ def bench_training(name: str, settings: BenchSettings, work_dir: Path
     torch = None
     if settings.torch:
         # After the Keras paths, in a process of its own: TensorFlow's thread pools sit idle.
-        torch = run_in_own_process(name, data.x_train, data.y_train, info.num_classes, batch,
+        torch = run_in_own_process(name, data.x_train, data.y_train, num_classes, batch,
                                    settings.seed, 1 + settings.repeats, work_dir)
     images = batch * steps
     zoo_rate, zoo_cpu = _rates(images, zoo_timer.wall), _rates(images, zoo_timer.cpu)
     row: dict[str, Any] = {
         "model": name, "input_shape": list(input_shape), "batch_size": batch, "steps": steps,
+        # The data set's own image shape; `input_shape` is what the model was fed.
+        "dataset": dataset,
+        "data_shape": list((source if source is not None else data).image_shape),
         "repeats": settings.repeats, "augment": settings.augment, "macs": macs,
         "train_flops_per_image": flops,
         "zoo_images_per_s": zoo_rate, "zoo_cpu_images_per_s": zoo_cpu,
@@ -370,13 +410,19 @@ def saved_model_server(model, name: str, path: Path) -> Callable[[Any], Any] | N
     return lambda images: (loaded, serve(**{INPUT_NAME: tf.constant(images)}))[1]
 
 
-def bench_inference(result, macs: int, large_batch: int, seed: int, work_dir: Path
-                    ) -> dict[str, Any]:
-    """Keras predict_on_batch and SavedModel serving speed of a finished training run."""
+def bench_inference(result, macs: int, large_batch: int, seed: int, work_dir: Path,
+                    source: Dataset | None = None) -> dict[str, Any]:
+    """Keras predict_on_batch and SavedModel serving speed of a finished training run, on
+    random images or on ``source``'s test images (repeated if fewer than ``large_batch``)."""
 
     model = result.model
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, size=(large_batch, *model.input_shape[1:]), dtype=np.uint8)
+    shape = tuple(model.input_shape[1:])
+    if source is None:
+        rng = np.random.default_rng(seed)
+        images = rng.integers(0, 256, size=(large_batch, *shape), dtype=np.uint8)
+    else:
+        picks = np.arange(large_batch) % len(source.x_test)
+        images = fit_images(source.x_test[picks], shape)
     report = {"keras_predict": _inference(model.predict_on_batch, to_float(images), macs,
                                           large_batch)}
     server = saved_model_server(model, model.name, work_dir / f"export-{model.name}")
@@ -396,6 +442,9 @@ def benchmark(names: list[str], settings: BenchSettings,
     settings.check()
     for name in names:
         get_model_info(name)  # unknown names fail before any measurement
+    # Loaded once for all models; a set not imported fails here, with the import command.
+    source = (load_dataset(settings.dataset, data_dir=settings.data_dir)
+              if settings.dataset else None)
     previous_policy = keras.config.dtype_policy().name
     keras.config.set_dtype_policy(settings.dtype_policy)
     try:
@@ -413,13 +462,13 @@ def benchmark(names: list[str], settings: BenchSettings,
         rows = []
         with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
             for name in names:
-                row, result = bench_training(name, settings, Path(tmp))
+                row, result = bench_training(name, settings, Path(tmp), source)
                 row["fraction_of_peak"] = (row["zoo_images_per_s"]["median"]
                                            * row["train_flops_per_image"]
                                            / (peaks[compute]["peak_gflops"] * 1e9))
                 large = settings.inference_batch or row["batch_size"]
                 row["inference"] = bench_inference(result, row["macs"], large, settings.seed,
-                                                   Path(tmp))
+                                                   Path(tmp), source)
                 rows.append(row)
                 keras.backend.clear_session()
                 progress(format_row(row))

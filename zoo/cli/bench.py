@@ -40,11 +40,17 @@ def _keras_backend_in_use() -> str | None:
               help="JSON report path (Markdown beside it); default benchmarks/results/.")
 @click.option("--note", default="", help="A remark stored with the results (e.g. machine load).")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--dataset", default=None,
+              help="Time real images: mnist, fashion_mnist, cifar10, cifar100 (after `zoo data "
+                   "import`), 'digits', 'tfds:NAME' or a folder, fitted to each model's input "
+                   "as `zoo train` does (default: random images).")
+@click.option("--data-dir", default=None, help="tensorflow-datasets data directory (tfds:).")
 @click.option("--torch/--no-torch", "with_torch", default=True, show_default=True,
               help="Also time plain PyTorch LeNet-5/vgg_small when PyTorch is installed.")
 @click.pass_context
 def bench_command(ctx, names, batch_size, steps, repeats, input_shape, augment, dtype_policy,
-                  inference_batch, backend, json_path, note, seed, with_torch) -> None:
+                  inference_batch, backend, json_path, note, seed, dataset, data_dir,
+                  with_torch) -> None:
     """Measure training images/s of the zoo vs. a hand-written Keras model, inference speed
     and latency, and the fraction of the machine's matmul peak, for models NAMES (default:
     all registered). Writes JSON and Markdown under benchmarks/results/."""
@@ -62,7 +68,8 @@ def bench_command(ctx, names, batch_size, steps, repeats, input_shape, augment, 
     settings = BenchSettings(batch_size=batch_size, steps=steps, repeats=repeats,
                              input_shape=parse_shape(input_shape), augment=augment,
                              dtype_policy=dtype_policy, inference_batch=inference_batch,
-                             seed=seed, note=note, torch=with_torch)
+                             seed=seed, note=note, torch=with_torch, dataset=dataset,
+                             data_dir=data_dir)
     report = benchmark(list(names) or list_models(), settings, progress=click.echo)
     report["command"] = " ".join(["zoo", *sys_args(ctx)])
     json_out, md_out = write_report(report, json_path)
@@ -74,7 +81,8 @@ def sys_args(ctx: click.Context) -> list[str]:
     params = ctx.params
     args = ["bench", *params["names"]]
     for key in ("batch_size", "steps", "repeats", "input_shape", "dtype_policy",
-                "inference_batch", "backend", "json_path", "note", "seed"):
+                "inference_batch", "backend", "json_path", "note", "seed", "dataset",
+                "data_dir"):
         value = params[key]
         if value is None or value == "" or (key, value) in (("repeats", 3), ("seed", 0),
                                                             ("dtype_policy", "float32")):
