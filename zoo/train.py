@@ -270,7 +270,9 @@ def train(
             callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
 
     start = time.perf_counter()
-    fit = model.fit(train_batches, validation_data=val_batches,
+    # shuffle=False: the batches come shuffled from make_batches; Keras ignores (and since 3.15
+    # warns about) its own shuffle flag for a tf.data.Dataset or PyDataset.
+    fit = model.fit(train_batches, validation_data=val_batches, shuffle=False,
                     initial_epoch=plan.initial_epoch, epochs=plan.initial_epoch + plan.epochs,
                     callbacks=callbacks, verbose=verbose)
     seconds = time.perf_counter() - start
