@@ -251,6 +251,49 @@ def test_keras_applications_h5_matches_layers_by_name(tmp_path):
     assert sorted(convert.keras_h5_to_layers(path, model)) == sorted(expected)
 
 
+def _write_keras_applications_h5(model, path):
+    """Write ``model`` as keras.applications' weight files are written: Keras' legacy
+    weights-only HDF5 (root ``layer_names``, ``backend``, ``keras_version``; one group per
+    layer with ``weight_names`` and one dataset per weight), as Keras 2's
+    ``model.save_weights("x.h5")`` wrote them. Keras 3 keeps that writer only privately
+    (``keras.src.legacy.saving``, present in 3.0-3.15); the loader is public
+    (``model.load_weights("x.h5")``, which keras.applications calls on its downloads)."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    return path
+
+
+def test_keras_applications_vgg16_file_gives_keras_outputs_in_the_zoo_vgg16(tmp_path):
+    """No genuine keras.applications file is available offline, so one is written from
+    keras.applications.VGG16 itself in the files' layout; imported as vgg16:keras_notop, the
+    zoo's vgg16 then computes what keras.applications.VGG16 computes with that file."""
+    import h5py
+    import keras
+
+    from zoo.weights.store import import_weights
+
+    shape = (32, 32, 3)  # convolution weights do not depend on the input size
+    theirs = keras.applications.VGG16(weights=None, include_top=False, input_shape=shape)
+    path = _write_keras_applications_h5(
+        theirs, tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    with h5py.File(path, "r") as f:  # the layout the converter reads
+        names = [str(n, "utf8") if isinstance(n, bytes) else n for n in f.attrs["layer_names"]]
+        assert "model_weights" not in f and names[-1] == "block5_pool"
+        assert len(f["block1_conv1"].attrs["weight_names"]) == 2  # kernel, bias
+    keras_loaded = keras.applications.VGG16(weights=str(path), include_top=False,
+                                            input_shape=shape)
+    result = import_weights(path, unverified=True, as_key="vgg16:keras_notop")
+    assert result.layers == 13 and not result.verified  # random weights: not the official MD5
+    ours = zoo.build("vgg16", weights="keras_notop", input_shape=shape)
+    images = RNG.uniform(0, 255, size=(2, *shape)).astype(np.float32)
+    expected = np.asarray(keras_loaded(images))
+    assert np.abs(expected).max() > 0  # not a dead network: the comparison means something
+    np.testing.assert_allclose(np.asarray(ours(images)), expected, rtol=1e-5, atol=1e-5)
+
+
 # ---------------------------------------------------------------- import, verify, build
 
 
@@ -417,3 +460,37 @@ def test_unverified_weights_are_recorded_in_the_transfer_run(tiny_entry, tmp_pat
                                                      out=str(tmp_path / "run")), verbose=0)
     recorded = json.loads((result.run_dir / "config.json").read_text())["weights"]
     assert recorded["entry"] == "vgg11:tiny" and recorded["verified"] is False
+
+
+def test_export_manifest_and_show_carry_the_weights_a_run_started_from(tiny_entry, tmp_path):
+    """A verified entry and an --unverified import: the entry, the source file's SHA-256 and
+    the verified flag reach the run, the export manifest on disk and `zoo show RUN`."""
+    import json
+
+    from recipes.transfer import TransferSettings, load_source, transfer
+    from zoo.data import load_digits
+    from zoo.export import export_model
+    from zoo.serving import MANIFEST_FILE
+    from zoo.weights.store import import_weights
+
+    entry, official = tiny_entry
+    altered = save_zip(_torchvision_vgg_state(), tmp_path / "altered.pth")
+    data = load_digits().subset(per_class=2)
+    for file, verified in ((official, True), (altered, False)):
+        imported = import_weights(file, unverified=not verified, as_key=entry.key)
+        assert imported.verified is verified
+        source = load_source("vgg11", weights="tiny", input_shape=(16, 16, 3), target=data)
+        run = transfer(source, data, TransferSettings(strategy="head", head_epochs=1,
+                                                      out=str(tmp_path / f"run-{verified}")),
+                       verbose=0).run_dir
+        export = export_model(run, formats=["keras"], out=tmp_path / "exports",
+                              name=f"tiny-{str(verified).lower()}")
+        on_disk = json.loads((export.path / MANIFEST_FILE).read_text())
+        recorded = on_disk["training"]["weights"]
+        assert recorded["entry"] == "vgg11:tiny" and recorded["verified"] is verified
+        assert recorded["source_sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
+        shown = CliRunner().invoke(main, ["show", str(run)])
+        assert shown.exit_code == 0, shown.output
+        line = shown.output.strip().splitlines()[-1]
+        assert line.startswith("started from weights: vgg11:tiny")
+        assert ("UNVERIFIED" in line) is not verified and imported.sha256 in line

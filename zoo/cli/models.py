@@ -69,6 +69,21 @@ def weights_lines(name: str, chosen: str | None) -> tuple[list[str], dict | None
     return lines, provenance
 
 
+def run_weights_lines(path: str) -> tuple[list[str], dict | None]:
+    """The line saying which pretrained weights a run started from, and their provenance,
+    as the run's config records them (an --unverified import says UNVERIFIED)."""
+    from zoo.runs import load_run_config
+
+    provenance = load_run_config(path).get("weights")
+    if not provenance:
+        return [], None
+    verified = provenance.get("verified")
+    flag = ("" if verified else "  UNVERIFIED" if verified is False else "  (unchecked file)")
+    digest = provenance.get("source_sha256")
+    return [f"started from weights: {provenance.get('entry', provenance.get('file'))}{flag}"
+            + (f" (source SHA-256 {digest})" if digest else "")], provenance
+
+
 @click.command("show")
 @click.argument("name")
 @input_shape_option
@@ -79,8 +94,9 @@ def weights_lines(name: str, chosen: str | None) -> tuple[list[str], dict | None
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show_command(name: str, input_shape: str | None, assignments: tuple[str, ...],
                  weights: str | None, as_json: bool) -> None:
-    """Print every layer of NAME (a registered model or a .keras file) with output size,
-    weights, MACs and receptive field, and the model's pretrained weights entries."""
+    """Print every layer of NAME (a registered model, a run directory or a .keras file) with
+    output size, weights, MACs and receptive field, and the model's pretrained weights entries
+    (for a run: the weights it started from, UNVERIFIED where they were)."""
     import warnings
     from pathlib import Path
 
@@ -88,8 +104,8 @@ def show_command(name: str, input_shape: str | None, assignments: tuple[str, ...
 
     hparams = parse_assignments(assignments)
     is_file = "/" in name or name.endswith(".keras") or Path(name).exists()
-    lines, provenance = ([], None) if is_file else weights_lines(name, weights)
-    if provenance is not None and provenance.get("entry"):
+    lines, provenance = run_weights_lines(name) if is_file else weights_lines(name, weights)
+    if not is_file and provenance is not None and provenance.get("entry"):
         from zoo.weights.catalog import parse_key
 
         entry_hparams = dict(parse_key(provenance["entry"]).hparams)
