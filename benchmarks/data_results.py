@@ -91,6 +91,16 @@ ROWS = (
         "--recipe schedule:kind=cosine --seed S",
         (PREVIOUS / "runs/lenet5-fashion-s0", *seeds(RUNS, "data13-lenet5-fashion-s", [1, 2])),
         CPU),
+    # The search example's default and best configurations, retrained with fresh seeds
+    # (docs/tuning.md): 4 % of the training split, as in the search.
+    Row("lenet5", "fashion_mnist", "4 % of the training split (2,200 images), no recipe",
+        "zoo train lenet5 --dataset fashion_mnist --train-fraction 0.04 --epochs 10 --seed S",
+        seeds(RUNS, "data13-tune-default-fashion-s", [1, 2, 3]), CPU),
+    Row("lenet5", "fashion_mnist",
+        "searched: filters 32,16, kernels 5,3; 4 % of the training split, no recipe",
+        "zoo train lenet5 --dataset fashion_mnist --train-fraction 0.04 --epochs 10 "
+        "--set filters=32,16 --set kernel_sizes=5,3 --seed S",
+        seeds(RUNS, "data13-tune-best-fashion-s", [1, 2, 3]), CPU),
     Row("vgg_small", "fashion_mnist", "batch norm + augment (flip, no rotation) + cosine schedule",
         "zoo train vgg_small --dataset fashion_mnist --input-shape 32,32,1 --epochs 20 "
         "--batch-size 128 --recipe batchnorm --recipe augment:flip=horizontal,fill=constant,"
@@ -106,10 +116,16 @@ def command_settings(command: str) -> dict:
     for option, value in zip(words, words[1:]):
         if option == "--recipe":
             settings["recipes"].append(value.split(":")[0])
-        elif option in ("--dataset", "--epochs", "--batch-size"):
+        elif option in ("--dataset", "--epochs", "--batch-size", "--train-fraction"):
             key = option[2:].replace("-", "_")
-            settings[key] = value if key == "dataset" else int(value)
+            settings[key] = {"dataset": str, "train_fraction": float}.get(key, int)(value)
+        elif option == "--set":
+            name, _, text = value.partition("=")
+            settings.setdefault("hparams", {})[name] = [int(v) for v in text.split(",")]
     settings["recipes"].sort()
+    settings.setdefault("batch_size", 32)  # zoo train's defaults
+    settings.setdefault("train_fraction", 1.0)
+    settings.setdefault("hparams", {})
     return settings
 
 
@@ -141,9 +157,11 @@ def collect(row: Row) -> list[Path]:
 
 def check_run(row: Row, run: Path, config: dict) -> None:
     expected = command_settings(row.command)
-    found = {key: config[key] for key in ("model", "dataset", "epochs", "batch_size")}
+    found = {key: config[key] for key in ("model", "dataset", "epochs", "batch_size",
+                                          "train_fraction")}
     found["recipes"] = sorted(r.split(":")[0] for r in config["recipes"])
-    found["model"] = config["model"]
+    # --set values (integer lists here) must be among the run's builder arguments.
+    found["hparams"] = {name: config["hparams"].get(name) for name in expected["hparams"]}
     if found != {key: expected.get(key) for key in found}:
         raise SystemExit(f"{run}: its config.json ({found}) is not what the row's command "
                          f"runs ({expected}); fix ROWS")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 
@@ -71,7 +72,7 @@ def bench_command(ctx, names, batch_size, steps, repeats, input_shape, augment, 
                              seed=seed, note=note, torch=with_torch, dataset=dataset,
                              data_dir=data_dir)
     report = benchmark(list(names) or list_models(), settings, progress=click.echo)
-    report["command"] = " ".join(["zoo", *sys_args(ctx)])
+    report["command"] = shlex.join(["zoo", *sys_args(ctx)])
     json_out, md_out = write_report(report, json_path)
     click.echo(f"results: {json_out} and {md_out}")
 
