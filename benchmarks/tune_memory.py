@@ -5,7 +5,9 @@ learning_rate=0.001,0.003,0.01 --only --epochs 1`` as a library call for ``--tri
 trials, records the process's resident size after every trial (the same number the search
 writes in trials.csv's ``rss_mb`` column) and writes ``memory-LABEL.csv`` and ``memory.png``
 (every curve in ``--out``) into ``--out``.
-``--no-free`` replaces the search's clean-up between trials by nothing, to compare.
+``--cleanup`` chooses what runs between trials, to compare: ``full`` (the search's: forget
+the trial's custom gradients, clear the Keras session, collect garbage, trim the heap),
+``session`` (all but forgetting the custom gradients) or ``none``.
 
     python benchmarks/tune_memory.py --trials 100 --out benchmarks/results/tune_memory
 """
@@ -30,8 +32,9 @@ def main() -> None:
     parser.add_argument("--train-fraction", type=float, default=0.1)
     parser.add_argument("--out", default="benchmarks/results/tune_memory")
     parser.add_argument("--label", default=None, help="name of this curve (default: settings)")
-    parser.add_argument("--no-free", action="store_true",
-                        help="skip the clean-up between trials (clear_session, gc, malloc_trim)")
+    parser.add_argument("--cleanup", choices=("full", "session", "none"), default="full",
+                        help="between trials: the search's clean-up (full), all but forgetting "
+                             "the trial's custom gradients (session), or nothing (none)")
     parser.add_argument("--isolate", action="store_true", help="each trial in a fresh process")
     args = parser.parse_args()
 
@@ -42,11 +45,13 @@ def main() -> None:
     import tuning.tuners as tuners
     from tuning.search import SearchPlan, run_search
 
-    if args.no_free:
-        tuners.free_memory = lambda: None
+    if args.cleanup == "none":
+        tuners.free_memory = lambda keep_gradients=None: None
+    elif args.cleanup == "session":
+        tuners.free_memory = lambda keep_gradients=None: resources.free_memory(None)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    label = args.label or ("isolate" if args.isolate else ("no-free" if args.no_free else "free"))
+    label = args.label or ("isolate" if args.isolate else f"cleanup-{args.cleanup}")
     rows: list[tuple[int, float, float]] = []
     start = time.perf_counter()
 

@@ -319,3 +319,50 @@ def test_run_isolated_trains_in_another_process(tmp_path):
     refused = run_isolated(job)  # over the budget: refused in the child, before training
     assert refused.pid != os.getpid() and "--max-macs" in refused.refused
     assert refused.history == {} and not (tmp_path / "w.weights.h5").exists()
+
+
+# -- memory over many trials --------------------------------------------------------------------
+def _live_traced_graphs() -> int:
+    import gc
+
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    gc.collect()
+    return sum(isinstance(o, FuncGraph) for o in gc.get_objects())
+
+
+def test_a_finished_trials_custom_gradients_are_forgotten():
+    """Keras' optimizer all-reduces gradients even on one device and TensorFlow registers that
+    as a custom gradient, for good, in its gradient registry (a private dict: pinned here);
+    the registration keeps the traced training step alive after the model is gone. The tuner
+    forgets the registrations made during a trial. If TensorFlow stops registering them (or
+    stops holding the graph through them), this fails: drop forget_custom_gradients."""
+    import keras
+    import numpy as np
+
+    from tuning import resources
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the custom-gradient registry is TensorFlow's")
+    import tensorflow as tf
+    from tensorflow.python.framework import ops
+    from tensorflow.python.ops import custom_gradient
+
+    assert isinstance(ops._gradient_registry._registry, dict), (
+        f"TensorFlow {tf.__version__} changed {resources.GRADIENT_REGISTRY_HOOK}")
+    assert custom_gradient.generate_name().startswith(resources.CUSTOM_GRADIENT_PREFIX)
+    before = resources.custom_gradient_names()
+    graphs_before = _live_traced_graphs()
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.zeros((8, 2)), np.zeros((8, 1)), batch_size=4, epochs=1, verbose=0)
+    registered = resources.custom_gradient_names() - before
+    assert registered, (
+        f"TensorFlow {tf.__version__} no longer registers a custom gradient per traced "
+        f"training step: forget_custom_gradients is not needed")
+    del model
+    keras.backend.clear_session()
+    assert _live_traced_graphs() > graphs_before, "the registry no longer keeps the graph"
+    assert resources.forget_custom_gradients(before) == len(registered)
+    assert resources.custom_gradient_names() == before
+    assert _live_traced_graphs() == graphs_before  # the trained step's graphs are released

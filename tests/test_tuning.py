@@ -169,6 +169,47 @@ def test_private_keras_tuner_hooks_are_the_ones_written_for():
         assert tuner_class._populate_initial_space is tuners.ZooTrials._populate_initial_space
 
 
+def test_keras_tuner_keeps_the_records_a_trial_reported_itself(tmp_path):
+    """The zoo's tuner reports every epoch to the oracle (``update_trial(step=epoch)``, read by
+    pruning) and its final records at the best epoch, then returns them; keras-tuner 1.4 then
+    skips its own update (``BaseTuner._run_and_update_trial``, a use it calls deprecated) and
+    warns with the text the search silences. If keras-tuner drops that path, it records the
+    returned dict again at step 0 and this fails, as it does if the warning's text changes."""
+    import warnings
+
+    import keras_tuner
+
+    from tuning import tuners
+
+    class Reporting(keras_tuner.Tuner):
+        def run_trial(self, trial, *args, **kwargs):
+            for epoch, value in enumerate([0.2, 0.9, 0.5]):
+                self.oracle.update_trial(trial.trial_id, {"val_accuracy": value}, step=epoch)
+            self.oracle.update_trial(trial.trial_id, {"val_accuracy": 0.9, "params": 7.0},
+                                     step=1)
+            return {"val_accuracy": 0.123, "params": 8.0}  # must not be recorded
+
+    oracle = keras_tuner.oracles.RandomSearchOracle(
+        objective=keras_tuner.Objective("val_accuracy", "max"), max_trials=1, seed=1)
+    tuner = Reporting(oracle=oracle, directory=str(tmp_path), project_name="self_report")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tuner.search()
+    (trial,) = oracle.trials.values()
+    version = keras_tuner.__version__
+    assert trial.status == "COMPLETED", trial.message
+    history = [(o.step, o.value) for o in trial.metrics.get_history("val_accuracy")]
+    assert history == [(0, [0.2]), (1, [0.9, 0.9]), (2, [0.5])], (
+        f"keras-tuner {version} recorded run_trial's return value on top of the trial's own "
+        f"per-epoch records ({history}); ZooTrials.run_trial must stop reporting them itself "
+        f"or stop returning them")
+    assert trial.metrics.get_best_value("params") == 7.0
+    assert any(issubclass(w.category, DeprecationWarning)
+               and str(w.message).startswith(tuners.SELF_REPORT_WARNING) for w in caught), (
+        f"keras-tuner {version} no longer warns {tuners.SELF_REPORT_WARNING!r}...: update "
+        f"tuners.SELF_REPORT_WARNING (the search silences it) and check the path still exists")
+
+
 def _declared(oracle, space):
     hp = oracle.get_space()
     space.declare(hp)
@@ -225,7 +266,7 @@ def test_tuners_declare_the_space_without_building_a_model(tmp_path):
             hp.Int("units", 1, 2))]),
         objective="val_accuracy", max_epochs=2, directory=str(tmp_path), project_name="plain")
     ours = set(vars(tuner)) - {"echo", "pruner", "trials_run_here", "last_note", "pruned_at",
-                               "epochs_done", "isolate"}
+                               "epochs_done", "isolate", "gradients_before"}
     assert ours == set(vars(plain))
 
 

@@ -3,9 +3,21 @@
 A search runs hundreds of models in one process. keras-tuner clears the Keras session before
 it builds each model; ``free_memory`` also runs after each trial so that the finished trial's
 model, optimizer state and traced functions are released before the next one is built, and
-hands freed heap pages back to the operating system (glibc keeps them otherwise, and the
-resident size grows trial after trial although nothing is referenced). Keras is imported
-inside the functions.
+hands freed heap pages back to the operating system. Keras is imported inside the functions.
+
+What kept a finished trial alive on the TensorFlow backend (10 MB per trained model, the
+growth keras-tuner users report): Keras' optimizer sums the gradients across replicas with
+``ReplicaContext.all_reduce`` even on one device, and TensorFlow wraps that in
+``tf.custom_gradient``, which in a traced function registers a gradient function under a new
+name ("CustomGradient-N") in TensorFlow's global gradient registry and never removes it. Its
+closure holds the traced training step's tensors, so the whole traced graph, its nested
+functions (also registered with the eager runtime) and their C++ graphs outlived the model,
+through ``clear_session`` and ``gc.collect``. TensorFlow has no public API to unregister a
+gradient, so ``forget_custom_gradients`` deletes, after a trial, the entries registered
+during it (``GRADIENT_REGISTRY_HOOK``: a private attribute, pinned and tested in
+tests/test_search_cost.py). A gradient registered this way is only looked up while the step
+that registered it is being differentiated, during its tracing; once the trial is over, its
+model and functions are discarded.
 """
 
 from __future__ import annotations
@@ -38,10 +50,57 @@ def _malloc_trim() -> None:
         pass
 
 
-def free_memory() -> None:
-    """Release the last trial's Keras state and give freed heap pages back to the system."""
+# TensorFlow's registry of gradient functions by op name (a private attribute: TensorFlow can
+# register but not unregister), and the prefix of the names tf.custom_gradient gives.
+GRADIENT_REGISTRY_HOOK = "tensorflow.python.framework.ops._gradient_registry._registry"
+CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
+
+
+def _gradient_registry() -> dict | None:
+    """TensorFlow's gradient registry, or None unless Keras runs on TensorFlow."""
     import keras
 
+    if keras.backend.backend() != "tensorflow":
+        return None
+    from tensorflow.python.framework import ops
+
+    return ops._gradient_registry._registry
+
+
+def custom_gradient_names() -> frozenset[str]:
+    """The custom gradients TensorFlow holds now: taken when a trial starts."""
+    registry = _gradient_registry()
+    if registry is None:
+        return frozenset()
+    return frozenset(name for name in registry if name.startswith(CUSTOM_GRADIENT_PREFIX))
+
+
+def forget_custom_gradients(keep: frozenset[str]) -> int:
+    """Unregister the custom gradients registered since ``keep`` was taken; return how many.
+
+    Call it only once whatever was traced since then is discarded (a finished trial's model).
+    """
+    registry = _gradient_registry()
+    if registry is None:
+        return 0
+    stale = [name for name in registry
+             if name.startswith(CUSTOM_GRADIENT_PREFIX) and name not in keep]
+    for name in stale:
+        del registry[name]
+    return len(stale)
+
+
+def free_memory(keep_gradients: frozenset[str] | None = None) -> None:
+    """Release the last trial's Keras state and give freed heap pages back to the system.
+
+    Args:
+        keep_gradients: ``custom_gradient_names()`` taken before the trial; the custom
+            gradients registered since are forgotten. None forgets none.
+    """
+    import keras
+
+    if keep_gradients is not None:
+        forget_custom_gradients(keep_gradients)
     keras.backend.clear_session()
     gc.collect()
     _malloc_trim()

@@ -255,7 +255,7 @@ def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchR
         # A refused trial's objective is NaN on purpose; numpy would warn when it is scored.
         warnings.filterwarnings("ignore", "All-NaN", RuntimeWarning)
         # The tuner reports each trial's records itself (per epoch, for pruning); see tuners.
-        warnings.filterwarnings("ignore", "The use case of calling", DeprecationWarning)
+        warnings.filterwarnings("ignore", tuners.SELF_REPORT_WARNING, DeprecationWarning)
         tuner.search(verbose=0)
     seconds = time.perf_counter() - start
     result = SearchResult(out=out, space=space, rows=[], seconds=seconds,

@@ -18,8 +18,11 @@ Per epoch, the tuner reports the epoch's metrics to the oracle (``oracle.update_
 pruner (``tuning.pruning``) whether to stop the trial. At the end of a trained trial it reports
 what the table needs besides the objective (parameters, MACs, latency, seconds, epochs, batch,
 resident memory) the same way, at the best epoch; keras-tuner then keeps those records instead
-of the dict ``run_trial`` returns (a use it calls deprecated but supports in 1.4; the test of
-the private hooks checks it still does).
+of the dict ``run_trial`` returns (``BaseTuner._run_and_update_trial``: a use it calls
+deprecated but supports in 1.4, with a DeprecationWarning the search silences by its text,
+``SELF_REPORT_WARNING``). Were that path removed, keras-tuner would record the returned dict a
+second time, at step 0, mixing it into the first epoch's record that pruning reads;
+tests/test_tuning.py checks the path is still there.
 
 Everything here goes through keras-tuner's public API (``HyperModel.build``/``fit``/
 ``declare_hyperparameters``, ``Tuner.run_trial`` and its trial callbacks, the oracles'
@@ -62,7 +65,12 @@ from keras_tuner.engine.trial import TrialStatus
 from tuning.preflight import Budget, Measure, RejectedConfiguration, check_configuration
 from tuning.pruning import PRUNED_METRIC, make_pruner
 from tuning.records import SearchPlan
-from tuning.resources import free_memory, is_out_of_memory, resident_mb
+from tuning.resources import (
+    custom_gradient_names,
+    free_memory,
+    is_out_of_memory,
+    resident_mb,
+)
 from tuning.results import format_trial_line, trial_row
 from tuning.space import SearchSpace
 from zoo.train import TrainPlan, compile_model, training_batches
@@ -73,7 +81,11 @@ MAX_CONSECUTIVE_FAILED = 3
 # Random draws an oracle makes before giving up on satisfying --increasing-filters.
 RULE_REDRAWS = 200
 
-# The private keras-tuner methods overridden here, with the signatures they were written for.
+# keras-tuner 1.4's DeprecationWarning when run_trial has reported the objective itself.
+SELF_REPORT_WARNING = "The use case of calling"
+
+# The private keras-tuner methods overridden (or, for _run_and_update_trial, relied on) here,
+# with the signatures they were written for.
 PRIVATE_HOOKS = {
     "Oracle._retry": (keras_tuner.Oracle, "_retry", "(self, trial)"),
     "Oracle._random_values": (keras_tuner.Oracle, "_random_values", "(self)"),
@@ -83,6 +95,8 @@ PRIVATE_HOOKS = {
     "GridSearchOracle._compare": (oracles.GridSearchOracle, "_compare", "(self, a, b)"),
     "GridSearchOracle.populate_space": (oracles.GridSearchOracle, "populate_space",
                                         "(self, trial_id)"),
+    "BaseTuner._run_and_update_trial": (BaseTuner, "_run_and_update_trial",
+                                        "(self, trial, *fit_args, **fit_kwargs)"),
 }
 
 
@@ -218,6 +232,7 @@ class ZooTrials:
         self.last_note = ""
         self.pruned_at: int | None = None
         self.epochs_done = 0
+        self.gradients_before: frozenset[str] = frozenset()
 
     @property
     def objective_name(self) -> str:
@@ -340,11 +355,14 @@ class ZooTrials:
 
     def on_trial_begin(self, trial):
         self.last_note = ""
+        self.gradients_before = custom_gradient_names()
         super().on_trial_begin(trial)
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
-        free_memory()  # the trial's model, optimizer and traced functions, before the next
+        # The trial's model, optimizer and traced functions, before the next trial; the
+        # custom gradients its training registered would keep them alive (tuning.resources).
+        free_memory(keep_gradients=self.gradients_before)
         self.trials_run_here += 1
         ended = self.oracle.get_trial(trial.trial_id)
         row = trial_row(ended, self.hypermodel.space, self.objective_name, note=self.last_note)
