@@ -340,7 +340,7 @@ def test_a_finished_trials_custom_gradients_are_forgotten():
     import keras
     import numpy as np
 
-    from tuning import resources
+    from zoo import gradient_registry as resources
 
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the custom-gradient registry is TensorFlow's")

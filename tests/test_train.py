@@ -134,3 +134,18 @@ def test_folder_dataset_trains_on_a_model_of_other_shape(tmp_path):
                    write_run=False)
     assert result.model.output_shape == (None, 2)
     assert result.test_metrics["test_accuracy"] == 1.0
+
+
+def test_training_leaves_no_custom_gradient_registered():
+    # Each fit on TensorFlow registers custom gradients that would keep its traced graphs
+    # alive after the model is gone (~10 MB per run in a sweep); the loop forgets them.
+    import keras
+
+    from zoo.gradient_registry import custom_gradient_names
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the custom-gradient registry is TensorFlow's")
+    before = custom_gradient_names()
+    train(TrainPlan(model="lenet5", epochs=1, train_fraction=0.2, batch_size=64),
+          write_run=False)
+    assert custom_gradient_names() == before

@@ -13,11 +13,11 @@ name ("CustomGradient-N") in TensorFlow's global gradient registry and never rem
 closure holds the traced training step's tensors, so the whole traced graph, its nested
 functions (also registered with the eager runtime) and their C++ graphs outlived the model,
 through ``clear_session`` and ``gc.collect``. TensorFlow has no public API to unregister a
-gradient, so ``forget_custom_gradients`` deletes, after a trial, the entries registered
-during it (``GRADIENT_REGISTRY_HOOK``: a private attribute, pinned and tested in
-tests/test_search_cost.py). A gradient registered this way is only looked up while the step
-that registered it is being differentiated, during its tracing; once the trial is over, its
-model and functions are discarded.
+gradient, so ``zoo.gradient_registry.forget_custom_gradients`` deletes the entries registered
+during a fit (a private attribute, pinned and tested in tests/test_search_cost.py): the one
+training loop does it after every fit, and the tuner again after every trial, for the
+trials' own fits. A gradient registered this way is only looked up while the step that
+registered it is being differentiated, during its tracing.
 """
 
 from __future__ import annotations
@@ -25,6 +25,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+
+from zoo.gradient_registry import (  # noqa: F401  (the tuner takes them from here)
+    custom_gradient_names,
+    forget_custom_gradients,
+)
 
 # Exception class names that mean "out of memory" (TensorFlow, JAX/XLA, PyTorch).
 OOM_ERRORS = ("ResourceExhaustedError", "OutOfMemoryError")
@@ -48,46 +53,6 @@ def _malloc_trim() -> None:
         libc.malloc_trim(0)
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to hand back
         pass
-
-
-# TensorFlow's registry of gradient functions by op name (a private attribute: TensorFlow can
-# register but not unregister), and the prefix of the names tf.custom_gradient gives.
-GRADIENT_REGISTRY_HOOK = "tensorflow.python.framework.ops._gradient_registry._registry"
-CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
-
-
-def _gradient_registry() -> dict | None:
-    """TensorFlow's gradient registry, or None unless Keras runs on TensorFlow."""
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        return None
-    from tensorflow.python.framework import ops
-
-    return ops._gradient_registry._registry
-
-
-def custom_gradient_names() -> frozenset[str]:
-    """The custom gradients TensorFlow holds now: taken when a trial starts."""
-    registry = _gradient_registry()
-    if registry is None:
-        return frozenset()
-    return frozenset(name for name in registry if name.startswith(CUSTOM_GRADIENT_PREFIX))
-
-
-def forget_custom_gradients(keep: frozenset[str]) -> int:
-    """Unregister the custom gradients registered since ``keep`` was taken; return how many.
-
-    Call it only once whatever was traced since then is discarded (a finished trial's model).
-    """
-    registry = _gradient_registry()
-    if registry is None:
-        return 0
-    stale = [name for name in registry
-             if name.startswith(CUSTOM_GRADIENT_PREFIX) and name not in keep]
-    for name in stale:
-        del registry[name]
-    return len(stale)
 
 
 def free_memory(keep_gradients: frozenset[str] | None = None) -> None:

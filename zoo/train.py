@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from zoo import resume
 from zoo.data import DEFAULT_DATASET, Dataset, fit_dataset, load_dataset, make_batches
+from zoo.gradient_registry import custom_gradient_names, forget_custom_gradients
 from zoo.registry import check_hyperparameters, get_model_info
 from zoo.runs import (
     CONFIG_FILE,
@@ -270,11 +271,18 @@ def train(
             callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
 
     start = time.perf_counter()
-    # shuffle=False: the batches come shuffled from make_batches; Keras ignores (and since 3.15
-    # warns about) its own shuffle flag for a tf.data.Dataset or PyDataset.
-    fit = model.fit(train_batches, validation_data=val_batches, shuffle=False,
-                    initial_epoch=plan.initial_epoch, epochs=plan.initial_epoch + plan.epochs,
-                    callbacks=callbacks, verbose=verbose)
+    gradients_before = custom_gradient_names()
+    try:
+        # shuffle=False: the batches come shuffled from make_batches; Keras ignores (and since
+        # 3.15 warns about) its own shuffle flag for a tf.data.Dataset or PyDataset.
+        fit = model.fit(train_batches, validation_data=val_batches, shuffle=False,
+                        initial_epoch=plan.initial_epoch,
+                        epochs=plan.initial_epoch + plan.epochs,
+                        callbacks=callbacks, verbose=verbose)
+    finally:
+        # Otherwise TensorFlow's gradient registry keeps this fit's traced graphs alive after
+        # the model is gone: ~10 MB per run in a sweep or search (zoo.gradient_registry).
+        forget_custom_gradients(gradients_before)
     seconds = time.perf_counter() - start
     history = read_history(run_dir / HISTORY_FILE) if write_run else fit.history
     losses = history.get("loss", [])
