@@ -125,5 +125,6 @@ def _train(job: IsolatedTrial, result: IsolatedResult) -> None:
 
     train, val = training_batches(plan, data)
     history = model.fit(train, validation_data=val, epochs=plan.epochs, verbose=0,
+                        shuffle=False,  # the batches come shuffled (training_batches)
                         callbacks=[Report(), best_epoch_checkpoint(job)])
     result.history = {k: [float(v) for v in vs] for k, vs in history.history.items()}

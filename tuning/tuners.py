@@ -135,8 +135,10 @@ class ZooHyperModel(keras_tuner.HyperModel):
         """Train with zoo.train's batches for the trial's (or Hyperband's) number of epochs."""
         plan = self.trial_plan(hp)
         train, val = training_batches(plan, self.data)
+        # shuffle=False: the batches come shuffled (zoo.train.training_batches).
         return model.fit(train, validation_data=val, epochs=epochs or plan.epochs,
-                         initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
+                         initial_epoch=initial_epoch, callbacks=callbacks, verbose=0,
+                         shuffle=False)
 
 
 # -- oracles ---------------------------------------------------------------------------------
