@@ -135,9 +135,11 @@ class FrozenFeatures:
         x = fit_images(images, self.input_shape).astype(np.float32) / 255.0
         maps = as_maps(np.asarray(self.bottom.predict(x, batch_size=128, verbose=0)))
         if path is not None:
+            from zoo.runs import atomic_write
+
             path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path.with_suffix(".partial.npy"), maps)
-            os.replace(path.with_suffix(".partial.npy"), path)
+            with atomic_write(path) as tmp:
+                np.save(tmp, maps)
         return maps
 
     def pooled(self, maps: np.ndarray) -> np.ndarray:
