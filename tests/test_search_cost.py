@@ -90,6 +90,9 @@ def test_median_pruner_reads_the_oracles_per_epoch_records(tmp_path):
     # the pruned trial is not among the finished ones, so 3 trials are not yet 4
     assert not MedianPruner("val_accuracy", "max", 1, warmup_trials=4).should_stop(
         "new", 1, 0.0, trials)
+    # a trial at its last epoch has nothing left to save: it completes, however bad
+    assert not MedianPruner("val_accuracy", "max", 1, 3, max_epochs=2).should_stop(
+        "new", 1, 0.0, trials)
     # a loss: higher is worse
     loss = MedianPruner("val_loss", "min", 1, 1)
     losses = _loss_trials(tmp_path)

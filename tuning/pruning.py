@@ -65,16 +65,21 @@ class MedianPruner:
         direction: 'max' or 'min'.
         warmup_epochs: epochs every trial trains before it can be stopped.
         warmup_trials: trials that must have trained to the end before any is stopped.
+        max_epochs: the epochs of a full trial: a trial that reached them has nothing left to
+            save and ends COMPLETED, not PRUNED (None: no limit known).
     """
 
     def __init__(self, objective: str, direction: str, warmup_epochs: int = 1,
-                 warmup_trials: int = 3):
+                 warmup_trials: int = 3, max_epochs: int | None = None):
         self.objective, self.direction = objective, direction
         self.warmup_epochs, self.warmup_trials = warmup_epochs, warmup_trials
+        self.max_epochs = max_epochs
 
     def should_stop(self, trial_id: str, epoch: int, value: float, trials: Iterable) -> bool:
         """Whether the trial should stop after 0-based ``epoch`` with objective ``value``."""
         if epoch + 1 <= self.warmup_epochs:
+            return False
+        if self.max_epochs is not None and epoch + 1 >= self.max_epochs:
             return False
         finished = [t for t in trials if t.trial_id != trial_id
                     and str(t.status) == "COMPLETED" and not was_pruned(t)]
@@ -127,7 +132,7 @@ def make_pruner(kind: str | None, objective: str, direction: str, epochs: int,
     if kind is None:
         return None
     if kind == "median":
-        return MedianPruner(objective, direction, warmup_epochs, warmup_trials)
+        return MedianPruner(objective, direction, warmup_epochs, warmup_trials, epochs)
     if kind == "asha":
         return SuccessiveHalvingPruner(objective, direction, warmup_epochs, epochs, warmup_trials)
     raise ValueError(f"unknown pruner {kind!r}; use median or asha")
