@@ -156,6 +156,9 @@ def test_private_keras_tuner_hooks_are_the_ones_written_for():
             f"check tuning/tuners.py's override against it")
     oracle = keras_tuner.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=1)
     assert isinstance(oracle._tried_so_far, set), "Oracle._tried_so_far is no longer a set"
+    assert isinstance(oracle._retry_queue, list), "Oracle._retry_queue is no longer a list"
+    assert oracle.get_state()["retry_queue"] is oracle._retry_queue, (
+        "Oracle._retry_queue is no longer what reload retries: check ResumableOracle.reload")
     grid = keras_tuner.oracles.GridSearchOracle(objective="val_accuracy", max_trials=1)
     assert isinstance(grid._populate_next, list), "GridSearchOracle._populate_next changed"
     assert hasattr(grid._ordered_ids, "insert"), "GridSearchOracle._ordered_ids changed"
@@ -165,6 +168,7 @@ def test_private_keras_tuner_hooks_are_the_ones_written_for():
     for oracle_class in tuners.ORACLES.values():
         for name in ("_retry", "_random_values"):
             assert getattr(oracle_class, name) is getattr(tuners.SpaceRulesOracle, name)
+        assert tuners.ResumableOracle in oracle_class.__mro__
     for tuner_class in (tuners.ZooTuner, tuners.ZooHyperband):
         assert tuner_class._populate_initial_space is tuners.ZooTrials._populate_initial_space
 
@@ -366,6 +370,80 @@ def test_resume_does_not_repeat_finished_trials(grid_search):
     assert [(r.trial_id, r.status) for r in again.rows] == [
         (r.trial_id, r.status) for r in first.rows]
     assert again.best_run == first.best_run and any("reusing" in line for line in lines)
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after the write that raised it runs."""
+
+
+@pytest.mark.parametrize("algorithm", ["grid", "random"])
+def test_search_killed_after_any_write_resumes_without_losing_or_redoing_trials(
+        tmp_path, monkeypatch, algorithm):
+    """Kill the search after each file write keras-tuner makes in turn (trial.json, oracle.json,
+    tuner0.json), rerun it: no trial that trial.json said had ended trains again, and the
+    search ends with every trial it should have, each on its own values. Trials report a fixed
+    objective instead of training, so every instant of a search costs milliseconds."""
+    import json
+
+    import keras_tuner
+    from keras_tuner.src import utils as kt_utils  # every Stateful.save writes through it
+
+    from tuning import tuners
+    from tuning.space import derive_space
+
+    space = derive_space("lenet5", {"learning_rate": "0.001,0.01"}, only=True)
+    ran: list[str] = []
+
+    class Reporting(tuners.ZooTuner):
+        def run_trial(self, trial, *args, **kwargs):
+            ran.append(trial.trial_id)
+            results = {"val_accuracy": 0.5, "params": 1.0, "macs": 1.0, "latency_ms": 1.0,
+                       "seconds": 1.0, "epochs": 1.0, "batch_size": 32.0}
+            return results
+
+    monkeypatch.setattr(tuners, "free_memory", lambda **kwargs: None)  # nothing was trained
+
+    def search(folder: Path):
+        oracle = tuners.ORACLES[algorithm](
+            objective=keras_tuner.Objective("val_accuracy", "max"), max_trials=2, seed=1,
+            space=space)
+        Reporting(oracle=oracle, hypermodel=tuners.ZooHyperModel(space, None, None, None),
+                  echo=lambda line: None, directory=str(folder), project_name="tuner").search()
+        return oracle
+
+    save_json = kt_utils.save_json
+    for kill_at in range(1, 100):
+        folder, writes = tmp_path / str(kill_at), []
+
+        def killing_save(path, obj):
+            text = save_json(path, obj)
+            writes.append(path)
+            if len(writes) == kill_at:
+                raise _Killed
+            return text
+
+        monkeypatch.setattr(kt_utils, "save_json", killing_save)
+        try:
+            search(folder)
+        except _Killed:
+            killed = True
+        else:
+            killed = False
+        monkeypatch.setattr(kt_utils, "save_json", save_json)
+        if not killed:
+            break  # every write of a whole search has been a kill point
+        ended = {p.parent.name.removeprefix("trial_")
+                 for p in folder.glob("tuner/trial_*/trial.json")
+                 if json.loads(p.read_text())["status"] != "RUNNING"}
+        ran.clear()
+        oracle = search(folder)
+        where = f"killed after write {kill_at} ({Path(writes[-1]).name})"
+        assert not ended & set(ran), f"{where}: trials {sorted(ended & set(ran))} ran again"
+        trials = list(oracle.trials.values())
+        assert [t.status for t in trials] == ["COMPLETED", "COMPLETED"], where
+        values = [t.hyperparameters.values["learning_rate"] for t in trials]
+        assert len(set(values)) == 2, f"{where}: {values}"
+    assert kill_at > 10, "the search made fewer writes than expected: is the hook still there?"
 
 
 # -- distributed: a chief oracle and two workers on the loopback interface --------------------

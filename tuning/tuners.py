@@ -40,7 +40,10 @@ them fails loudly):
   declares, since the defaults may be a refused configuration and building costs time;
 - ``GridSearchOracle._ordered_ids``/``_populate_next`` (read by ``populate_space``, ordered
   by ``_compare``): rebuilt from the trials on reload, so a grid search resumes after a kill
-  between two trials (keras-tuner keeps them only in memory).
+  between two trials (keras-tuner keeps them only in memory);
+- ``Oracle._retry_queue`` (the trials a reload runs again) and ``_tried_so_far``: set from
+  each trial's own trial.json on reload (``ResumableOracle``), so a kill at any instant
+  neither trains a finished trial again nor drops one that had started.
 
 ``ZooHyperband`` also starts at ``Tuner.__init__``: ``Hyperband.__init__`` only makes a plain
 ``HyperbandOracle``, and ours is passed in (the test compares the attributes both set up).
@@ -169,11 +172,37 @@ class SpaceRulesOracle:
         return values
 
 
-class ZooRandomSearchOracle(SpaceRulesOracle, oracles.RandomSearchOracle):
+class ResumableOracle:
+    """Mixed into each keras-tuner oracle: on reload, each trial's own trial.json decides
+    whether it runs again.
+
+    keras-tuner writes a trial's trial.json before oracle.json, and oracle.json still lists
+    an ended trial as ongoing until the tuner saves again after ``end_trial``; reload sends the
+    ongoing trials for retry. So a kill just after a trial ended trained it again on resume,
+    and a kill just after a trial started (trial.json written, oracle.json not yet) left it
+    RUNNING and never retried: its configuration was lost. trial.json is the later record of
+    both, so here the retry queue is exactly the trials it says are RUNNING.
+    """
+
+    def reload(self):
+        super().reload()
+        running = [tid for tid, trial in sorted(self.trials.items())
+                   if trial.status == TrialStatus.RUNNING]
+        self._retry_queue = running[::-1]  # keras-tuner pops the last one first
+        for tid, trial in sorted(self.trials.items()):
+            # A trial started after oracle.json's last save: its values are tried too.
+            self._tried_so_far.add(self._compute_values_hash(trial.hyperparameters.values))
+            if tid not in self.start_order:
+                self.start_order.append(tid)
+            if trial.status != TrialStatus.RUNNING and tid not in self.end_order:
+                self.end_order.append(tid)
+
+
+class ZooRandomSearchOracle(ResumableOracle, SpaceRulesOracle, oracles.RandomSearchOracle):
     """keras-tuner's random search with the space's rules."""
 
 
-class ZooGridSearchOracle(SpaceRulesOracle, oracles.GridSearchOracle):
+class ZooGridSearchOracle(ResumableOracle, SpaceRulesOracle, oracles.GridSearchOracle):
     """keras-tuner's grid search with the space's rules, resumable between two trials."""
 
     def reload(self):
@@ -196,11 +225,12 @@ class ZooGridSearchOracle(SpaceRulesOracle, oracles.GridSearchOracle):
         self._populate_next = list(order)
 
 
-class ZooBayesianOptimizationOracle(SpaceRulesOracle, oracles.BayesianOptimizationOracle):
+class ZooBayesianOptimizationOracle(ResumableOracle, SpaceRulesOracle,
+                                    oracles.BayesianOptimizationOracle):
     """keras-tuner's Bayesian optimisation with the space's rules."""
 
 
-class ZooHyperbandOracle(SpaceRulesOracle, oracles.HyperbandOracle):
+class ZooHyperbandOracle(ResumableOracle, SpaceRulesOracle, oracles.HyperbandOracle):
     """keras-tuner's Hyperband with the space's rules."""
 
 
@@ -247,6 +277,13 @@ class ZooTrials:
         hp = self.oracle.get_space()
         self.hypermodel.declare_hyperparameters(hp)
         self.oracle.update_space(hp)
+
+    def on_search_begin(self):
+        super().on_search_begin()
+        # keras-tuner first writes tuner0.json, which makes a rerun reload the project, when
+        # the first trial ends; a kill before that (after its trial.json said COMPLETED)
+        # made the rerun start afresh and train that trial again.
+        self.save()
 
     def on_epoch_end(self, trial, model, epoch, logs=None):
         """Record the epoch's metrics with the oracle; stop the trial if the pruner says so."""
