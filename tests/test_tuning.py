@@ -489,3 +489,26 @@ def test_chief_and_two_workers_share_the_trials(tmp_path):
     assert sorted(r["trial"] for r in rows) == sorted(ran)
     assert all(r["status"] == "COMPLETED" and float(r["val_accuracy"]) >= 0 for r in rows)
     assert "2 trials: 2 completed" in logs["chief"]
+
+
+def test_keras_tuner_files_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    # A kill while keras-tuner wrote tuner0.json in place left a cut-off file that the rerun
+    # could not load; tuning.tuners routes its writer through zoo.runs' atomic writer.
+    import json
+
+    import zoo.runs
+    from tuning import tuners
+
+    assert tuners.keras_tuner_utils.save_json is tuners.save_json_atomically
+    target = tmp_path / "tuner0.json"
+    tuners.keras_tuner_utils.save_json(target, {"trial": 1})
+    assert json.loads(target.read_text()) == {"trial": 1}
+
+    def killed(tmp, path):
+        raise KeyboardInterrupt  # the process stops after the new text, before it is published
+
+    monkeypatch.setattr(zoo.runs, "publish_file", killed)
+    with pytest.raises(KeyboardInterrupt):
+        tuners.keras_tuner_utils.save_json(target, {"trial": 2})
+    assert json.loads(target.read_text()) == {"trial": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["tuner0.json"]

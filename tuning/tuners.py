@@ -43,7 +43,11 @@ them fails loudly):
   between two trials (keras-tuner keeps them only in memory);
 - ``Oracle._retry_queue`` (the trials a reload runs again) and ``_tried_so_far``: set from
   each trial's own trial.json on reload (``ResumableOracle``), so a kill at any instant
-  neither trains a finished trial again nor drops one that had started.
+  neither trains a finished trial again nor drops one that had started;
+- ``keras_tuner.src.utils.save_json(path, obj)``, through which keras-tuner writes every
+  oracle, tuner and trial file: it writes in place, so a kill during a write left a cut-off
+  tuner0.json that the rerun could not load (seen in CI: "JSONDecodeError"). It is replaced
+  by ``save_json_atomically`` (local paths; remote ones keep keras-tuner's writer).
 
 ``ZooHyperband`` also starts at ``Tuner.__init__``: ``Hyperband.__init__`` only makes a plain
 ``HyperbandOracle``, and ours is passed in (the test compares the attributes both set up).
@@ -55,15 +59,18 @@ search starts, so bad input is refused without that cost.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Callable
 
 import keras_tuner
 from keras_tuner import errors, oracles
 from keras_tuner.engine.base_tuner import BaseTuner
 from keras_tuner.engine.trial import TrialStatus
+from keras_tuner.src import utils as keras_tuner_utils
 
 from tuning.preflight import Budget, Measure, RejectedConfiguration, check_configuration
 from tuning.pruning import PRUNED_METRIC, make_pruner
@@ -76,6 +83,7 @@ from tuning.resources import (
 )
 from tuning.results import format_trial_line, trial_row
 from tuning.space import SearchSpace
+from zoo.runs import write_text_atomic
 from zoo.train import TrainPlan, compile_model, training_batches
 
 PROJECT = "tuner"
@@ -100,7 +108,27 @@ PRIVATE_HOOKS = {
                                         "(self, trial_id)"),
     "BaseTuner._run_and_update_trial": (BaseTuner, "_run_and_update_trial",
                                         "(self, trial, *fit_args, **fit_kwargs)"),
+    "utils.save_json": (keras_tuner_utils, "save_json", "(path, obj)"),
 }
+
+_keras_tuner_save_json = keras_tuner_utils.save_json
+
+
+def save_json_atomically(path, obj):
+    """keras-tuner's ``utils.save_json`` with the file written whole or not at all.
+
+    Args:
+        path: the JSON file keras-tuner saves (oracle.json, tuner0.json, trial.json).
+        obj: the state to save.
+    """
+    if "://" in str(path):  # a remote file system: keras-tuner's own writer
+        return _keras_tuner_save_json(path, obj)
+    text = json.dumps(obj)
+    write_text_atomic(Path(path), text)
+    return text
+
+
+keras_tuner_utils.save_json = save_json_atomically
 
 
 class ZooHyperModel(keras_tuner.HyperModel):
