@@ -5,16 +5,16 @@
 
 Each recipe edits one part of a ``zoo.train.TrainPlan`` — builder hyperparameters
 (normalization, dropout, weight decay), the input pipeline (augmentation) or compile/fit
-settings (learning-rate schedule, callbacks) — and ``zoo.train.train`` runs the plan. Recipes
-of the same concern exclude each other, and they are applied in a fixed order, so the order
-they are listed in never changes the run.
+settings (learning-rate schedule, callbacks, dtype policy) — and ``zoo.train.train`` runs the
+plan. Recipes of the same concern exclude each other, and they are applied in a fixed order,
+so the order they are listed in never changes the run.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable
 
-from recipes import augment, normalize, regularize, schedule
+from recipes import augment, normalize, precision, regularize, schedule
 from recipes.base import ParamInfo, Recipe, RecipeError, parse_spec
 from zoo.names import did_you_mean
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # The one registry of recipes: name -> recipe class.
 REGISTRY: dict[str, type[Recipe]] = {
     cls.name: cls
-    for module in (augment, regularize, normalize, schedule)
+    for module in (augment, regularize, normalize, schedule, precision)
     for cls in module.RECIPES
 }
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.data import Dataset, fit_images
+from zoo.models.layers import classifier
 from zoo.names import did_you_mean
 from zoo.registry import build, list_models
 from zoo.runs import (
@@ -442,7 +443,7 @@ def build_transfer_model(source: Source, num_classes: int, *, head_units=(),
             x = keras.layers.Dropout(head_dropout, name=f"head_fc{j}_dropout")(x)
     if head_dropout and not head_units:
         x = keras.layers.Dropout(head_dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    outputs = classifier(x, num_classes=num_classes, activation="softmax", weight_decay=0.0)
     return keras.Model(inputs, outputs, name=f"{source.name}_transfer")
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import zoo
 from zoo.runs import read_history
 from zoo.train import TrainingError, TrainPlan, train
 
@@ -149,3 +150,91 @@ def test_training_leaves_no_custom_gradient_registered():
     train(TrainPlan(model="lenet5", epochs=1, train_fraction=0.2, batch_size=64),
           write_run=False)
     assert custom_gradient_names() == before
+
+
+def test_mixed_bfloat16_run_trains_records_its_policy_and_reloads(tmp_path):
+    import keras
+    import numpy as np
+
+    from zoo.data import fit_images, load_dataset, to_float
+
+    out = tmp_path / "bf16"
+    result = train(TrainPlan(model="lenet5_modern", hparams=TINY, epochs=4, batch_size=64,
+                             learning_rate=3e-3, dtype_policy="mixed_bfloat16", out=str(out)),
+                   verbose=0)
+    assert keras.config.dtype_policy().name == "float32"  # restored after the run
+    assert result.model.get_layer("conv1").compute_dtype == "bfloat16"
+    assert result.model.get_layer("predictions").compute_dtype == "float32"
+    assert json.loads((out / "config.json").read_text())["dtype_policy"] == "mixed_bfloat16"
+    assert result.history["loss"][-1] < result.history["loss"][0]
+    assert result.test_metrics["test_accuracy"] > 0.5  # 10 classes: chance is 0.1
+    reloaded = keras.saving.load_model(out / "model.keras")
+    assert reloaded.get_layer("conv1").compute_dtype == "bfloat16"
+    images = to_float(fit_images(load_dataset("digits").x_test[:32], (32, 32, 1)))
+    probabilities = reloaded.predict(images, verbose=0)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities, result.model.predict(images, verbose=0),
+                               atol=1e-6)
+
+
+def test_dtype_policy_is_restored_after_a_failed_run_and_a_set_one_is_kept():
+    import keras
+
+    plan = TrainPlan(model="lenet5_modern", hparams=TINY, epochs=2, batch_size=64,
+                     learning_rate=1e12, optimizer="sgd", dtype_policy="mixed_bfloat16")
+    with pytest.raises(TrainingError, match="NaN"):
+        train(plan, verbose=0, write_run=False)
+    assert keras.config.dtype_policy().name == "float32"
+    # No policy in the plan: the process's current one is used (zoo bench sets it) and kept.
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        result = train(TrainPlan(model="lenet5", hparams=TINY, epochs=1, batch_size=128),
+                       verbose=0, write_run=False)
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert result.model.get_layer("conv1").compute_dtype == "bfloat16"
+
+
+def test_unknown_dtype_policy_and_a_mismatched_prebuilt_model_are_refused():
+    with pytest.raises(TrainingError, match="unknown dtype policy 'float64'.*mixed_bfloat16"):
+        train(TrainPlan(model="lenet5", dtype_policy="float64"), verbose=0, write_run=False)
+    model = zoo.build("lenet5", **TINY)
+    with pytest.raises(TrainingError, match="built with dtype policy 'float32'"):
+        train(TrainPlan(model="lenet5", dtype_policy="mixed_bfloat16"), model=model,
+              verbose=0, write_run=False)
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_every_classifier_computes_in_float32_under_mixed_precision(name):
+    import keras
+
+    from tests.conftest import tiny_hparams
+    from zoo.precision import dtype_policy_scope
+
+    with dtype_policy_scope("mixed_bfloat16"):
+        model = zoo.build(name, **tiny_hparams(name))
+    assert keras.config.dtype_policy().name == "float32"
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs and all(conv.compute_dtype == "bfloat16" for conv in convs)
+    assert model.get_layer("predictions").compute_dtype == "float32"
+    assert model.output.dtype == "float32"
+
+
+def test_precision_recipe_and_option_set_the_policy_once():
+    from click.testing import CliRunner
+
+    from recipes import RecipeError, apply_recipes
+    from zoo.cli import main
+
+    plan = apply_recipes(TrainPlan(model="lenet5"), ["precision"])
+    assert plan.dtype_policy == "mixed_bfloat16" and plan.recipes == ["precision"]
+    same = apply_recipes(TrainPlan(model="lenet5", dtype_policy="mixed_float16"),
+                         ["precision:policy=mixed_float16"])
+    assert same.dtype_policy == "mixed_float16"
+    with pytest.raises(RecipeError, match="already has float32.*keep only one"):
+        apply_recipes(TrainPlan(model="lenet5", dtype_policy="float32"), ["precision"])
+    clash = CliRunner().invoke(main, ["train", "lenet5", "--dtype-policy", "float32",
+                                      "--recipe", "precision"])
+    assert clash.exit_code == 1 and "keep only one" in clash.output
+    assert "Traceback" not in clash.output

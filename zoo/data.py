@@ -287,6 +287,19 @@ def to_float(images):
     return np.asarray(images, dtype=np.float32) / 255.0
 
 
+def to_float_on_device(images):
+    """A uint8 batch -> float32 [0, 1] tensor of the Keras backend, cast on its device.
+
+    The batch crosses to the backend's default device (the GPU under JAX or PyTorch) as
+    uint8, a quarter of float32's bytes, and is cast and scaled there. Same values as
+    ``to_float`` (tests/test_device_input.py). Keras' JAX trainer passes arrays already on
+    the device through its one-batch-ahead transfer untouched.
+    """
+    from keras import ops
+
+    return ops.divide(ops.cast(ops.convert_to_tensor(images), "float32"), 255.0)
+
+
 def make_batches(
     x: np.ndarray,
     y: np.ndarray,
@@ -297,7 +310,8 @@ def make_batches(
     num_classes: int | None = None,
     augment: Callable[[Any, Any], tuple[Any, Any]] | None = None,
 ):
-    """An input pipeline of float [0, 1] batches: tf.data when TensorFlow is present.
+    """An input pipeline of float [0, 1] batches: tf.data when TensorFlow is present, else
+    a PyDataset of uint8 batches cast on the device (``array_batches``).
 
     ``num_classes`` one-hot encodes labels (needed by mixup/cutmix); ``augment`` is applied
     to whole training batches (images, labels), in parallel with training.
@@ -306,8 +320,8 @@ def make_batches(
     if num_classes is not None:
         y = np.eye(num_classes, dtype=np.float32)[y]
     if not has_tensorflow():
-        return array_batches(to_float(x), y, batch_size=batch_size, shuffle=shuffle, seed=seed,
-                            augment=augment)
+        return array_batches(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                             augment=augment)
     import tensorflow as tf
 
     # Shuffle indices, not images, and gather each batch at once: an epoch starts without
@@ -361,7 +375,8 @@ def _array_batches_class():
             # from 4.8k to 10.9k images/s. For small batches the threads' per-epoch start-up
             # costs more than it saves (LeNet-5: 116k -> 63k images/s), so they stay off.
             # Augmentation layers stay on the training thread: their random state is not
-            # meant to be shared.
+            # meant to be shared. (Those measurements gathered float32 batches; uint8 ones
+            # are a quarter of the bytes, so a 4x larger batch turns the threads on now.)
             batch_bytes = x[:batch_size].nbytes
             prefetch = augment is None and batch_bytes >= PREFETCH_BATCH_BYTES
             super().__init__(workers=2 if prefetch else 1, max_queue_size=8)
@@ -377,6 +392,8 @@ def _array_batches_class():
         def __getitem__(self, i):
             idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
             xb, yb = self.x[idx], self.y[idx]
+            if xb.dtype == np.uint8:
+                xb = to_float_on_device(xb)
             if self.augment is not None:
                 xb, yb = self.augment(xb, yb)
             return xb, yb
@@ -389,6 +406,19 @@ def _array_batches_class():
 
 
 def array_batches(x, y, *, batch_size: int, shuffle: bool, seed: int, augment=None):
-    """Shuffled NumPy batches as a keras.utils.PyDataset, for machines without TensorFlow."""
+    """Shuffled batches as a keras.utils.PyDataset, for machines without TensorFlow.
+
+    uint8 images stay uint8 on the host (no float32 copy of the whole set); each batch is
+    gathered, sent to the device and cast there (``to_float_on_device``), then augmented on
+    the device. Float images are fed as they are.
+
+    Args:
+        x: images (N, H, W, C), uint8 in [0, 255] or float in [0, 1].
+        y: labels, integer or one-hot.
+        batch_size: images per batch (the last one may be smaller).
+        shuffle: draw a new order every epoch.
+        seed: of the shuffling.
+        augment: (images, labels) -> (images, labels) on each float batch.
+    """
     return _array_batches_class()(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed,
                                   augment=augment)

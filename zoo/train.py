@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from zoo import resume
 from zoo.data import DEFAULT_DATASET, Dataset, fit_dataset, load_dataset, make_batches
 from zoo.gradient_registry import custom_gradient_names, forget_custom_gradients
+from zoo.precision import DtypePolicyError, check_dtype_policy, dtype_policy_scope
 from zoo.registry import check_hyperparameters, get_model_info
 from zoo.runs import (
     CONFIG_FILE,
@@ -71,6 +72,10 @@ class TrainPlan:
     # batch 32 trained about 25% faster with 8 than with 1 on 2 CPU cores. Per-batch
     # callbacks then run every 8th batch.
     steps_per_execution: int = 8
+    # Keras dtype policy while the model is built and trained (zoo.precision): float32,
+    # mixed_float16 or mixed_bfloat16; None keeps the process's current one (float32 unless
+    # something like `zoo bench --dtype-policy` set it). Restored when the run ends.
+    dtype_policy: str | None = None
     # Epochs already in the run directory (a later phase of one run, e.g. transfer's
     # fine-tuning after its head phase): history is appended with continuous epoch numbers,
     # and the best checkpoint is only replaced by a better one.
@@ -91,6 +96,7 @@ class TrainPlan:
             "seed": self.seed,
             "deterministic": self.deterministic,
             "steps_per_execution": self.steps_per_execution,
+            "dtype_policy": self.dtype_policy,
             "train_fraction": self.train_fraction,
             "recipes": list(self.recipes),
         }
@@ -215,11 +221,18 @@ def train(
         history per epoch, the test metrics and the training time.
 
     Raises:
-        TrainingError: bad epochs or batch size, a finished run already in ``plan.out``, or a
-            loss that became NaN/inf.
+        TrainingError: bad epochs, batch size or dtype policy, a finished run already in
+            ``plan.out``, or a loss that became NaN/inf.
     """
-    import keras
+    check_plan(plan, model)
+    # The policy is process-wide and read when layers are built: set it around this run
+    # only, so that the next run of a sweep, comparison or search starts from the old one.
+    with dtype_policy_scope(plan.dtype_policy) as policy:
+        return _train(plan, model, data, verbose, write_run, policy)
 
+
+def check_plan(plan: TrainPlan, model: "keras.Model | None" = None) -> None:
+    """Raise TrainingError for settings that cannot train, before any data is loaded."""
     if plan.epochs < 1:
         raise TrainingError(f"epochs must be >= 1, got {plan.epochs}")
     if not isinstance(plan.batch_size, int) or plan.batch_size < 1:
@@ -230,6 +243,23 @@ def train(
     if not isinstance(plan.steps_per_execution, int) or plan.steps_per_execution < 1:
         raise TrainingError(f"steps per execution must be a positive integer, got "
                             f"{plan.steps_per_execution!r}")
+    if plan.dtype_policy is not None:
+        try:
+            check_dtype_policy(plan.dtype_policy)
+        except DtypePolicyError as err:
+            raise TrainingError(str(err)) from None
+        if model is not None and model.dtype_policy.name != plan.dtype_policy:
+            raise TrainingError(
+                f"the given model was built with dtype policy {model.dtype_policy.name!r}, "
+                f"not {plan.dtype_policy!r}; build it under keras.config.set_dtype_policy("
+                f"{plan.dtype_policy!r}) or leave the plan's dtype_policy unset")
+
+
+def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
+           verbose: int | str, write_run: bool, policy: str) -> RunResult:
+    """``train`` after the checks, under the run's dtype policy ``policy``."""
+    import keras
+
     _seed_everything(plan.seed, plan.deterministic)
     data = prepare_data(plan, data)
     if model is None:
@@ -258,7 +288,8 @@ def train(
                   "input_shape": list(input_shape), "class_names": data.class_names,
                   "preprocessing": PREPROCESSING, "dataset_name": data.name,
                   "train_size": len(data.x_train), "keras_version": keras.__version__,
-                  "backend": keras.backend.backend(), "jit_compile": bool(model.jit_compile)}
+                  "backend": keras.backend.backend(), "jit_compile": bool(model.jit_compile),
+                  "dtype_policy": policy}
         if plan.initial_epoch == 0:  # a later phase of one run (transfer) changes the model
             resume.check_same_run(run_dir, config)
         run_dir.mkdir(parents=True, exist_ok=True)

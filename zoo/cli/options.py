@@ -1,4 +1,4 @@
-"""Option parsing shared by the commands: --set key=value and --input-shape H,W,C."""
+"""Option parsing shared by the commands: --set key=value, --input-shape H,W,C, ..."""
 
 from __future__ import annotations
 
@@ -82,4 +82,12 @@ deterministic_option = click.option(
     "--deterministic", is_flag=True,
     help="Same seed, same history: TensorFlow picks deterministic kernels and runs "
          "augmentation serially (slower; see docs/benchmarks.md).",
+)
+
+dtype_policy_option = click.option(
+    "--dtype-policy", default=None,
+    type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]),
+    help="Keras dtype policy of the run (default float32): mixed_bfloat16 computes layers in "
+         "bfloat16 with float32 variables, classifier and loss (GPUs with tensor cores; "
+         "docs/training.md). Same as --recipe precision:policy=...",
 )

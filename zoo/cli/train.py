@@ -8,6 +8,7 @@ from zoo.cli.options import (
     POSITIVE,
     dataset_options,
     deterministic_option,
+    dtype_policy_option,
     input_shape_option,
     parse_assignments,
     parse_shape,
@@ -25,6 +26,7 @@ from zoo.cli.options import (
 @click.option("--optimizer", default="adam", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
 @deterministic_option
+@dtype_policy_option
 @click.option("--train-fraction", default=1.0, show_default=True, type=click.FloatRange(0, 1,
               min_open=True), help="Train on this stratified fraction of the training split.")
 @click.option("--recipe", "recipes", multiple=True, metavar="NAME[:k=v,...]",
@@ -35,7 +37,8 @@ from zoo.cli.options import (
 @click.option("--out", default=None, help="Run directory (default saved_models/runs/NAME-TIME); "
                                           "an interrupted run resumes when given the same one.")
 def train_command(name, dataset, data_dir, epochs, batch_size, learning_rate, optimizer, seed,
-                  deterministic, train_fraction, recipes, input_shape, assignments, out) -> None:
+                  deterministic, dtype_policy, train_fraction, recipes, input_shape, assignments,
+                  out) -> None:
     """Train model NAME on a data set and write a run directory (config, history, best
     .keras, test metrics, TensorBoard logs, curves)."""
     from zoo.train import TrainPlan, train
@@ -47,7 +50,7 @@ def train_command(name, dataset, data_dir, epochs, batch_size, learning_rate, op
     plan = TrainPlan(model=name, hparams=hparams, dataset=dataset, data_dir=data_dir,
                      epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                      optimizer=optimizer, seed=seed, deterministic=deterministic,
-                     train_fraction=train_fraction, out=out)
+                     train_fraction=train_fraction, dtype_policy=dtype_policy, out=out)
     if recipes:
         from recipes import apply_recipes
 

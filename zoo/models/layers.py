@@ -142,13 +142,19 @@ def dense_block(x, *, units: int, activation: str, normalization: str, dropout: 
 
 
 def classifier(x, *, num_classes: int, activation: str, weight_decay: float):
-    """The final Dense layer, always named 'predictions' so heads can be found and replaced."""
+    """The final Dense layer, always named 'predictions' so heads can be found and replaced.
+
+    It computes in float32 whatever the global dtype policy: under mixed precision the
+    softmax and the loss on its output stay float32 (zoo.precision), at the cost of one
+    small float32 matrix product. Under the default float32 policy nothing changes.
+    """
     from keras import layers
 
     return layers.Dense(
         num_classes,
         activation=activation,
         kernel_regularizer=_regularizer(weight_decay),
+        dtype="float32",
         name="predictions",
     )(x)
 
