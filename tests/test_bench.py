@@ -206,5 +206,5 @@ def test_pytorch_peer_is_timed_in_its_own_process_without_tensorflow(tmp_path):
     assert report["pid"] != os.getpid()
     assert report["tensorflow_loaded"] is False  # no TensorFlow thread pools beside it
     assert len(report["wall"]) == len(report["cpu"]) == 2
-    assert run_in_own_process("alexnet", images, np.arange(8) % 10, 10, batch_size=4, seed=0,
+    assert run_in_own_process("resnet50", images, np.arange(8) % 10, 10, batch_size=4, seed=0,
                               epochs=1, work_dir=tmp_path) is None  # nobody wrote one

@@ -30,7 +30,7 @@ import numpy as np
 from recipes import apply_recipes
 from recipes.augment import Augment
 from zoo.bench.keras_peer import build_baseline
-from zoo.bench.torch_peer import run_in_own_process
+from zoo.bench.peer_jobs import random_images
 from zoo.data import Dataset, fit_dataset, fit_images, has_tensorflow, load_dataset, to_float
 from zoo.export import ExportSource, build_serving_model, write_savedmodel
 from zoo.layer_table import summarize
@@ -152,6 +152,11 @@ def _devices() -> list[str]:
     return []
 
 
+def accelerated() -> bool:
+    """Whether Keras' backend computes on something other than the CPU."""
+    return any(not d.lower().startswith(("cpu", "/device:cpu")) for d in _devices())
+
+
 def machine_facts() -> dict[str, Any]:
     """CPU, load, backend, devices and package versions of this run."""
     import keras
@@ -186,15 +191,17 @@ def measure_matmul_peak(dtype: str = "float32", size: int = 1024, repeats: int =
     import keras
 
     rng = np.random.default_rng(0)
-    a = keras.ops.convert_to_tensor(rng.standard_normal((size, size)), dtype=dtype)
-    b = keras.ops.convert_to_tensor(rng.standard_normal((size, size)) / size, dtype=dtype)
+    a = keras.ops.convert_to_tensor(rng.standard_normal((size, size), np.float32), dtype=dtype)
+    b = keras.ops.convert_to_tensor(rng.standard_normal((size, size), np.float32) / size,
+                                    dtype=dtype)
     rates = []
     for i in range(repeats + 2):
         start = time.perf_counter()
         c = a
         for _ in range(chain):
             c = keras.ops.matmul(c, b)
-        _to_host(c[0, 0])
+        # float32 on the way out: TensorFlow hands no bfloat16 scalars to NumPy.
+        keras.ops.convert_to_numpy(keras.ops.cast(c[0, 0], "float32"))
         if i >= 2:  # the first calls load kernels
             rates.append(2 * size**3 * chain / (time.perf_counter() - start) / 1e9)
     return {"dtype": dtype, "size": size, "peak_gflops": max(rates),
@@ -204,9 +211,7 @@ def measure_matmul_peak(dtype: str = "float32", size: int = 1024, repeats: int =
 def random_dataset(input_shape, num_classes: int, count: int, seed: int):
     """``count`` random uint8 training images (one batch-sized slice for validation/test)."""
 
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 256, size=(count, *input_shape), dtype=np.uint8)
-    y = rng.integers(0, num_classes, size=count).astype(np.int64)
+    x, y = random_images(input_shape, num_classes, count, seed)
     held_out = min(count, 64)
     return Dataset(RANDOM_DATASET, x, y, x[:held_out], y[:held_out], x[:held_out], y[:held_out],
                    [str(c) for c in range(num_classes)])
@@ -234,11 +239,26 @@ def augmentation_layers(seed: int, dataset: str = RANDOM_DATASET) -> list:
     return Augment().for_dataset(dataset).make_layers(seed)
 
 
+def wait_for_training(model) -> None:
+    """Block until the device has run every training step queued so far.
+
+    JAX (and TensorFlow or PyTorch on a GPU) return from a step once it is queued; Keras'
+    loop can be many steps ahead of the device when an epoch's last batch is handed over.
+    Reading the optimizer's step counter to the host waits for the last step's results.
+    """
+    import keras
+
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        keras.ops.convert_to_numpy(optimizer.iterations)
+
+
 def epoch_timer(after_epoch: Callable[[int], None] | None = None):
     """A callback recording wall and CPU seconds of each epoch's training batches.
 
-    Timing stops where validation starts; ``after_epoch(epoch)`` runs when an epoch ends
-    (the benchmark runs one baseline epoch there, so both paths alternate under one load).
+    Timing stops where validation starts, once the device has finished the epoch's steps
+    (``wait_for_training``); ``after_epoch(epoch)`` runs when an epoch ends (the benchmark
+    runs one baseline epoch there, so both paths alternate under one load).
     """
     import keras
 
@@ -254,9 +274,12 @@ def epoch_timer(after_epoch: Callable[[int], None] | None = None):
 
         def on_test_begin(self, logs=None):
             if self._start is not None and self._stop is None:
+                wait_for_training(self.model)
                 self._stop = (time.perf_counter(), time.process_time())
 
         def on_epoch_end(self, epoch, logs=None):
+            if self._stop is None:
+                wait_for_training(self.model)
             stop = self._stop or (time.perf_counter(), time.process_time())
             self.wall.append(stop[0] - self._start[0])
             self.cpu.append(stop[1] - self._start[1])
@@ -329,6 +352,9 @@ def bench_training(name: str, settings: BenchSettings, work_dir: Path,
     result = train(plan, data=data, verbose=0, write_run=False)
     torch = None
     if settings.torch:
+        # Imported here: `python -m zoo.bench.torch_peer` imports this package first.
+        from zoo.bench.torch_peer import run_in_own_process
+
         # After the Keras paths, in a process of its own: TensorFlow's thread pools sit idle.
         torch = run_in_own_process(name, data.x_train, data.y_train, num_classes, batch,
                                    settings.seed, 1 + settings.repeats, work_dir)
@@ -450,8 +476,7 @@ def benchmark(names: list[str], settings: BenchSettings,
     try:
         compute = keras.config.dtype_policy().compute_dtype
         # An accelerator multiplies 1024x1024 matrices faster than one dispatch takes.
-        accelerated = any(not d.lower().startswith(("cpu", "/device:cpu")) for d in _devices())
-        size = 4096 if accelerated else 1024
+        size = 4096 if accelerated() else 1024
         peak = measure_matmul_peak("float32", size=size)
         peaks = {"float32": peak}
         if compute != "float32":

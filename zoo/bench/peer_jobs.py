@@ -1,0 +1,118 @@
+"""What the processes of `zoo bench --versus-torch` share: the job file each side reads, the
+result lines it appends, the random images both train on, and the search for the largest
+batch that fits.
+
+Each framework trains in a process of its own, one after the other, so each has the
+accelerator's memory and the machine's cores to itself (JAX keeps the memory it reserved
+until its process ends). Result lines are appended and flushed as each configuration
+finishes: a side that is killed or crashes keeps what it measured. NumPy only: importing this
+module starts no framework.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# How each side is fed: "host" = the framework's usual input path from uint8 arrays in host
+# memory; "device" = the whole data set on the device, batches indexed there (upper bound).
+FEEDINGS = ("host", "device")
+# Keras dtype policies the PyTorch peer has a counterpart for (float32; autocast bfloat16).
+PEER_POLICIES = ("float32", "mixed_bfloat16")
+# Messages of an exhausted accelerator: PyTorch's CUDA allocator, cuDNN/cuBLAS workspaces,
+# XLA (JAX) and TensorFlow.
+_OUT_OF_MEMORY = ("out of memory", "resource_exhausted", "alloc_failed", "oom when allocating")
+
+
+def random_images(input_shape, num_classes: int, count: int, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` random uint8 images of ``input_shape`` (H, W, C) and int64 labels: the same
+    arrays in every process for the same arguments."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, size=(count, *input_shape), dtype=np.uint8)
+    y = rng.integers(0, num_classes, size=count).astype(np.int64)
+    return x, y
+
+
+def batch_candidates(largest: int) -> list[int]:
+    """Batch sizes to try, largest first: ``largest``, then steps of 3/4 and 2/3 (256, 192,
+    128, 96, 64, 48, 32, ...), at most ten, so an out-of-memory search ends after ten tries."""
+    sizes, size = [], largest
+    while size >= 1 and len(sizes) < 10:
+        sizes.append(size)
+        size = size * 3 // 4 if size & (size - 1) == 0 else size * 2 // 3
+    return sizes
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` says the accelerator (or host) ran out of memory."""
+    text = f"{type(error).__name__}: {error}".lower()
+    return any(marker in text for marker in _OUT_OF_MEMORY)
+
+
+def largest_batch_that_fits(candidates: list[int], attempt: Callable[[int], Any],
+                            release: Callable[[], None] = lambda: None
+                            ) -> tuple[int, Any, list[int]]:
+    """(batch, attempt's result, batches that ran out of memory): ``attempt(batch)`` for each
+    candidate, largest first, until one does not run out of memory.
+
+    ``release`` runs after each failed try (free the framework's cached memory). Errors other
+    than running out of memory propagate; so does the last one when no candidate fits.
+    """
+    failed = []
+    for i, batch in enumerate(candidates):
+        try:
+            return batch, attempt(batch), failed
+        except Exception as error:  # noqa: BLE001 - only memory errors are retried
+            if not is_out_of_memory(error) or i == len(candidates) - 1:
+                raise
+        failed.append(batch)
+        release()  # outside the except block: the traceback no longer holds the try's arrays
+    raise ValueError("no batch sizes to try")
+
+
+def error_text(error: BaseException) -> str:
+    """One line naming an error, for a result line."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first}"[:300]
+
+
+def report_row(side: str, row: dict[str, Any]) -> None:
+    """Print one finished configuration to stderr (the sides' progress while they run)."""
+    what = (row["error"] if "error" in row else
+            f"batch {row['batch_size']} x {row['steps']} steps, epochs "
+            f"{', '.join(f'{s:.3f}' for s in row['wall'])} s")
+    print(f"{side} {row['model']} {row['dtype_policy']} {row['feeding']}: {what}",
+          file=sys.stderr, flush=True)
+
+
+def append_result(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line to ``path`` and flush it to disk."""
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(record) + "\n")
+        out.flush()
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """Every complete JSON line of ``path`` (none if it does not exist)."""
+    if not Path(path).exists():
+        return []
+    records = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut off by a kill
+            pass
+    return records
+
+
+def child_command(module: str, *args: str) -> list[str]:
+    """``python -m module args`` with this interpreter and its -S (no site-packages) flag,
+    so a child sees the same packages as its parent."""
+    flags = ["-S"] if sys.flags.no_site else []
+    return [sys.executable, *flags, "-m", module, *args]

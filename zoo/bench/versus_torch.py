@@ -1,0 +1,267 @@
+"""`zoo bench --versus-torch`: the zoo against its PyTorch peer, fed the same way, on one device.
+
+For every model x dtype policy x feeding (``peer_jobs.FEEDINGS``) this measures training
+images/s of the zoo (``zoo_timing``: its own input path from uint8 host arrays, or the data
+set resident on the device) and of the same architecture in plain PyTorch (``torch_peer``: a
+DataLoader over pinned uint8 tensors with non-blocking copies, or the data set on the
+device), at the same batch size and steps, and turns both into training TFLOP/s and a
+fraction of the bf16 dense matmul peak measured in the same run.
+
+Each side runs in a process of its own, the zoo first, then PyTorch: this process starts no
+framework, so each side has the device's memory and the cores to itself (JAX keeps what it
+reserved until its process ends). The zoo's side picks each model's batch: the requested one,
+or the largest of ``batch_candidates`` below it that fits, largest first; PyTorch is then
+given the zoo's batch and steps (and steps down the same list only if that does not fit,
+which the report shows).
+
+FLOPs convention: training FLOPs per image = 3 x 2 x forward MACs (a multiply-accumulate is 2
+FLOPs; the backward pass costs about twice the forward), with MACs from the zoo's layer
+table, the same for both sides.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from zoo.bench.peer_jobs import (
+    FEEDINGS,
+    PEER_POLICIES,
+    batch_candidates,
+    child_command,
+    read_results,
+)
+from zoo.bench.run import BenchError, spread
+from zoo.bench.torch_models import TORCH_PEERS
+from zoo.bench.torch_peer import has_torch
+from zoo.registry import get_model_info
+
+FLOPS_CONVENTION = ("training FLOPs per image = 3 x 2 x forward MACs (2 FLOPs per "
+                    "multiply-accumulate; backward ~ 2 x forward), MACs from the zoo's layer "
+                    "table")
+
+
+@dataclass
+class VersusSettings:
+    """What `zoo bench --versus-torch` measures."""
+
+    dtype_policies: tuple[str, ...] = PEER_POLICIES
+    feedings: tuple[str, ...] = FEEDINGS
+    # The largest batch tried; a model that does not fit steps down batch_candidates.
+    batch_size: int = 256
+    steps: int | None = None  # per timed repeat; None: sized by model cost and device
+    repeats: int = 3
+    input_shape: tuple[int, int, int] | None = None  # None: each model's own
+    peak_size: int | None = None  # matmul side; None: 8192 on an accelerator, 1024 on a CPU
+    seed: int = 0
+    loader_workers: int | None = None  # PyTorch DataLoader workers; None: 4 with CUDA, else 0
+    backend: str | None = None  # the zoo side's KERAS_BACKEND; None: this environment's
+    note: str = ""
+
+    def check(self, names: list[str]) -> None:
+        """Raise BenchError for settings or models that cannot be compared."""
+        for policy in self.dtype_policies:
+            if policy not in PEER_POLICIES:
+                raise BenchError(f"--versus-torch compares dtype policies "
+                                 f"{' and '.join(PEER_POLICIES)} (PyTorch: float32, autocast "
+                                 f"bfloat16), got {policy!r}")
+        for feeding in self.feedings:
+            if feeding not in FEEDINGS:
+                raise BenchError(f"feeding must be one of {', '.join(FEEDINGS)}, "
+                                 f"got {feeding!r}")
+        if not self.dtype_policies or not self.feedings:
+            raise BenchError("give at least one dtype policy and one feeding")
+        for key in ("batch_size", "steps", "peak_size"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise BenchError(f"{key} must be a positive integer, got {value!r}")
+        if not isinstance(self.repeats, int) or self.repeats < 1:
+            raise BenchError(f"repeats must be a positive integer, got {self.repeats!r}")
+        for name in names:
+            get_model_info(name)  # unknown names: close matches
+            if name not in TORCH_PEERS:
+                raise BenchError(f"{name} has no PyTorch peer; write one in "
+                                 f"zoo/bench/torch_models.py or leave it out")
+
+
+def _zoo_jobs(names: list[str], settings: VersusSettings) -> list[dict[str, Any]]:
+    jobs = []
+    for name in names:
+        info = get_model_info(name)
+        jobs.append({"model": name, "input_shape": list(settings.input_shape or info.input_shape),
+                     "num_classes": info.num_classes, "steps": settings.steps,
+                     "batch_sizes": batch_candidates(settings.batch_size),
+                     "dtype_policies": list(settings.dtype_policies),
+                     "feedings": list(settings.feedings)})
+    return jobs
+
+
+def _torch_jobs(zoo_rows: list[dict[str, Any]], jobs: list[dict[str, Any]]
+                ) -> list[dict[str, Any]]:
+    """One PyTorch job per zoo configuration, at the zoo's batch and steps; where the zoo's
+    side failed, the requested batch sizes and steps."""
+    done = {(r["model"], r["dtype_policy"], r["feeding"]): r for r in zoo_rows}
+    torch_jobs = []
+    for job in jobs:
+        for policy in job["dtype_policies"]:
+            for feeding in job["feedings"]:
+                zoo = done.get((job["model"], policy, feeding), {})
+                batch = zoo.get("batch_size")
+                sizes = ([b for b in job["batch_sizes"] if b <= batch] if batch
+                         else job["batch_sizes"])
+                torch_jobs.append({**job, "dtype_policies": [policy], "feedings": [feeding],
+                                   "batch_sizes": sizes,
+                                   "steps": zoo.get("steps") or job["steps"] or 8})
+    return torch_jobs
+
+
+def _run_side(module: str, spec: dict[str, Any], work: Path, env: dict[str, str]
+              ) -> tuple[list[dict[str, Any]], str | None]:
+    """(result lines, failure or None) of one side's process."""
+    side = module.rsplit(".", 1)[-1]
+    spec_file, results = work / f"{side}-spec.json", work / f"{side}-results.jsonl"
+    spec_file.write_text(json.dumps(spec))
+    args = ["jobs"] if module.endswith("torch_peer") else []
+    done = subprocess.run(child_command(module, *args, str(spec_file), str(results)), env=env,
+                          check=False)
+    lines = read_results(results)
+    failure = None
+    if done.returncode != 0 or not any(line["kind"] == "done" for line in lines):
+        failure = f"{side} exited with status {done.returncode} before finishing"
+    return lines, failure
+
+
+def _side_summary(lines: list[dict[str, Any]], failure: str | None) -> dict[str, Any]:
+    facts = next((line for line in lines if line["kind"] == "facts"), {})
+    done = next((line for line in lines if line["kind"] == "done"), {})
+    peaks = {line["dtype"]: {k: v for k, v in line.items() if k not in ("kind", "side")}
+             for line in lines if line["kind"] == "peak"}
+    return {"facts": {k: v for k, v in facts.items() if k not in ("kind", "side")},
+            "tensorflow_loaded": done.get("tensorflow_loaded"), "matmul_peak": peaks,
+            "failure": failure}
+
+
+def _measured(row: dict[str, Any] | None, repeats: int, flops: float, peak_gflops: float
+              ) -> dict[str, Any] | None:
+    """Images/s (the warm-up epoch left out), TFLOP/s and fraction of peak of one side."""
+    if row is None:
+        return None
+    if "error" in row:
+        return {"error": row["error"]}
+    images = row["batch_size"] * row["steps"]
+    rate = spread([images / s for s in row["wall"][1:1 + repeats]])
+    return {"batch_size": row["batch_size"], "steps": row["steps"], "images_per_s": rate,
+            "tflops": rate["median"] * flops / 1e12,
+            "fraction_of_peak": rate["median"] * flops / (peak_gflops * 1e9),
+            "out_of_memory": row.get("out_of_memory", []), "wall": row["wall"],
+            **({"data_device": row["data_device"]} if "data_device" in row else {})}
+
+
+def _registry_macs(model: str, input_shape) -> int | None:
+    """The registry's MACs of ``model`` at its own input shape (None at another)."""
+    info = get_model_info(model)
+    return info.macs if tuple(input_shape) == tuple(info.input_shape) else None
+
+
+def combine(zoo_lines: list[dict[str, Any]], torch_lines: list[dict[str, Any]],
+            settings: VersusSettings) -> dict[str, Any]:
+    """The report's peak and rows from both sides' result lines."""
+    peaks = [(line["peak_gflops"], line) for line in zoo_lines + torch_lines
+             if line["kind"] == "peak" and line["dtype"] == "bfloat16"]
+    best = max(peaks, key=lambda p: p[0])[1] if peaks else None
+    peak_gflops = best["peak_gflops"] if best else float("nan")
+    def key(row):
+        return row["model"], row["dtype_policy"], row["feeding"]
+
+    zoo_rows = {key(r): r for r in zoo_lines if r["kind"] == "row"}
+    torch_rows = {key(r): r for r in torch_lines if r["kind"] == "row"}
+    rows = []
+    for model, policy, feeding in [*zoo_rows, *(k for k in torch_rows if k not in zoo_rows)]:
+        zoo, peer = zoo_rows.get((model, policy, feeding)), torch_rows.get((model, policy, feeding))
+        macs = (zoo or {}).get("macs") or _registry_macs(model, (zoo or peer)["input_shape"])
+        flops = 6 * macs if macs else float("nan")
+        ours = _measured(zoo, settings.repeats, flops, peak_gflops)
+        theirs = _measured(peer, settings.repeats, flops, peak_gflops)
+        row = {"model": model, "input_shape": (zoo or peer)["input_shape"],
+               "dtype_policy": policy, "feeding": feeding, "macs": macs,
+               "train_flops_per_image": flops, "zoo": ours, "torch": theirs,
+               "ratio": None, "min_repeat_ratio": None, "same_batch": None}
+        if ours and theirs and "error" not in ours and "error" not in theirs:
+            row["ratio"] = ours["images_per_s"]["median"] / theirs["images_per_s"]["median"]
+            row["min_repeat_ratio"] = ours["images_per_s"]["min"] / theirs["images_per_s"]["max"]
+            row["same_batch"] = (ours["batch_size"], ours["steps"]) == (theirs["batch_size"],
+                                                                        theirs["steps"])
+        rows.append(row)
+    return {"peak": None if best is None else {
+                "gflops": peak_gflops, "dtype": "bfloat16", "size": best["size"],
+                "library": best.get("library")},
+            "rows": rows}
+
+
+def compare_with_torch(names: list[str], settings: VersusSettings,
+                       progress: Callable[[str], None] = lambda line: None,
+                       checkpoint: Callable[[dict[str, Any]], None] = lambda report: None
+                       ) -> dict[str, Any]:
+    """Time the zoo and its PyTorch peer on every model of ``names`` x dtype policy x
+    feeding, each side in a process of its own; return the report.
+
+    Args:
+        names: registered models with a PyTorch peer.
+        settings: what to measure.
+        progress: called with one line per finished step.
+        checkpoint: called with the report so far after the zoo's side (write it, so a kill
+            during PyTorch's side keeps the zoo's numbers).
+    """
+    settings.check(names)
+    if not has_torch():
+        raise BenchError("--versus-torch needs PyTorch: pip install 'cnn-zoo[torch]'")
+    env = dict(os.environ)
+    if settings.backend:
+        env["KERAS_BACKEND"] = settings.backend
+    jobs = _zoo_jobs(names, settings)
+    common = {"seed": settings.seed, "repeats": settings.repeats,
+              "peak_size": settings.peak_size, "loader_workers": settings.loader_workers}
+    with tempfile.TemporaryDirectory(prefix="zoo-versus-") as tmp:
+        work = Path(tmp)
+        progress("zoo side: " + ", ".join(names))
+        zoo_lines, zoo_failure = _run_side("zoo.bench.zoo_timing", {**common, "jobs": jobs},
+                                           work, env)
+        report = _report(settings, zoo_lines, zoo_failure, [], "not run yet")
+        checkpoint(report)
+        zoo_rows = [line for line in zoo_lines if line["kind"] == "row"]
+        progress("PyTorch side, at the zoo's batch sizes")
+        torch_lines, torch_failure = _run_side(
+            "zoo.bench.torch_peer", {**common, "jobs": _torch_jobs(zoo_rows, jobs)}, work, env)
+    return _report(settings, zoo_lines, zoo_failure, torch_lines, torch_failure)
+
+
+def _report(settings: VersusSettings, zoo_lines, zoo_failure, torch_lines, torch_failure
+            ) -> dict[str, Any]:
+    zoo, torch = _side_summary(zoo_lines, zoo_failure), _side_summary(torch_lines, torch_failure)
+    devices = zoo["facts"].get("devices") or []
+    return {"kind": "versus_torch", "settings": asdict(settings),
+            "device": torch["facts"].get("device") or ", ".join(devices) or "?",
+            "zoo": zoo, "torch": torch, "flops_convention": FLOPS_CONVENTION,
+            **combine(zoo_lines, torch_lines, settings),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def format_versus_row(row: dict[str, Any]) -> str:
+    """One line per configuration for the terminal."""
+    def side(result):
+        if result is None:
+            return "not run"
+        if "error" in result:
+            return result["error"]
+        return (f"{result['images_per_s']['median']:,.0f} img/s (batch "
+                f"{result['batch_size']}, {100 * result['fraction_of_peak']:.1f}% of peak)")
+
+    ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+    return (f"{row['model']} {row['dtype_policy']} {row['feeding']}: zoo {side(row['zoo'])}, "
+            f"PyTorch {side(row['torch'])}, zoo/PyTorch {ratio}")
