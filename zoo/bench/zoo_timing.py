@@ -2,9 +2,9 @@
 
 For each model and dtype policy the zoo is fed two ways:
 
-- ``"host"``: the zoo's training path, ``zoo.train.train``, on uint8 images in host memory,
-  through the zoo's own input path (tf.data where TensorFlow is installed, NumPy batches on
-  the JAX GPU machines without it);
+- ``"host"``: the zoo's training path, ``zoo.train.train`` with the dtype policy in its plan,
+  on uint8 images in host memory, through the zoo's own input path (tf.data where TensorFlow
+  is installed; on the JAX GPU machines without it, uint8 batches cast on the device);
 - ``"device"``: the same compiled model (the zoo's optimizer, compile settings and steps per
   execution) fitted on the data set placed on the device once, as float32 [0, 1], each batch
   gathered there: no input cost at all, the upper bound. Keras' JAX trainer takes the
@@ -45,6 +45,7 @@ from zoo.bench.run import (
 )
 from zoo.data import has_tensorflow
 from zoo.layer_table import summarize
+from zoo.precision import dtype_policy_scope
 from zoo.registry import get_model_info
 from zoo.train import TrainPlan, compile_model, train
 
@@ -102,8 +103,9 @@ def _release_memory() -> None:
 class _ModelRuns:
     """One model under one dtype policy: the host run trains the model the device run reuses."""
 
-    def __init__(self, job: dict[str, Any], spec: dict[str, Any], macs: int, accelerated: bool):
-        self.job, self.spec = job, spec
+    def __init__(self, job: dict[str, Any], spec: dict[str, Any], policy: str, macs: int,
+                 accelerated: bool):
+        self.job, self.spec, self.policy = job, spec, policy
         self.flops = 6 * macs
         self.accelerated = accelerated
         self.model = None  # compiled by the zoo's host run, reused by the device run
@@ -120,7 +122,8 @@ class _ModelRuns:
     def plan(self, batch: int, timer) -> TrainPlan:
         return TrainPlan(model=self.job["model"], hparams=self.hparams, dataset="random",
                          epochs=1 + self.spec["repeats"], batch_size=batch,
-                         seed=self.spec["seed"], callbacks=[timer])
+                         seed=self.spec["seed"], callbacks=[timer],
+                         dtype_policy=self.policy)
 
     def host(self, batch: int) -> tuple[list[float], int]:
         """Epoch seconds of ``zoo.train.train`` from uint8 host arrays (warm-up first)."""
@@ -145,7 +148,8 @@ class _ModelRuns:
         timer = epoch_timer()
         if self.model is None:  # no host run before, or a device try ran out of memory
             keras.utils.set_random_seed(self.spec["seed"])
-            self.model = get_model_info(self.job["model"]).builder(**self.hparams)
+            with dtype_policy_scope(self.policy):
+                self.model = get_model_info(self.job["model"]).builder(**self.hparams)
             compile_model(self.model, self.plan(batch, timer), steps)
         model, self.model = self.model, None  # a failed try must not keep it alive
         batches = device_batches(images, labels, batch, self.spec["seed"])
@@ -173,12 +177,9 @@ def _macs(job: dict[str, Any]) -> int:
 
 def _time_job(job: dict[str, Any], spec: dict[str, Any], results: Path, accelerated: bool
               ) -> None:
-    import keras
-
     macs = _macs(job)
     for policy in job["dtype_policies"]:
-        keras.config.set_dtype_policy(policy)
-        runs = _ModelRuns(job, spec, macs, accelerated)
+        runs = _ModelRuns(job, spec, policy, macs, accelerated)
         candidates = list(job["batch_sizes"])
         for feeding in job["feedings"]:
             row = {"kind": "row", "side": "zoo", "model": job["model"], "dtype_policy": policy,
@@ -198,7 +199,6 @@ def _time_job(job: dict[str, Any], spec: dict[str, Any], results: Path, accelera
             report_row("zoo", row)
         del runs
         _release_memory()
-        keras.config.set_dtype_policy("float32")
 
 
 def run_jobs(spec: dict[str, Any], results: Path) -> None:
