@@ -54,6 +54,7 @@ class SearchPlan:
     role: str = "local"
     oracle: str | None = None  # host:port of the chief oracle
     tuner_id: str | None = None
+    workers: int | None = None  # N: this process serves the chief, N processes train here
 
     @property
     def out_dir(self) -> Path:

@@ -14,10 +14,12 @@ in ``tuning.tuners``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -93,14 +95,20 @@ def validate_plan(plan: SearchPlan) -> None:
         if plan.algorithm == "hyperband":
             raise ValueError("hyperband already stops trials early (its brackets); drop --prune "
                              "or use --algorithm random/bayesian/grid")
-        if plan.role != "local":
+        if plan.role != "local" or plan.workers is not None:
             raise ValueError("--prune needs the trials' records in this process; it works in a "
-                             "local search, not with --chief/--worker")
+                             "single-process search, not with --workers/--chief/--worker")
         if plan.prune_warmup_epochs < 1 or plan.prune_warmup_trials < 0:
             raise ValueError("--prune-warmup-epochs must be at least 1 and "
                              "--prune-warmup-trials at least 0")
     if plan.role not in ROLES:
         raise ValueError(f"unknown role {plan.role!r}; use one of {', '.join(ROLES)}")
+    if plan.workers is not None:
+        if plan.workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {plan.workers}")
+        if plan.role != "local":
+            raise ValueError("--workers starts its own chief and workers on this machine; "
+                             "drop --chief/--worker/--oracle, or drop --workers")
     if plan.role != "local":
         parse_address(plan.oracle)
     if not isinstance(plan.batch_size, int) or plan.batch_size < 1:
@@ -170,19 +178,21 @@ def budget_of(plan: SearchPlan) -> Budget:
                   measure_latency=plan.measures_latency)
 
 
+def row_of(trial, plan: SearchPlan, space: SearchSpace) -> TrialRow:
+    """The table row of one ended trial, with the reason a refused or failed trial has."""
+    row = trial_row(trial, space, plan.objective)
+    if row.status == "INVALID":
+        row.note = refusal_reason(space, trial.hyperparameters.values, budget_of(plan),
+                                  Measure(row.params, row.macs, row.latency_ms))
+    elif row.status == "FAILED" and not row.note:
+        row.note = "crashed while training (see the log of the process that ran it)"
+    return row
+
+
 def collect_rows(tuner, plan: SearchPlan, space: SearchSpace) -> list[TrialRow]:
     """Every trial the (chief's or local) oracle knows, in trial order."""
-    rows = []
-    for trial_id in sorted(tuner.oracle.trials):
-        trial = tuner.oracle.trials[trial_id]
-        row = trial_row(trial, space, plan.objective)
-        if row.status == "INVALID":
-            row.note = refusal_reason(space, trial.hyperparameters.values, budget_of(plan),
-                                      Measure(row.params, row.macs, row.latency_ms))
-        elif row.status == "FAILED" and not row.note:
-            row.note = "crashed while training (see the log of the process that ran it)"
-        rows.append(row)
-    return rows
+    return [row_of(tuner.oracle.trials[trial_id], plan, space)
+            for trial_id in sorted(tuner.oracle.trials)]
 
 
 def _retrain(plan: SearchPlan, name: str, hparams: dict, training: dict, data,
@@ -204,12 +214,24 @@ def _retrain(plan: SearchPlan, name: str, hparams: dict, training: dict, data,
 
 
 # -- the search --------------------------------------------------------------------------------
+@dataclass
+class PreparedSearch:
+    """A search ready to run: its space, the data as loaded, and keras-tuner's tuner."""
+
+    space: SearchSpace
+    raw: Any  # the data set as loaded (retraining splits it again)
+    tuner: Any  # tuning.tuners.ZooTrials
+    distribution: str
+
+
 def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchResult:
     """Run (or resume) the search described by ``plan`` and write its results.
 
     Args:
         plan: the model, data set, algorithm, trial budget, search space overrides and
-            distribution role (``SearchPlan``); results go to ``plan.out_dir``.
+            distribution role (``SearchPlan``); results go to ``plan.out_dir``. With
+            ``plan.workers``, this process serves keras-tuner's chief oracle and that many
+            worker processes train the trials (``tuning.workers``).
         echo: called with each progress line.
 
     Returns:
@@ -217,6 +239,35 @@ def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchR
         directory of the best configuration retrained with ``zoo.train.train``.
     """
     validate_plan(plan)
+    if plan.workers is not None:
+        from tuning.workers import search_with_workers
+
+        return search_with_workers(plan, echo)
+    role = _set_role_environment(plan)
+    prepared = prepare_search(plan, role, echo)
+    tuner = prepared.tuner
+    start = time.perf_counter()
+    with quiet_search_warnings():
+        tuner.search(verbose=0)
+    seconds = time.perf_counter() - start
+    result = SearchResult(out=plan.out_dir, space=prepared.space, rows=[], seconds=seconds,
+                          trials_run_here=tuner.trials_run_here,
+                          distribution=prepared.distribution)
+    if role == "worker":
+        echo(f"worker {os.environ.get('KERASTUNER_TUNER_ID')}: ran {tuner.trials_run_here} "
+             f"trials in {seconds:.1f} s; the chief writes the results")
+        return result
+    return finish_search(plan, prepared, result, echo)
+
+
+def prepare_search(plan: SearchPlan, role: str, echo: Callable[[str], None]) -> PreparedSearch:
+    """Derive the space, load the data and make keras-tuner's tuner for ``role``.
+
+    Args:
+        plan: the checked search plan.
+        role: local, chief or worker (keras-tuner's variables are already set for it).
+        echo: receives the search's header line (not printed by a worker).
+    """
     fixed = {"input_shape": tuple(plan.input_shape)} if plan.input_shape else {}
     space = derive_space(plan.model, plan.space, only=plan.only,
                          increasing_filters=plan.increasing_filters, fixed=fixed)
@@ -226,7 +277,6 @@ def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchR
     if plan.algorithm == "grid" and plan.max_trials is None and space.size() > 10_000:
         raise ValueError(f"the grid has {space.size():,} configurations; narrow --space or "
                          f"cap it with --max-trials")
-    role = _set_role_environment(plan)
 
     base = TrainPlan(model=plan.model, hparams=dict(fixed), dataset=plan.dataset,
                      data_dir=plan.data_dir, epochs=plan.epochs, batch_size=plan.batch_size,
@@ -250,21 +300,20 @@ def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchR
         echo(f"searching {plan.model} with {plan.algorithm} "
              f"({space.size():,} configurations; trials in {out}; distribution: "
              f"{distribution})\n{describe(space)}")
-    start = time.perf_counter()
+    return PreparedSearch(space=space, raw=raw, tuner=tuner, distribution=distribution)
+
+
+@contextlib.contextmanager
+def quiet_search_warnings():
+    """Silence the two warnings a search raises on purpose (see the comments)."""
+    from tuning import tuners
+
     with warnings.catch_warnings():
         # A refused trial's objective is NaN on purpose; numpy would warn when it is scored.
         warnings.filterwarnings("ignore", "All-NaN", RuntimeWarning)
         # The tuner reports each trial's records itself (per epoch, for pruning); see tuners.
         warnings.filterwarnings("ignore", tuners.SELF_REPORT_WARNING, DeprecationWarning)
-        tuner.search(verbose=0)
-    seconds = time.perf_counter() - start
-    result = SearchResult(out=out, space=space, rows=[], seconds=seconds,
-                          trials_run_here=tuner.trials_run_here, distribution=distribution)
-    if role == "worker":
-        echo(f"worker {os.environ.get('KERASTUNER_TUNER_ID')}: ran {tuner.trials_run_here} "
-             f"trials in {seconds:.1f} s; the chief writes the results")
-        return result
-    return _finish(plan, space, tuner, raw, result, echo)
+        yield
 
 
 def latency_machine() -> str:
@@ -296,8 +345,17 @@ def default_point(plan: SearchPlan, space: SearchSpace, result: SearchResult) ->
     return point
 
 
-def _finish(plan, space, tuner, raw, result: SearchResult, echo) -> SearchResult:
-    out = result.out
+def finish_search(plan: SearchPlan, prepared: PreparedSearch, result: SearchResult,
+                  echo: Callable[[str], None]) -> SearchResult:
+    """Write the tables, plots, best hyperparameters and summary; retrain the best trial.
+
+    Args:
+        plan: the search's plan.
+        prepared: its space, data and tuner (whose oracle holds every trial).
+        result: what the search itself measured (seconds, trials run here, distribution).
+        echo: receives the summary lines.
+    """
+    space, tuner, raw, out = prepared.space, prepared.tuner, prepared.raw, result.out
     rows = collect_rows(tuner, plan, space)
     best = pick_best(rows, plan.direction)
     front = front_rows(rows, plan.cost, plan.direction) if plan.cost else []

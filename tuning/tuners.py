@@ -84,7 +84,7 @@ from tuning.resources import (
 from tuning.results import format_trial_line, trial_row
 from tuning.space import SearchSpace
 from zoo.runs import write_text_atomic
-from zoo.train import TrainPlan, compile_model, training_batches
+from zoo.train import TrainPlan, _seed_everything, compile_model, training_batches
 
 PROJECT = "tuner"
 # keras-tuner's guard: this many crashed trials in a row stop the search.
@@ -226,11 +226,67 @@ class ResumableOracle:
                 self.end_order.append(tid)
 
 
-class ZooRandomSearchOracle(ResumableOracle, SpaceRulesOracle, oracles.RandomSearchOracle):
+class ChiefOracle:
+    """Mixed into each keras-tuner oracle: what a chief serving worker processes needs.
+
+    ``trial_ended`` (if set) is called with each trial the oracle ends, so the chief prints
+    the lines of the trials its workers run. ``end_trial_of_lost_worker`` ends the trial of a
+    worker process that crashed (it would otherwise stay ongoing, and keras-tuner's chief
+    would wait for it forever) as FAILED, through keras-tuner's own ``end_trial``. With
+    ``serving_workers`` set, keras-tuner's "too many consecutive failures" error is kept in
+    ``stop_reason`` instead of raised: raised inside the gRPC handler it would only reach the
+    worker, and keras-tuner's lock would stay held (``synchronized`` does not release it on
+    an exception); the chief's supervisor stops the search with it instead.
+    """
+
+    trial_ended: Callable[[Any], None] | None = None
+    serving_workers = False
+    stop_reason: str | None = None
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial):
+        if trial.trial_id in self.end_order:
+            # Already ended: a crashed worker's trial, whose report arrived after the chief
+            # had ended it as FAILED.
+            return
+        try:
+            super().end_trial(trial)
+        except RuntimeError as err:
+            if not self.serving_workers:
+                raise
+            self.stop_reason = str(err).strip().splitlines()[0]
+            return
+        if self.trial_ended is not None and trial.trial_id in self.end_order:
+            self.trial_ended(self.trials[trial.trial_id])
+
+    @keras_tuner.synchronized
+    def end_trial_of_lost_worker(self, tuner_id: str, message: str):
+        """End the trial worker ``tuner_id`` was running as FAILED and forget the worker.
+
+        Args:
+            tuner_id: the crashed worker's KERASTUNER_TUNER_ID.
+            message: why, recorded as the trial's message (its note in the table).
+
+        Returns:
+            The trial, or None if the worker had none running.
+        """
+        self.tuner_ids.discard(tuner_id)
+        trial = self.ongoing_trials.get(tuner_id)
+        if trial is None:
+            return None
+        trial.status = TrialStatus.FAILED
+        trial.message = message
+        self.end_trial(trial)
+        return trial
+
+
+class ZooRandomSearchOracle(ChiefOracle, ResumableOracle, SpaceRulesOracle,
+                            oracles.RandomSearchOracle):
     """keras-tuner's random search with the space's rules."""
 
 
-class ZooGridSearchOracle(ResumableOracle, SpaceRulesOracle, oracles.GridSearchOracle):
+class ZooGridSearchOracle(ChiefOracle, ResumableOracle, SpaceRulesOracle,
+                          oracles.GridSearchOracle):
     """keras-tuner's grid search with the space's rules, resumable between two trials."""
 
     def reload(self):
@@ -253,12 +309,13 @@ class ZooGridSearchOracle(ResumableOracle, SpaceRulesOracle, oracles.GridSearchO
         self._populate_next = list(order)
 
 
-class ZooBayesianOptimizationOracle(ResumableOracle, SpaceRulesOracle,
+class ZooBayesianOptimizationOracle(ChiefOracle, ResumableOracle, SpaceRulesOracle,
                                     oracles.BayesianOptimizationOracle):
     """keras-tuner's Bayesian optimisation with the space's rules."""
 
 
-class ZooHyperbandOracle(ResumableOracle, SpaceRulesOracle, oracles.HyperbandOracle):
+class ZooHyperbandOracle(ChiefOracle, ResumableOracle, SpaceRulesOracle,
+                         oracles.HyperbandOracle):
     """keras-tuner's Hyperband with the space's rules."""
 
 
@@ -423,6 +480,10 @@ class ZooTrials:
     def on_trial_begin(self, trial):
         self.last_note = ""
         self.gradients_before = custom_gradient_names()
+        if self._is_worker() and trial.trial_id.isdigit():
+            # Which worker runs which trial depends on timing: seed each trial by its number,
+            # so its result does not (as --isolate seeds each trial's process).
+            _seed_everything(self.hypermodel.base.seed + int(trial.trial_id), deterministic=True)
         super().on_trial_begin(trial)
 
     def on_trial_end(self, trial):

@@ -85,11 +85,15 @@ def _parse_space(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--oracle", default=None, metavar="HOST:PORT",
               help="Address of the chief oracle (the chief listens on it).")
 @click.option("--tuner-id", default=None, help="This worker's name (default worker-HOST-PID).")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Train N trials at a time in N worker processes on this machine, with "
+                   "keras-tuner's chief oracle in this process on a free local port; each "
+                   "worker gets its share of the CPUs and of the GPU memory.")
 def tune_command(name, dataset, data_dir, algorithm, max_trials, epochs, objective, space, only,
                  increasing_filters, max_params, max_macs, max_latency_ms, cost, prune,
                  prune_warmup_epochs, prune_warmup_trials, isolate, batch_size, train_fraction,
                  seed, input_shape, out, retrain, retrain_epochs, compare_default, role, oracle,
-                 tuner_id) -> None:
+                 tuner_id, workers) -> None:
     """Search hyperparameters of model NAME (kernel sizes, feature maps, depth, dropout,
     normalization, learning rate: derived from its builder) with keras-tuner, then retrain the
     best configuration into a run directory."""
@@ -107,7 +111,7 @@ def tune_command(name, dataset, data_dir, algorithm, max_trials, epochs, objecti
         batch_size=batch_size, train_fraction=train_fraction, seed=seed,
         input_shape=parse_shape(input_shape), retrain=retrain, retrain_epochs=retrain_epochs,
         compare_default=compare_default, role=role or "local", oracle=oracle,
-        tuner_id=tuner_id,
+        tuner_id=tuner_id, workers=workers,
     )
     run_search(plan, echo=click.echo)
 
