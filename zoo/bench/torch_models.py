@@ -42,7 +42,11 @@ def _activation(name: str):
 class _Stack:
     """Named layers appended in order, tracking the feature map's size as Keras would."""
 
-    def __init__(self, channels: int, height: int, width: int):
+    def __init__(self, channels: int, height: int, width: int, normalization: str = "none"):
+        if normalization not in ("none", "batch"):
+            raise ValueError(f"normalization {normalization!r}: only none and batch are "
+                             f"written here")
+        self.batch_norm = normalization == "batch"
         self.layers: OrderedDict[str, Any] = OrderedDict()
         self.channels, self.size = channels, (height, width)
         self.features: int | None = None  # set once flattened
@@ -55,8 +59,13 @@ class _Stack:
         pad = kernel // 2 if padding == "same" else 0
         if padding == "same" and (stride != 1 or kernel % 2 == 0):
             raise ValueError(f"{name}: only stride-1 odd-kernel 'same' convs are written here")
+        # With batch norm as the zoo builds it (zoo.models.layers.conv_norm_act): conv without
+        # bias -> norm -> activation, Keras' epsilon (1e-3) and the zoo's momentum (0.9,
+        # which is PyTorch's 0.1).
         self.layers[name] = nn.Sequential(
-            nn.Conv2d(self.channels, filters, kernel, stride=stride, padding=pad),
+            nn.Conv2d(self.channels, filters, kernel, stride=stride, padding=pad,
+                      bias=not self.batch_norm),
+            *([nn.BatchNorm2d(filters, eps=1e-3, momentum=0.1)] if self.batch_norm else []),
             _activation(activation))
         self.channels = filters
         self.size = tuple((s + 2 * pad - kernel) // stride + 1 for s in self.size)
@@ -84,8 +93,10 @@ class _Stack:
     def dense(self, name: str, units: int, activation: str, dropout: float = 0.0) -> None:
         from torch import nn
 
-        self.layers[name] = nn.Sequential(nn.Linear(self.features, units),
-                                          _activation(activation))
+        self.layers[name] = nn.Sequential(
+            nn.Linear(self.features, units, bias=not self.batch_norm),
+            *([nn.BatchNorm1d(units, eps=1e-3, momentum=0.1)] if self.batch_norm else []),
+            _activation(activation))
         self.features = units
         if dropout:
             self.layers[f"{name}_dropout"] = nn.Dropout(dropout)
@@ -131,11 +142,13 @@ def alexnet(name: str, channels: int, height: int, width: int, num_classes: int)
     return stack.classifier(num_classes)
 
 
-def vgg(name: str, channels: int, height: int, width: int, num_classes: int):
+def vgg(name: str, channels: int, height: int, width: int, num_classes: int, *,
+        normalization: str = "none"):
     """VGG: blocks of 3x3 'same' convs, each block ending in 2x2 max pooling, then dense
-    layers with dropout 0.5 (``VGGS[name]``)."""
+    layers with dropout 0.5 (``VGGS[name]``); ``normalization="batch"`` as the zoo's
+    batchnorm recipe builds it."""
     blocks, dense_units = VGGS[name]
-    stack = _Stack(channels, height, width)
+    stack = _Stack(channels, height, width, normalization)
     for b, (convs, width_out) in enumerate(blocks, start=1):
         for c in range(1, convs + 1):
             stack.conv(f"block{b}_conv{c}", width_out, 3, padding="same")
@@ -153,7 +166,10 @@ TORCH_PEERS: dict[str, Callable[..., Any]] = {
 }
 
 
-def build_torch_peer(name: str, input_shape, num_classes: int):
-    """The PyTorch peer of zoo model ``name`` for an (height, width, channels) input."""
+def build_torch_peer(name: str, input_shape, num_classes: int, *, normalization: str = "none"):
+    """The PyTorch peer of zoo model ``name`` for an (height, width, channels) input;
+    ``normalization="batch"`` (VGGs only) adds batch norm as the zoo's batchnorm recipe."""
     height, width, channels = input_shape
-    return TORCH_PEERS[name](channels, height, width, num_classes)
+    if normalization == "none":
+        return TORCH_PEERS[name](channels, height, width, num_classes)
+    return TORCH_PEERS[name](channels, height, width, num_classes, normalization=normalization)
