@@ -140,12 +140,12 @@ class TorchPeer:
         import torch
         from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
-        y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        y = torch.from_numpy(np.array(labels, dtype=np.int64))
         if self.feeding == "float":
             x = torch.from_numpy(np.ascontiguousarray(
                 images.astype(np.float32).transpose(0, 3, 1, 2) / 255.0))
             return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True)
-        x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))  # uint8 NCHW
+        x = torch.from_numpy(np.array(images.transpose(0, 3, 1, 2), order="C"))  # uint8 NCHW
         if self.feeding == "device":
             x = x.to(self.device).to(torch.float32, memory_format=self.memory_format) / 255.0
             return _DeviceBatches(x, y.to(self.device), batch_size)

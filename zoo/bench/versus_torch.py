@@ -259,8 +259,10 @@ def format_versus_row(row: dict[str, Any]) -> str:
             return "not run"
         if "error" in result:
             return result["error"]
-        return (f"{result['images_per_s']['median']:,.0f} img/s (batch "
-                f"{result['batch_size']}, {100 * result['fraction_of_peak']:.1f}% of peak)")
+        rate = result["images_per_s"]["median"]
+        return (f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}") + (
+            f" img/s (batch {result['batch_size']}, "
+            f"{100 * result['fraction_of_peak']:.1f}% of peak)")
 
     ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"
     return (f"{row['model']} {row['dtype_policy']} {row['feeding']}: zoo {side(row['zoo'])}, "

@@ -50,18 +50,16 @@ from zoo.registry import get_model_info
 from zoo.train import TrainPlan, compile_model, train
 
 # Training FLOPs per timed repeat on an accelerator: ~0.1-0.5 s of an H100's bf16 work, at
-# least 8 steps (VGG-16 at 224x224) and at most 64 (LeNet-5: ~0.1 s at 180k images/s).
+# least 8 steps (VGG-16 at 224x224: 2,048 images) and at most 64 (LeNet-5: ~0.1 s at 180k
+# images/s).
 ACCELERATOR_FLOPS_PER_REPEAT = 6e13
 ACCELERATOR_STEPS = (8, 64)
-# Keras runs steps_per_execution (8) batches per call: whole calls keep one compiled step.
-STEP_MULTIPLE = 8
 
 
 def accelerator_steps(train_flops_per_image: float, batch_size: int) -> int:
     """Steps per timed repeat on an accelerator: about ACCELERATOR_FLOPS_PER_REPEAT of work,
-    a multiple of 8 between 8 and 64."""
-    steps = ACCELERATOR_FLOPS_PER_REPEAT / (train_flops_per_image * batch_size)
-    steps = STEP_MULTIPLE * math.ceil(steps / STEP_MULTIPLE)
+    between 8 and 64."""
+    steps = math.ceil(ACCELERATOR_FLOPS_PER_REPEAT / (train_flops_per_image * batch_size))
     return int(min(ACCELERATOR_STEPS[1], max(ACCELERATOR_STEPS[0], steps)))
 
 
