@@ -216,3 +216,24 @@ def test_workers_run_each_trial_once_stop_on_ctrl_c_and_resume(tmp_path):
     assert set(summary) == set(json.loads((single / "summary.json").read_text()))
     assert summary["trials"]["COMPLETED"] == 3 and "2 worker processes" in summary["distribution"]
     assert (out / "worker-logs" / "worker-1.log").exists()
+
+
+def test_the_benchmark_runs_a_command_the_cli_accepts(tmp_path):
+    """benchmarks/tune_workers.py (run on a GPU machine) cannot drift from `zoo tune`."""
+    import argparse
+    import importlib.util
+
+    from zoo.cli.tune import tune_command
+
+    spec = importlib.util.spec_from_file_location("tune_workers",
+                                                  REPO / "benchmarks" / "tune_workers.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    settings = argparse.Namespace(train_fraction=0.1, epochs=2, batch_size=64)
+    for workers in (0, 4):
+        command = benchmark.search_args(workers, 12, settings, tmp_path / "out")
+        tune = command.index("tune")
+        assert command[tune - 2:tune] == ["-m", "zoo"]
+        params = tune_command.make_context("tune", command[tune + 1:]).params
+        assert params["name"] == "vgg_small" and params["dataset"] == "fashion_mnist"
+        assert params["max_trials"] == 12 and params["workers"] == (workers or None)

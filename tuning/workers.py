@@ -75,7 +75,8 @@ def worker_command(plan: SearchPlan, address: str, tuner_id: str) -> list[str]:
     """``python -m tuning.workers PLAN``: a `zoo tune` worker of ``plan``."""
     worker_plan = replace(plan, role="worker", oracle=address, tuner_id=tuner_id, workers=None,
                           retrain=False, compare_default=False)
-    return [sys.executable, "-m", "tuning.workers", json.dumps(asdict(worker_plan))]
+    python = [sys.executable] + (["-S"] if sys.flags.no_site else [])  # as the chief runs
+    return [*python, "-m", "tuning.workers", json.dumps(asdict(worker_plan))]
 
 
 def _exit_description(code: int) -> str:
@@ -328,7 +329,8 @@ def search_with_workers(plan: SearchPlan, echo: Callable[[str], None] = print) -
     result = SearchResult(
         out=plan.out_dir, space=prepared.space, rows=[], seconds=seconds,
         trials_run_here=len(ended_here),
-        distribution=f"{plan.workers} worker processes on this machine, keras-tuner chief at "
+        distribution=f"{plan.workers} worker process{'es' if plan.workers > 1 else ''} on "
+                     f"this machine, keras-tuner chief at "
                      f"{address} (" + "; ".join(f"worker-{k + 1}: {s.describe()}"
                                                for k, s in enumerate(shares)) + ")")
     return search.finish_search(plan, prepared, result, echo)
