@@ -11,9 +11,12 @@ would), stopped with SIGINT at ``--timeout`` seconds (the trials finished by the
 Writes one JSON document: the machine (backend, devices, TensorFlow installed or not, CPUs,
 load before and after), the search, and per N: trials ended, trials per hour from the
 command's start (a cold start: Python, the backend, the data, the workers) to the last trial's
-end (``trials_per_hour``, the same basis for every N, a stopped run too), trials per hour
-between the first and the last trial to end (``steady_trials_per_hour``: start-up left out),
-the search's and the command's seconds, and the speed-up over N = 1 for both rates.
+end (``trials_per_hour``: one cold start shared by the N x trials-per-worker trials, so it
+favours large N as a real search of that size would), trials per hour once running
+(``steady_trials_per_hour``: the trials that ended after the first N did, over the seconds
+from the N-th end to the last; the first round of N trials, which starts together, is left
+out with the start-up), when each trial ended, the search's and the command's seconds, and
+the speed-up over N = 1 for both rates.
 
     # on the GPU machine (JAX, no TensorFlow), about 4 minutes:
     KERAS_BACKEND=jax python benchmarks/tune_workers.py --workers 1 2 4 8 \\
@@ -101,9 +104,12 @@ def measure(workers: int, args: argparse.Namespace, folder: Path) -> dict:
         row["trials_per_hour"] = round(3600 * len(ended) / (ended[-1][0] - start), 1)
     else:
         row["trials_per_hour"] = 0.0
-    if len(ended) >= 2:  # from the first trial's end to the last's: start-up left out
-        span = ended[-1][0] - ended[0][0]
-        row["steady_trials_per_hour"] = round(3600 * (len(ended) - 1) / span, 1) if span else None
+    row["trial_ends"] = [round(when - start, 1) for when, _ in ended]  # seconds after start
+    first = max(workers, 1)  # the first round: all N workers start their first trial at once
+    if len(ended) > first:  # trials ended after the first N did, per second since: steady state
+        span = ended[-1][0] - ended[first - 1][0]
+        row["steady_trials_per_hour"] = (round(3600 * (len(ended) - first) / span, 1)
+                                         if span > 0 else None)
     tail = (folder / f"workers-{workers}.log").read_text().strip().splitlines()[-3:]
     row["last_lines"] = tail
     return row
@@ -165,7 +171,9 @@ def main() -> None:
                          "batch_size": args.batch_size,
                          "trials_per_worker": args.trials_per_worker,
                          "timeout_seconds": args.timeout},
-              "command": " ".join([Path(sys.executable).name, *sys.argv]), "rows": []}
+              "command": " ".join([Path(sys.executable).name, *(["-S"] if sys.flags.no_site
+                                                                  else []), *sys.argv]),
+              "rows": []}
     with tempfile.TemporaryDirectory() as folder:
         for workers in args.workers:
             row = measure(workers, args, Path(folder))
