@@ -176,6 +176,51 @@ def test_report_combines_both_sides_into_ratios_and_fractions_of_peak():
     assert "3 x 2 x forward MACs" in text and "2 TFLOP/s, the best bf16" in text
 
 
+def test_a_kill_during_the_torch_side_keeps_what_was_measured(monkeypatch):
+    """SIGTERM (timeout) or Ctrl-C while PyTorch's side runs: that process is stopped, and
+    the report with the zoo's rows and PyTorch's finished ones is written before the
+    interruption goes on."""
+    from zoo.bench import versus_torch
+
+    zoo_rows = _lines("zoo", 1000.0, [
+        {"dtype_policy": "float32", "feeding": f, "batch_size": 8, "steps": 2,
+         "wall": [1.0, 0.5], "out_of_memory": []} for f in ("host", "device")])
+    torch_rows = _lines("torch", 1000.0, [
+        {"dtype_policy": "float32", "feeding": "host", "batch_size": 8, "steps": 2,
+         "wall": [1.0, 1.0], "out_of_memory": []}])[:-1]  # no "done": still running
+    terminated = []
+
+    class FakeSide:
+        def __init__(self, command, env):
+            self.results = Path(command[-1])
+            side = "torch" if "zoo.bench.torch_peer" in command else "zoo"
+            self.results.write_text("".join(json.dumps(line) + "\n" for line in
+                                            (zoo_rows if side == "zoo" else torch_rows)))
+            self.side = side
+
+        def wait(self, timeout=None):
+            if self.side == "torch" and not terminated:
+                raise KeyboardInterrupt("signal 15")
+            return 0
+
+        def terminate(self):
+            terminated.append(self.side)
+
+    monkeypatch.setattr(versus_torch.subprocess, "Popen", FakeSide)
+    written = []
+    with pytest.raises(KeyboardInterrupt):
+        versus_torch.compare_with_torch(["lenet5"], VersusSettings(repeats=1,
+                                                                   feedings=("host", "device"),
+                                                                   dtype_policies=("float32",)),
+                                        checkpoint=written.append)
+    assert terminated == ["torch"]
+    first, last = written
+    assert first["torch"]["failure"] == "not run" and first["rows"][0]["torch"] is None
+    assert last["torch"]["failure"] == "the torch side was interrupted"
+    host, device = last["rows"]
+    assert host["ratio"] == 2.0 and device["torch"] is None and device["zoo"]
+
+
 def test_versus_torch_refuses_what_it_cannot_compare(tmp_path):
     runner = CliRunner()
     out = tmp_path / "none.json"

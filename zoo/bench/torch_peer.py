@@ -209,9 +209,9 @@ def matmul_peak(size: int, dtype: str = "bfloat16", device: str | None = None,
     import torch
 
     device = torch.device(device or default_device())
-    generator = torch.Generator(device="cpu").manual_seed(0)
-    a = torch.randn(size, size, generator=generator).to(device, getattr(torch, dtype))
-    b = (torch.randn(size, size, generator=generator) / size).to(device, getattr(torch, dtype))
+    generator = torch.Generator(device=device).manual_seed(0)  # drawn on the device: fast
+    a = torch.randn(size, size, generator=generator, device=device).to(getattr(torch, dtype))
+    b = (torch.randn(size, size, generator=generator, device=device) / size).to(a.dtype)
     rates = []
     for i in range(repeats + 2):  # the first calls pick and load kernels
         synchronize(device)

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -121,20 +123,44 @@ def _torch_jobs(zoo_rows: list[dict[str, Any]], jobs: list[dict[str, Any]]
     return torch_jobs
 
 
-def _run_side(module: str, spec: dict[str, Any], work: Path, env: dict[str, str]
+# The module each side runs as (`python -m ...`), with its leading arguments.
+SIDES = {"zoo": ("zoo.bench.zoo_timing",), "torch": ("zoo.bench.torch_peer", "jobs")}
+
+
+def _run_side(side: str, spec: dict[str, Any], work: Path, env: dict[str, str]
               ) -> tuple[list[dict[str, Any]], str | None]:
-    """(result lines, failure or None) of one side's process."""
-    side = module.rsplit(".", 1)[-1]
-    spec_file, results = work / f"{side}-spec.json", work / f"{side}-results.jsonl"
+    """(result lines, failure or None) of one side's process.
+
+    Interrupted (Ctrl-C, or SIGTERM turned into KeyboardInterrupt by ``compare_with_torch``),
+    the side's process is stopped too before the interruption goes on.
+    """
+    spec_file = work / f"{side}-spec.json"
     spec_file.write_text(json.dumps(spec))
-    args = ["jobs"] if module.endswith("torch_peer") else []
-    done = subprocess.run(child_command(module, *args, str(spec_file), str(results)), env=env,
-                          check=False)
-    lines = read_results(results)
+    module, *args = SIDES[side]
+    process = subprocess.Popen(child_command(module, *args, str(spec_file),
+                                             str(_results_file(work, side))), env=env)
+    try:
+        status = process.wait()
+    except BaseException:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        raise
+    lines = read_results(_results_file(work, side))
     failure = None
-    if done.returncode != 0 or not any(line["kind"] == "done" for line in lines):
-        failure = f"{side} exited with status {done.returncode} before finishing"
+    if status != 0 or not any(line["kind"] == "done" for line in lines):
+        failure = f"the {side} side exited with status {status} before finishing"
     return lines, failure
+
+
+def _results_file(work: Path, side: str) -> Path:
+    return work / f"{side}-results.jsonl"
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _side_summary(lines: list[dict[str, Any]], failure: str | None) -> dict[str, Any]:
@@ -215,8 +241,8 @@ def compare_with_torch(names: list[str], settings: VersusSettings,
         names: registered models with a PyTorch peer.
         settings: what to measure.
         progress: called with one line per finished step.
-        checkpoint: called with the report so far after the zoo's side (write it, so a kill
-            during PyTorch's side keeps the zoo's numbers).
+        checkpoint: called with the report so far after the zoo's side, and when Ctrl-C or
+            SIGTERM stops the run (write it: a kill keeps what was measured).
     """
     settings.check(names)
     if not has_torch():
@@ -227,18 +253,37 @@ def compare_with_torch(names: list[str], settings: VersusSettings,
     jobs = _zoo_jobs(names, settings)
     common = {"seed": settings.seed, "repeats": settings.repeats,
               "peak_size": settings.peak_size, "loader_workers": settings.loader_workers}
-    with tempfile.TemporaryDirectory(prefix="zoo-versus-") as tmp:
-        work = Path(tmp)
-        progress("zoo side: " + ", ".join(names))
-        zoo_lines, zoo_failure = _run_side("zoo.bench.zoo_timing", {**common, "jobs": jobs},
-                                           work, env)
-        report = _report(settings, zoo_lines, zoo_failure, [], "not run yet")
-        checkpoint(report)
-        zoo_rows = [line for line in zoo_lines if line["kind"] == "row"]
-        progress("PyTorch side, at the zoo's batch sizes")
-        torch_lines, torch_failure = _run_side(
-            "zoo.bench.torch_peer", {**common, "jobs": _torch_jobs(zoo_rows, jobs)}, work, env)
-    return _report(settings, zoo_lines, zoo_failure, torch_lines, torch_failure)
+    lines = {"zoo": [], "torch": []}
+    failures = {"zoo": "not run", "torch": "not run"}
+    # A kill (timeout's SIGTERM) must not lose what was measured: it becomes a
+    # KeyboardInterrupt, and the report so far is written before it goes on.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="zoo-versus-") as tmp:
+            work = Path(tmp)
+            try:
+                progress("zoo side: " + ", ".join(names))
+                lines["zoo"], failures["zoo"] = _run_side(
+                    "zoo", {**common, "jobs": jobs}, work, env)
+                checkpoint(_report(settings, lines["zoo"], failures["zoo"], [],
+                                   failures["torch"]))
+                zoo_rows = [line for line in lines["zoo"] if line["kind"] == "row"]
+                progress("PyTorch side, at the zoo's batch sizes")
+                lines["torch"], failures["torch"] = _run_side(
+                    "torch", {**common, "jobs": _torch_jobs(zoo_rows, jobs)}, work, env)
+            except KeyboardInterrupt:
+                for side in ("zoo", "torch"):
+                    if failures[side] == "not run" and _results_file(work, side).exists():
+                        lines[side] = read_results(_results_file(work, side))
+                        failures[side] = f"the {side} side was interrupted"
+                checkpoint(_report(settings, lines["zoo"], failures["zoo"], lines["torch"],
+                                   failures["torch"]))
+                raise
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    return _report(settings, lines["zoo"], failures["zoo"], lines["torch"], failures["torch"])
 
 
 def _report(settings: VersusSettings, zoo_lines, zoo_failure, torch_lines, torch_failure
