@@ -38,7 +38,9 @@ def test_cpus_and_gpu_memory_are_split_between_the_workers():
 def test_each_worker_environment_holds_its_share_and_no_chief_role():
     share = share_machine(2, [0, 1, 2, 3], ["0"])[1]
     env = worker_environment(share, {"PATH": "/bin", "KERASTUNER_TUNER_ID": "chief",
-                                     "KERASTUNER_ORACLE_IP": "127.0.0.1"})
+                                     "KERASTUNER_ORACLE_IP": "127.0.0.1",
+                                     "XLA_CLIENT_MEM_FRACTION": "0.75"})
+    assert "XLA_CLIENT_MEM_FRACTION" not in env  # JAX refuses both names at once
     assert env["PATH"] == "/bin" and "KERASTUNER_TUNER_ID" not in env
     assert env["OMP_NUM_THREADS"] == env["TF_NUM_INTRAOP_THREADS"] == "2"
     assert env["ZOO_TUNE_WORKER_CPUS"] == "2,3"

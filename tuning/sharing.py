@@ -83,6 +83,9 @@ def worker_environment(share: WorkerShare, base: Mapping[str, str]) -> dict[str,
                 CPUS_ENV: ",".join(map(str, share.cpus)), "PYTHONUNBUFFERED": "1"})
     if share.gpu is not None:
         fraction = f"{share.gpu_memory_fraction:.3f}"
+        # JAX reads XLA_CLIENT_MEM_FRACTION (newer) or XLA_PYTHON_CLIENT_MEM_FRACTION (every
+        # version) and refuses to start when both are set: keep the one all versions read.
+        env.pop("XLA_CLIENT_MEM_FRACTION", None)
         env.update({"CUDA_VISIBLE_DEVICES": share.gpu,
                     "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
                     "XLA_PYTHON_CLIENT_MEM_FRACTION": fraction,
