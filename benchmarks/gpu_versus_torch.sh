@@ -3,9 +3,9 @@
 # PyTorch with CUDA, no TensorFlow. lenet5, vgg_small, alexnet and vgg16 at 224x224, float32 and
 # mixed bfloat16, each framework fed from uint8 host arrays its own way and from a device-
 # resident data set; batch 256, or the largest below it that fits (vgg16); bf16 matmul peak at
-# 8192^3 in the same run. About 3-4 minutes on an H100/H200 (docs/benchmarks.md). Results:
-# $OUT/gpu-versus-torch.json and .md (written after the zoo's side too, so a timeout during
-# PyTorch's side keeps the zoo's numbers).
+# 8192^3 in the same run. About 3-4 minutes on an H100/H200 (estimated; docs/benchmarks.md).
+# Results: $OUT/gpu-versus-torch.json and .md, written after each model's zoo and PyTorch
+# processes, and on the timeout's SIGTERM, so a cut-off run keeps what it measured.
 #
 # Extra arguments go to `zoo bench` and override the ones below (the last value wins), e.g. the
 # CPU check: PYTHON="python -S" benchmarks/gpu_versus_torch.sh --batch-size 2 --steps 1 ...

@@ -166,7 +166,8 @@ def test_report_combines_both_sides_into_ratios_and_fractions_of_peak():
 
     from zoo.bench.versus_torch import _report
 
-    report = {**_report(settings, zoo_lines, None, torch_lines, None), "command": "zoo bench"}
+    report = {**_report(settings, {"zoo": zoo_lines, "torch": torch_lines},
+                        {"zoo": [], "torch": []}), "command": "zoo bench"}
     text = format_markdown(report)
     assert "# zoo bench --versus-torch: Test GPU" in text
     assert "| lenet5 | 32x32x1 | float32 | host | 8 × 2 (did not fit: zoo: 16) | " \
@@ -174,6 +175,44 @@ def test_report_combines_both_sides_into_ratios_and_fractions_of_peak():
     assert "| device | – / 4 × 2 (did not fit: PyTorch: 8) | failed: XlaRuntimeError: boom |" \
         in text
     assert "3 x 2 x forward MACs" in text and "2 TFLOP/s, the best bf16" in text
+
+
+def test_each_model_runs_in_a_pair_of_processes_zoo_first(monkeypatch):
+    """Per model: the zoo's process, then PyTorch's at the zoo's batch and steps; the peaks
+    are measured by the first pair only; the report is written after every process."""
+    from zoo.bench import versus_torch
+
+    started = []
+
+    class FakeSide:
+        def __init__(self, command, env):
+            spec = json.loads(Path(command[-2]).read_text())
+            side = "torch" if "zoo.bench.torch_peer" in command else "zoo"
+            started.append((side, [job["model"] for job in spec["jobs"]], spec["measure_peak"],
+                            [(job["batch_sizes"][0], job["steps"]) for job in spec["jobs"]]))
+            rows = [{"dtype_policy": "float32", "feeding": "host", "batch_size": 6, "steps": 3,
+                     "wall": [1.0, 0.5 if side == "zoo" else 1.0], "out_of_memory": [8]}]
+            lines = _lines(side, 1000.0, rows)
+            for line in lines:
+                line.update(model=spec["jobs"][0]["model"]) if line["kind"] == "row" else None
+            Path(command[-1]).write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(versus_torch.subprocess, "Popen", FakeSide)
+    written = []
+    report = versus_torch.compare_with_torch(
+        ["lenet5", "vgg_small"], VersusSettings(batch_size=8, feedings=("host",),
+                                                dtype_policies=("float32",)),
+        checkpoint=written.append)
+    assert started == [("zoo", ["lenet5"], True, [(8, None)]),
+                       ("torch", ["lenet5"], True, [(6, 3)]),
+                       ("zoo", ["vgg_small"], False, [(8, None)]),
+                       ("torch", ["vgg_small"], False, [(6, 3)])]
+    assert len(written) == 4 and [r["model"] for r in report["rows"]] == ["lenet5", "vgg_small"]
+    assert all(row["ratio"] == 2.0 for row in report["rows"])
+    assert report["zoo"]["failure"] is None and report["torch"]["tensorflow_loaded"] is False
 
 
 def test_a_kill_during_the_torch_side_keeps_what_was_measured(monkeypatch):
@@ -215,8 +254,8 @@ def test_a_kill_during_the_torch_side_keeps_what_was_measured(monkeypatch):
                                         checkpoint=written.append)
     assert terminated == ["torch"]
     first, last = written
-    assert first["torch"]["failure"] == "not run" and first["rows"][0]["torch"] is None
-    assert last["torch"]["failure"] == "the torch side was interrupted"
+    assert first["torch"]["failure"] is None and first["rows"][0]["torch"] is None
+    assert last["torch"]["failure"] == "lenet5: interrupted"
     host, device = last["rows"]
     assert host["ratio"] == 2.0 and device["torch"] is None and device["zoo"]
 

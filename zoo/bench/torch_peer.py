@@ -265,7 +265,7 @@ def run_jobs(spec: dict[str, Any], results: Path) -> None:
                             "float32_matmul_precision": "high" if device == "cuda" else
                             torch.get_float32_matmul_precision()})
     size = spec.get("peak_size") or (8192 if device == "cuda" else 1024)
-    for dtype in ("bfloat16", "float32"):
+    for dtype in ("bfloat16", "float32") if spec.get("measure_peak", True) else ():
         append_result(results, {"kind": "peak", "side": "torch",
                                 **matmul_peak(size, dtype, device)})
     for job in spec["jobs"]:

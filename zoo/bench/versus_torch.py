@@ -163,14 +163,14 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _side_summary(lines: list[dict[str, Any]], failure: str | None) -> dict[str, Any]:
+def _side_summary(lines: list[dict[str, Any]], failures: list[str]) -> dict[str, Any]:
     facts = next((line for line in lines if line["kind"] == "facts"), {})
-    done = next((line for line in lines if line["kind"] == "done"), {})
+    done = [line["tensorflow_loaded"] for line in lines if line["kind"] == "done"]
     peaks = {line["dtype"]: {k: v for k, v in line.items() if k not in ("kind", "side")}
              for line in lines if line["kind"] == "peak"}
     return {"facts": {k: v for k, v in facts.items() if k not in ("kind", "side")},
-            "tensorflow_loaded": done.get("tensorflow_loaded"), "matmul_peak": peaks,
-            "failure": failure}
+            "tensorflow_loaded": any(done) if done else None, "matmul_peak": peaks,
+            "failure": "; ".join(failures) or None}
 
 
 def _measured(row: dict[str, Any] | None, repeats: int, flops: float, peak_gflops: float
@@ -241,8 +241,8 @@ def compare_with_torch(names: list[str], settings: VersusSettings,
         names: registered models with a PyTorch peer.
         settings: what to measure.
         progress: called with one line per finished step.
-        checkpoint: called with the report so far after the zoo's side, and when Ctrl-C or
-            SIGTERM stops the run (write it: a kill keeps what was measured).
+        checkpoint: called with the report so far after each side of each model, and when
+            Ctrl-C or SIGTERM stops the run (write it: a kill keeps what was measured).
     """
     settings.check(names)
     if not has_torch():
@@ -253,47 +253,55 @@ def compare_with_torch(names: list[str], settings: VersusSettings,
     jobs = _zoo_jobs(names, settings)
     common = {"seed": settings.seed, "repeats": settings.repeats,
               "peak_size": settings.peak_size, "loader_workers": settings.loader_workers}
-    lines = {"zoo": [], "torch": []}
-    failures = {"zoo": "not run", "torch": "not run"}
+    lines: dict[str, list[dict[str, Any]]] = {"zoo": [], "torch": []}
+    failures: dict[str, list[str]] = {"zoo": [], "torch": []}
+
+    def report() -> dict[str, Any]:
+        return _report(settings, lines, failures)
+
     # A kill (timeout's SIGTERM) must not lose what was measured: it becomes a
     # KeyboardInterrupt, and the report so far is written before it goes on.
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
         with tempfile.TemporaryDirectory(prefix="zoo-versus-") as tmp:
-            work = Path(tmp)
-            try:
-                progress("zoo side: " + ", ".join(names))
-                lines["zoo"], failures["zoo"] = _run_side(
-                    "zoo", {**common, "jobs": jobs}, work, env)
-                checkpoint(_report(settings, lines["zoo"], failures["zoo"], [],
-                                   failures["torch"]))
-                zoo_rows = [line for line in lines["zoo"] if line["kind"] == "row"]
-                progress("PyTorch side, at the zoo's batch sizes")
-                lines["torch"], failures["torch"] = _run_side(
-                    "torch", {**common, "jobs": _torch_jobs(zoo_rows, jobs)}, work, env)
-            except KeyboardInterrupt:
+            for i, job in enumerate(jobs):
+                # One model per pair of processes: each model starts with the device's memory
+                # free, and a time limit cuts the run between models, not before PyTorch's
+                # side of every model. The peaks are measured by the first pair.
+                spec = {**common, "measure_peak": i == 0, "jobs": [job]}
+                work = Path(tmp) / str(i)
+                work.mkdir()
                 for side in ("zoo", "torch"):
-                    if failures[side] == "not run" and _results_file(work, side).exists():
-                        lines[side] = read_results(_results_file(work, side))
-                        failures[side] = f"the {side} side was interrupted"
-                checkpoint(_report(settings, lines["zoo"], failures["zoo"], lines["torch"],
-                                   failures["torch"]))
-                raise
+                    if side == "torch":
+                        zoo_rows = [r for r in lines["zoo"] if r["kind"] == "row"
+                                    and r["model"] == job["model"]]
+                        spec = {**spec, "jobs": _torch_jobs(zoo_rows, [job])}
+                    progress(f"{job['model']}: {'zoo' if side == 'zoo' else 'PyTorch'} side")
+                    try:
+                        side_lines, failure = _run_side(side, spec, work, env)
+                    except KeyboardInterrupt:
+                        lines[side] += read_results(_results_file(work, side))
+                        failures[side].append(f"{job['model']}: interrupted")
+                        checkpoint(report())
+                        raise
+                    lines[side] += side_lines
+                    failures[side] += [f"{job['model']}: {failure}"] if failure else []
+                    checkpoint(report())
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
-    return _report(settings, lines["zoo"], failures["zoo"], lines["torch"], failures["torch"])
+    return report()
 
 
-def _report(settings: VersusSettings, zoo_lines, zoo_failure, torch_lines, torch_failure
-            ) -> dict[str, Any]:
-    zoo, torch = _side_summary(zoo_lines, zoo_failure), _side_summary(torch_lines, torch_failure)
+def _report(settings: VersusSettings, lines: dict[str, list[dict[str, Any]]],
+            failures: dict[str, list[str]]) -> dict[str, Any]:
+    zoo, torch = (_side_summary(lines[side], failures[side]) for side in ("zoo", "torch"))
     devices = zoo["facts"].get("devices") or []
     return {"kind": "versus_torch", "settings": asdict(settings),
             "device": torch["facts"].get("device") or ", ".join(devices) or "?",
             "zoo": zoo, "torch": torch, "flops_convention": FLOPS_CONVENTION,
-            **combine(zoo_lines, torch_lines, settings),
+            **combine(lines["zoo"], lines["torch"], settings),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
