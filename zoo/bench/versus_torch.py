@@ -117,6 +117,7 @@ def _torch_jobs(zoo_rows: list[dict[str, Any]], jobs: list[dict[str, Any]]
                 batch = zoo.get("batch_size")
                 sizes = ([b for b in job["batch_sizes"] if b <= batch] if batch
                          else job["batch_sizes"])
+                # Without the zoo's steps: 8, the fewest the zoo's side times on a GPU.
                 torch_jobs.append({**job, "dtype_policies": [policy], "feedings": [feeding],
                                    "batch_sizes": sizes,
                                    "steps": zoo.get("steps") or job["steps"] or 8})
