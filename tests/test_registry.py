@@ -190,6 +190,26 @@ def test_bad_hyperparameters_are_clear(bad, message):
         zoo.build("lenet5", **bad)
 
 
+def test_zoo_train_runs_under_the_torch_backend(tmp_path):
+    """`zoo train` works with KERAS_BACKEND=torch: Keras' torch trainer refuses
+    steps_per_execution > 1, so the loop uses 1 there and records it in the run's config."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "KERAS_BACKEND": "torch", "PYTHONPATH": root}
+    out = subprocess.run([sys.executable, "-m", "zoo", "train", "lenet5", "--epochs", "1",
+                          "--out", str(tmp_path / "run")], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["backend"] == "torch"
+    assert config["steps_per_execution"] == 1
+
+
 def test_builders_work_under_jax(tmp_path):
     """Every builder builds and takes a training step with KERAS_BACKEND=jax (GPU machines)."""
     import os

@@ -161,7 +161,18 @@ def compile_model(model: "keras.Model", plan: TrainPlan, steps_per_epoch: int) -
     jit_compile = "auto" if plan.jit_compile is None else plan.jit_compile
     model.compile(optimizer=make_optimizer(plan, steps_per_epoch), loss=loss,
                   metrics=["accuracy"], jit_compile=jit_compile,
-                  steps_per_execution=plan.steps_per_execution)
+                  steps_per_execution=effective_steps_per_execution(plan))
+
+
+def effective_steps_per_execution(plan: TrainPlan) -> int:
+    """The plan's batches per compiled call, or 1 where the backend runs one at a time.
+
+    Keras' PyTorch trainer refuses anything above 1 (it has no multi-step train function),
+    so the default of 8 would make every `zoo train` fail with KERAS_BACKEND=torch.
+    """
+    import keras
+
+    return 1 if keras.backend.backend() == "torch" else plan.steps_per_execution
 
 
 def training_batches(plan: TrainPlan, data: Dataset):
@@ -285,6 +296,7 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
                 f"{run_dir} already holds a finished run; pass another --out or delete it"
             )
         config = {**plan.config(), "hparams": jsonable(hparams),
+                  "steps_per_execution": effective_steps_per_execution(plan),
                   "input_shape": list(input_shape), "class_names": data.class_names,
                   "preprocessing": PREPROCESSING, "dataset_name": data.name,
                   "train_size": len(data.x_train), "keras_version": keras.__version__,
