@@ -1,29 +1,90 @@
 #!/usr/bin/env bash
-# One prepared run on a lent GPU machine (JAX with CUDA, no TensorFlow, no internet):
-# zoo bench (float32 and mixed bfloat16), the tune throughput benchmark, and the main job
-# (zoo train lenet5) through the no-TensorFlow input path. Keras and keras-tuner travel as
-# wheels in .whl/ (see .library device notes); results go to $OUT (or benchmarks/results).
+# Issue 16's GPU checks, prepared to run on a lent GPU machine (JAX and PyTorch with CUDA, no
+# TensorFlow, no internet; 15 minutes of device time per session, at most 10 per command).
+#
+# Once, here:   bash benchmarks/gpu_prepare.sh MNIST_DIR FASHION_DIR
+#               (keras/keras-tuner wheels into .whl/, the official IDX files into
+#               saved_models/device/: 46 MB, under the 64 MiB a device call carries)
+# Then two calls on one warm machine, each carrying [".whl", "saved_models/device"]:
+#   bash benchmarks/gpu_check.sh versus              # timeout_s 330: at most 5 minutes
+#   bash benchmarks/gpu_check.sh accuracy workers    # timeout_s 480: at most 7.5 minutes
+# (`all` runs every part in one command where a call may last longer.)
+#
+# Parts, each capped by `timeout` so that a slow part cannot eat the next one's time, and each
+# writing what it measured even when cut off:
+#   versus    zoo bench --versus-torch: lenet5, vgg_small, alexnet, vgg16@224 in float32 and
+#             mixed bf16, zoo vs its PyTorch peer fed from uint8 host arrays and device-resident,
+#             8192^3 bf16 matmul peak (benchmarks/gpu_versus_torch.sh)          cap 270 s
+#   accuracy  seconds from process start to 99.0 % (lenet5_modern, MNIST) and 92 % (vgg_small,
+#             Fashion-MNIST), zoo vs PyTorch (benchmarks/time_to_accuracy.py)  cap 250 s
+#   workers   trials per hour of the vgg_small Fashion-MNIST search with zoo tune --workers
+#             N = 1, 2, 4, 8 (benchmarks/tune_workers.py)                      cap 190 s
+#   train     the main job, zoo train lenet5 on the embedded digits            cap 60 s
+# VERSUS_ARGS, ACCURACY_ARGS and WORKERS_ARGS add arguments to a part's command (the last value
+# of an option wins): tiny settings for the CPU check of this script.
+# Results under $OUT (or benchmarks/results): gpu-*.json/.md, gpu-env.txt and gpu-logs.tgz
+# (at most 8 files come back from a call, so the logs travel as one archive, rewritten after
+# each part).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-benchmarks/results}"
-mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then
+DATA="${DATA:-saved_models/device}"
+LOGS=/tmp/gpu-check-logs
+mkdir -p "$OUT" "$LOGS"
+[ $# -gt 0 ] || { echo "usage: gpu_check.sh versus|accuracy|workers|train|all ..." >&2; exit 2; }
+
+# Keras and keras-tuner travel as wheels; a python3 that has them already (a CPU check) keeps its own.
+if ! python3 -c "import keras, keras_tuner" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl || exit 1
     export PYTHONPATH="/tmp/site:$PWD"
 fi
-export KERAS_BACKEND=jax TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore
+export KERAS_BACKEND=jax TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore PYTHONUNBUFFERED=1
+export ZOO_HOME=/tmp/zoo-home
 {
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-    python3 -c 'import jax, keras, keras_tuner; print("jax", jax.__version__, jax.devices(), "keras", keras.__version__, "keras-tuner", keras_tuner.__version__)'
+    date -u +%FT%TZ
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    python3 -c 'import jax, keras, keras_tuner, torch; print("jax", jax.__version__, jax.devices(), "keras", keras.__version__, "keras-tuner", keras_tuner.__version__, "torch", torch.__version__)'
     python3 -c 'import importlib.util as u; print("tensorflow installed:", u.find_spec("tensorflow") is not None)'
-} 2>&1 | tee "$OUT/gpu-env.txt"
-for policy in float32 mixed_bfloat16; do
-    timeout 180 python3 -m zoo bench lenet5 vgg_small alexnet --batch-size 256 --steps 40 \
-        --repeats 3 --inference-batch 256 --dtype-policy "$policy" \
-        --json "$OUT/gpu-jax-$policy.json" --note "${NOTE:-}" 2>&1 | tail -25
+} 2>&1 | tee -a "$OUT/gpu-env.txt"
+
+import_data() {  # importing twice is harmless: the second import finds the verified cache
+    python3 -m zoo data import mnist "$DATA/mnist" >> "$LOGS/data-import.txt" 2>&1 &&
+        python3 -m zoo data import fashion_mnist "$DATA/fashion" >> "$LOGS/data-import.txt" 2>&1 ||
+        { tail -3 "$LOGS/data-import.txt"; return 1; }
+}
+
+run_part() {
+    local part=$1 start=$SECONDS
+    echo "== $part ($(date -u +%T))"
+    case $part in
+        versus)
+            OUT="$OUT" TIMEOUT=270 bash benchmarks/gpu_versus_torch.sh --repeats 2 ${VERSUS_ARGS:-} \
+                > "$LOGS/versus.txt" 2>&1
+            tail -30 "$LOGS/versus.txt" ;;
+        accuracy)
+            import_data || return 1
+            timeout 250 python3 benchmarks/time_to_accuracy.py \
+                --json "$OUT/gpu-time-to-accuracy.json" --log-dir "$LOGS/tta" ${ACCURACY_ARGS:-} \
+                > "$LOGS/accuracy.txt" 2>&1
+            tail -15 "$LOGS/accuracy.txt" ;;
+        workers)
+            timeout 190 python3 benchmarks/tune_workers.py --workers 1 2 4 8 --timeout 40 \
+                --fashion-idx "$DATA/fashion" --json "$OUT/gpu-tune-workers.json" ${WORKERS_ARGS:-} \
+                > "$LOGS/workers.txt" 2>&1
+            tail -20 "$LOGS/workers.txt" ;;
+        train)
+            timeout 60 python3 -m zoo train lenet5 --out /tmp/gpu-lenet5 > "$LOGS/train.txt" 2>&1
+            grep -v '━' "$LOGS/train.txt" | tail -3 | tee "$OUT/gpu-train-lenet5.txt" ;;
+        *) echo "unknown part $part: versus, accuracy, workers, train or all" >&2; return 2 ;;
+    esac
+    local status=$?
+    echo "== $part: exit $status after $((SECONDS - start)) s"
+    tar czf "$OUT/gpu-logs.tgz" -C "$LOGS" . 2>/dev/null  # every part's logs so far
+}
+
+parts=("$@")
+[ "$1" = all ] && parts=(versus accuracy workers train)
+for part in "${parts[@]}"; do
+    run_part "$part"
 done
-timeout 100 python3 benchmarks/tune_throughput.py --trials 4 --epochs 3 \
-    > "$OUT/gpu-tune-throughput.json" 2> "$OUT/gpu-tune-log.txt"
-cat "$OUT/gpu-tune-throughput.json"
-timeout 80 python3 -m zoo train lenet5 --out /tmp/gpu-lenet5 2>&1 | tail -4 | tee "$OUT/gpu-train-lenet5.txt"
