@@ -162,8 +162,13 @@ def test_workers_run_each_trial_once_stop_on_ctrl_c_and_resume(tmp_path):
         return {p.parent.name.removeprefix("trial_") for p in out.glob("tuner/trial_*/trial.json")
                 if '"COMPLETED"' in p.read_text()}
 
+    # A terminal's Ctrl-C reaches a process whose SIGINT is at its default. pytest-xdist's
+    # workers ignore SIGINT, children inherit that across exec, and Python then installs no
+    # KeyboardInterrupt handler: the chief would finish the search instead (as a background
+    # `zoo tune ... &` rightly does), so the child gets the default back.
     chief = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+                             stderr=subprocess.STDOUT, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 240
         while not completed():
@@ -178,7 +183,8 @@ def test_workers_run_each_trial_once_stop_on_ctrl_c_and_resume(tmp_path):
             chief.kill()
             chief.wait()
     assert len(workers) == 2, first[-3000:]
-    assert chief.returncode != 0 and "interrupted" in first and "Traceback" not in first
+    assert chief.returncode != 0 and "interrupted" in first and "Traceback" not in first, \
+        first[-3000:]
     assert "chief oracle on 127.0.0.1:" in first  # the port it picked is said
     time.sleep(1.0)
     assert not [pid for pid in workers if _alive(pid)], "workers left running after Ctrl-C"

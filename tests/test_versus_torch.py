@@ -201,6 +201,8 @@ def test_each_model_runs_in_a_pair_of_processes_zoo_first(monkeypatch):
             return 0
 
     monkeypatch.setattr(versus_torch.subprocess, "Popen", FakeSide)
+    # Both sides are faked: the orchestration runs where PyTorch is not installed (CI).
+    monkeypatch.setattr(versus_torch, "has_torch", lambda: True)
     written = []
     report = versus_torch.compare_with_torch(
         ["lenet5", "vgg_small"], VersusSettings(batch_size=8, feedings=("host",),
@@ -246,6 +248,8 @@ def test_a_kill_during_the_torch_side_keeps_what_was_measured(monkeypatch):
             terminated.append(self.side)
 
     monkeypatch.setattr(versus_torch.subprocess, "Popen", FakeSide)
+    # Both sides are faked: the orchestration runs where PyTorch is not installed (CI).
+    monkeypatch.setattr(versus_torch, "has_torch", lambda: True)
     written = []
     with pytest.raises(KeyboardInterrupt):
         versus_torch.compare_with_torch(["lenet5"], VersusSettings(repeats=1,
