@@ -27,6 +27,22 @@ FEEDINGS = ("host", "device")
 PEER_POLICIES = ("float32", "mixed_bfloat16")
 # Messages of an exhausted accelerator: PyTorch's CUDA allocator, cuDNN/cuBLAS workspaces,
 # XLA (JAX) and TensorFlow.
+# The matmul peaks each side measures, and the product's size: 8192^3 on an accelerator (large
+# enough to reach a GPU's bf16 peak), 1024^3 on a CPU; the spec's "peak_size" overrides it.
+# Both sides use the same size, since the report compares against the better of their peaks.
+PEAK_DTYPES = ("bfloat16", "float32")
+
+
+def peak_size(spec: dict[str, Any], accelerated: bool) -> int:
+    """The side of the square matmul whose speed is the peak, for ``spec``'s side."""
+    return spec.get("peak_size") or (8192 if accelerated else 1024)
+
+
+def peak_dtypes(spec: dict[str, Any]) -> tuple[str, ...]:
+    """The dtypes whose matmul peak ``spec``'s side measures (none after the first model)."""
+    return PEAK_DTYPES if spec.get("measure_peak", True) else ()
+
+
 _OUT_OF_MEMORY = ("out of memory", "resource_exhausted", "alloc_failed", "oom when allocating")
 
 
@@ -49,6 +65,14 @@ def _random_images(input_shape: tuple, num_classes: int, count: int, seed: int):
     y = rng.integers(0, num_classes, size=count).astype(np.int64)
     x.flags.writeable = y.flags.writeable = False
     return x, y
+
+
+def registry_macs(model: str, input_shape) -> int | None:
+    """The registry's MACs of ``model`` at its own input shape (None at another)."""
+    from zoo.registry import get_model_info
+
+    info = get_model_info(model)
+    return info.macs if tuple(input_shape) == tuple(info.input_shape) else None
 
 
 def batch_candidates(largest: int) -> list[int]:

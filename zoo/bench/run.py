@@ -34,6 +34,7 @@ from zoo.bench.peer_jobs import random_images
 from zoo.data import Dataset, fit_dataset, fit_images, has_tensorflow, load_dataset, to_float
 from zoo.export import ExportSource, build_serving_model, write_savedmodel
 from zoo.layer_table import summarize
+from zoo.precision import DTYPE_POLICIES, dtype_policy_scope
 from zoo.registry import get_model_info
 from zoo.runs import PREPROCESSING
 from zoo.serving import INPUT_NAME, SIGNATURE
@@ -41,7 +42,6 @@ from zoo.train import TrainPlan, train
 
 # Name of the random data set; the augment recipe treats it as photos (flips, reflect fill).
 RANDOM_DATASET = "random"
-DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 # Work per timed repeat and per inference measurement, in FLOPs. 1e12 is about 5 s on a 2-core
 # CPU (~190 GFLOP/s): with 1 s repeats (2e11) the worst zoo/baseline repeat of vgg_small and
 # alexnet scattered 0.96-1.05x around parity on an idle machine, timer and scheduling noise
@@ -80,12 +80,17 @@ class BenchSettings:
         if self.dtype_policy not in DTYPE_POLICIES:
             raise BenchError(f"dtype policy must be one of {', '.join(DTYPE_POLICIES)}, "
                              f"got {self.dtype_policy!r}")
-        for key in ("batch_size", "steps", "inference_batch"):
-            value = getattr(self, key)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise BenchError(f"{key} must be a positive integer, got {value!r}")
-        if not isinstance(self.repeats, int) or self.repeats < 1:
-            raise BenchError(f"repeats must be a positive integer, got {self.repeats!r}")
+        check_counts(self, ("batch_size", "steps", "inference_batch"))
+
+
+def check_counts(settings: Any, optional: tuple[str, ...]) -> None:
+    """BenchError unless ``settings.repeats`` and each of the ``optional`` counts that is set
+    (not None) is a positive integer."""
+    for key in (*optional, "repeats"):
+        value = getattr(settings, key)
+        if (value is not None or key == "repeats") and (
+                not isinstance(value, int) or value < 1):
+            raise BenchError(f"{key} must be a positive integer, got {value!r}")
 
 
 def default_batch_size(train_flops_per_image: float) -> int:
@@ -471,9 +476,7 @@ def benchmark(names: list[str], settings: BenchSettings,
     # Loaded once for all models; a set not imported fails here, with the import command.
     source = (load_dataset(settings.dataset, data_dir=settings.data_dir)
               if settings.dataset else None)
-    previous_policy = keras.config.dtype_policy().name
-    keras.config.set_dtype_policy(settings.dtype_policy)
-    try:
+    with dtype_policy_scope(settings.dtype_policy):
         compute = keras.config.dtype_policy().compute_dtype
         # An accelerator multiplies 1024x1024 matrices faster than one dispatch takes.
         size = 4096 if accelerated() else 1024
@@ -497,8 +500,6 @@ def benchmark(names: list[str], settings: BenchSettings,
                 rows.append(row)
                 keras.backend.clear_session()
                 progress(format_row(row))
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
     return {"machine": machine_facts(), "settings": asdict(settings),
             "dtype_policy": settings.dtype_policy, "compute_dtype": compute,
             "matmul_peak": peaks, "rows": rows,

@@ -47,6 +47,8 @@ from zoo.bench.peer_jobs import (
     child_command,
     error_text,
     largest_batch_that_fits,
+    peak_dtypes,
+    peak_size,
     random_images,
     report_row,
 )
@@ -264,8 +266,8 @@ def run_jobs(spec: dict[str, Any], results: Path) -> None:
                             "cudnn_benchmark": device == "cuda",
                             "float32_matmul_precision": "high" if device == "cuda" else
                             torch.get_float32_matmul_precision()})
-    size = spec.get("peak_size") or (8192 if device == "cuda" else 1024)
-    for dtype in ("bfloat16", "float32") if spec.get("measure_peak", True) else ():
+    size = peak_size(spec, device == "cuda")
+    for dtype in peak_dtypes(spec):
         append_result(results, {"kind": "peak", "side": "torch",
                                 **matmul_peak(size, dtype, device)})
     for job in spec["jobs"]:

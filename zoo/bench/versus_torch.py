@@ -38,10 +38,12 @@ from zoo.bench.peer_jobs import (
     batch_candidates,
     child_command,
     read_results,
+    registry_macs,
 )
-from zoo.bench.run import BenchError, spread
+from zoo.bench.run import BenchError, check_counts, spread
 from zoo.bench.torch_models import TORCH_PEERS
 from zoo.bench.torch_peer import has_torch
+from zoo.bench.zoo_timing import ACCELERATOR_STEPS
 from zoo.registry import get_model_info
 
 FLOPS_CONVENTION = ("training FLOPs per image = 3 x 2 x forward MACs (2 FLOPs per "
@@ -79,12 +81,7 @@ class VersusSettings:
                                  f"got {feeding!r}")
         if not self.dtype_policies or not self.feedings:
             raise BenchError("give at least one dtype policy and one feeding")
-        for key in ("batch_size", "steps", "peak_size"):
-            value = getattr(self, key)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise BenchError(f"{key} must be a positive integer, got {value!r}")
-        if not isinstance(self.repeats, int) or self.repeats < 1:
-            raise BenchError(f"repeats must be a positive integer, got {self.repeats!r}")
+        check_counts(self, ("batch_size", "steps", "peak_size"))
         for name in names:
             get_model_info(name)  # unknown names: close matches
             if name not in TORCH_PEERS:
@@ -117,10 +114,11 @@ def _torch_jobs(zoo_rows: list[dict[str, Any]], jobs: list[dict[str, Any]]
                 batch = zoo.get("batch_size")
                 sizes = ([b for b in job["batch_sizes"] if b <= batch] if batch
                          else job["batch_sizes"])
-                # Without the zoo's steps: 8, the fewest the zoo's side times on a GPU.
+                # Without the zoo's steps: the fewest the zoo's side times on a GPU.
                 torch_jobs.append({**job, "dtype_policies": [policy], "feedings": [feeding],
                                    "batch_sizes": sizes,
-                                   "steps": zoo.get("steps") or job["steps"] or 8})
+                                   "steps": zoo.get("steps") or job["steps"]
+                                   or ACCELERATOR_STEPS[0]})
     return torch_jobs
 
 
@@ -190,12 +188,6 @@ def _measured(row: dict[str, Any] | None, repeats: int, flops: float, peak_gflop
             **({"data_device": row["data_device"]} if "data_device" in row else {})}
 
 
-def _registry_macs(model: str, input_shape) -> int | None:
-    """The registry's MACs of ``model`` at its own input shape (None at another)."""
-    info = get_model_info(model)
-    return info.macs if tuple(input_shape) == tuple(info.input_shape) else None
-
-
 def combine(zoo_lines: list[dict[str, Any]], torch_lines: list[dict[str, Any]],
             settings: VersusSettings) -> dict[str, Any]:
     """The report's peak and rows from both sides' result lines."""
@@ -211,7 +203,7 @@ def combine(zoo_lines: list[dict[str, Any]], torch_lines: list[dict[str, Any]],
     rows = []
     for model, policy, feeding in [*zoo_rows, *(k for k in torch_rows if k not in zoo_rows)]:
         zoo, peer = zoo_rows.get((model, policy, feeding)), torch_rows.get((model, policy, feeding))
-        macs = (zoo or {}).get("macs") or _registry_macs(model, (zoo or peer)["input_shape"])
+        macs = (zoo or {}).get("macs") or registry_macs(model, (zoo or peer)["input_shape"])
         flops = 6 * macs if macs else float("nan")
         ours = _measured(zoo, settings.repeats, flops, peak_gflops)
         theirs = _measured(peer, settings.repeats, flops, peak_gflops)

@@ -32,7 +32,10 @@ from zoo.bench.peer_jobs import (
     append_result,
     error_text,
     largest_batch_that_fits,
+    peak_dtypes,
+    peak_size,
     random_images,
+    registry_macs,
     report_row,
 )
 from zoo.bench.run import (
@@ -165,8 +168,13 @@ def _device_of(tensor) -> str:
 
 
 def _macs(job: dict[str, Any]) -> int:
-    """Forward multiply-accumulates of the job's model, from the zoo's layer table."""
+    """Forward multiply-accumulates of the job's model: the registry's count at the model's
+    own input and class count, else from the layer table of a model built for the job."""
     info = get_model_info(job["model"])
+    if job["num_classes"] == info.num_classes:
+        known = registry_macs(job["model"], job["input_shape"])
+        if known is not None:
+            return known
     macs = summarize(info.builder(input_shape=tuple(job["input_shape"]),
                                   num_classes=job["num_classes"])).total_macs
     _release_memory()
@@ -206,8 +214,8 @@ def run_jobs(spec: dict[str, Any], results: Path) -> None:
     append_result(results, {"kind": "facts", "side": "zoo", **machine_facts(),
                             "accelerated": on_accelerator, "pid": os.getpid(),
                             "tensorflow_installed": has_tensorflow()})
-    size = spec.get("peak_size") or (8192 if on_accelerator else 1024)
-    for dtype in ("bfloat16", "float32") if spec.get("measure_peak", True) else ():
+    size = peak_size(spec, on_accelerator)
+    for dtype in peak_dtypes(spec):
         peak = measure_matmul_peak(dtype, size=size, repeats=10)
         append_result(results, {"kind": "peak", "side": "zoo", "library": "keras.ops.matmul",
                                 **peak})

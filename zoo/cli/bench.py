@@ -11,6 +11,7 @@ import sys
 import click
 
 from zoo.cli.options import input_shape_option, parse_shape
+from zoo.precision import DTYPE_POLICIES
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -33,7 +34,7 @@ def _keras_backend_in_use() -> str | None:
 @click.option("--augment", is_flag=True,
               help="Augment: in the zoo's input pipeline vs. layers inside the baseline model.")
 @click.option("--dtype-policy", "dtype_policies", multiple=True,
-              type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]),
+              type=click.Choice(DTYPE_POLICIES),
               help="Keras dtype policy (mixed on GPU; default float32). With --versus-torch, "
                    "repeatable: float32 and/or mixed_bfloat16 (default both).")
 @click.option("--inference-batch", type=click.IntRange(min=1), default=None,

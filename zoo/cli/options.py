@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from zoo.precision import DTYPE_POLICIES
+
 
 class FiniteFloat(click.FloatRange):
     """A float in a range that also refuses nan and inf (which FloatRange lets through)."""
@@ -86,7 +88,7 @@ deterministic_option = click.option(
 
 dtype_policy_option = click.option(
     "--dtype-policy", default=None,
-    type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]),
+    type=click.Choice(DTYPE_POLICIES),
     help="Keras dtype policy of the run (default float32): mixed_bfloat16 computes layers in "
          "bfloat16 with float32 variables, classifier and loss (GPUs with tensor cores; "
          "docs/training.md). Same as --recipe precision:policy=...",
