@@ -40,18 +40,25 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The Python of the children, started as this one runs (`python -S` in the no-TensorFlow checks).
+PYTHON = [sys.executable, *(["-S"] if sys.flags.no_site else [])]
 SPACE = ["--space", "filters=8:64", "--space", "depths=1,2", "--only", "--increasing-filters"]
 
 
 def search_args(workers: int, trials: int, args: argparse.Namespace, out: Path) -> list[str]:
     """The `zoo tune` command line of one measurement (``workers`` 0: no --workers)."""
-    python = [sys.executable] + (["-S"] if sys.flags.no_site else [])  # as this one runs
-    command = [*python, "-m", "zoo", "tune", "vgg_small", "--dataset", "fashion_mnist",
+    command = [*PYTHON, "-m", "zoo", "tune", "vgg_small", "--dataset", "fashion_mnist",
                "--input-shape", "32,32,1", "--train-fraction", str(args.train_fraction),
                "--algorithm", "random", "--max-trials", str(trials), "--epochs",
                str(args.epochs), "--batch-size", str(args.batch_size), *SPACE, "--seed", "0",
                "--no-retrain", "--out", str(out)]
     return command + (["--workers", str(workers)] if workers else [])
+
+
+def child_environment() -> dict[str, str]:
+    """This environment with the repository first on the children's PYTHONPATH."""
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *paths])}
 
 
 def ended_trials(out: Path) -> list[tuple[float, str]]:
@@ -69,8 +76,7 @@ def measure(workers: int, args: argparse.Namespace, folder: Path) -> dict:
     trials = args.trials_per_worker * max(workers, 1)
     out = folder / f"workers-{workers}"
     command = search_args(workers, trials, args, out)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+    env = child_environment()
     start = time.time()
     log = (folder / f"workers-{workers}.log").open("w")
     process = subprocess.Popen(command, cwd=folder, env=env, stdout=log,
@@ -121,10 +127,8 @@ def machine() -> dict:
              "if b == 'jax':\n import jax; d = [str(x) for x in jax.devices()]\n"
              "print(json.dumps({'backend': b, 'keras': keras.__version__, 'devices': d,"
              " 'tensorflow_installed': u.find_spec('tensorflow') is not None}))")
-    python = [sys.executable] + (["-S"] if sys.flags.no_site else [])
-    done = subprocess.run([*python, "-c", probe], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                              [str(ROOT), os.environ.get("PYTHONPATH", "")])})
+    done = subprocess.run([*PYTHON, "-c", probe], capture_output=True, text=True,
+                          env=child_environment())
     facts = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else {
         "probe_error": done.stderr[-500:]}
     facts.update({"host": platform.node(), "cpus": len(os.sched_getaffinity(0))
@@ -156,6 +160,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from zoo.datasets.cache import is_ready
+    from zoo.runs import write_json_atomic
 
     if not is_ready("fashion_mnist"):
         if args.fashion_idx is None:
@@ -171,8 +176,7 @@ def main() -> None:
                          "batch_size": args.batch_size,
                          "trials_per_worker": args.trials_per_worker,
                          "timeout_seconds": args.timeout},
-              "command": " ".join([Path(sys.executable).name, *(["-S"] if sys.flags.no_site
-                                                                  else []), *sys.argv]),
+              "command": " ".join([Path(PYTHON[0]).name, *PYTHON[1:], *sys.argv]),
               "rows": []}
     with tempfile.TemporaryDirectory() as folder:
         for workers in args.workers:
@@ -188,7 +192,7 @@ def main() -> None:
             row[f"{rate}_over_1"] = round(value / base, 2) if base and value else None
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomic(path, report)
     print(json.dumps(report, indent=2))
 
 
