@@ -47,6 +47,7 @@ from tuning.sharing import (
     visible_gpus,
     worker_environment,
 )
+from zoo.interrupts import sigterm_as_interrupt
 
 CHIEF_HOST = "127.0.0.1"
 LOGS_DIR = "worker-logs"
@@ -213,23 +214,6 @@ def _environment(values: Mapping[str, str], defaults: Mapping[str, str]) -> Iter
                 os.environ[key] = value
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the search as Ctrl-C does (workers stopped, nothing half-written)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def serve_chief(tuner, address: str) -> Callable[[], str | None]:
     """Serve ``tuner``'s oracle at ``address`` (keras-tuner's chief loop, in a thread).
 
@@ -292,7 +276,8 @@ def search_with_workers(plan: SearchPlan, echo: Callable[[str], None] = print) -
              "KERASTUNER_ORACLE_PORT": str(port)}
     # The chief trains nothing while workers run: it must not reserve their GPU memory.
     defaults = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
-    with _environment(chief, defaults), search.quiet_search_warnings(), _sigterm_as_interrupt():
+    # SIGTERM stops the search as Ctrl-C does (workers stopped, nothing half-written).
+    with _environment(chief, defaults), search.quiet_search_warnings(), sigterm_as_interrupt():
         prepared = search.prepare_search(plan, "chief", echo)
         oracle = prepared.tuner.oracle
         ended_here: list[str] = []

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +42,7 @@ from zoo.bench.run import BenchError, check_counts, spread
 from zoo.bench.torch_models import TORCH_PEERS
 from zoo.bench.torch_peer import has_torch
 from zoo.bench.zoo_timing import ACCELERATOR_STEPS
+from zoo.interrupts import sigterm_as_interrupt
 from zoo.registry import get_model_info
 
 FLOPS_CONVENTION = ("training FLOPs per image = 3 x 2 x forward MACs (2 FLOPs per "
@@ -158,10 +157,6 @@ def _results_file(work: Path, side: str) -> Path:
     return work / f"{side}-results.jsonl"
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _side_summary(lines: list[dict[str, Any]], failures: list[str]) -> dict[str, Any]:
     facts = next((line for line in lines if line["kind"] == "facts"), {})
     done = [line["tensorflow_loaded"] for line in lines if line["kind"] == "done"]
@@ -254,9 +249,7 @@ def compare_with_torch(names: list[str], settings: VersusSettings,
 
     # A kill (timeout's SIGTERM) must not lose what was measured: it becomes a
     # KeyboardInterrupt, and the report so far is written before it goes on.
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
-    try:
+    with sigterm_as_interrupt():
         with tempfile.TemporaryDirectory(prefix="zoo-versus-") as tmp:
             for i, job in enumerate(jobs):
                 # One model per pair of processes: each model starts with the device's memory
@@ -281,9 +274,6 @@ def compare_with_torch(names: list[str], settings: VersusSettings,
                     lines[side] += side_lines
                     failures[side] += [f"{job['model']}: {failure}"] if failure else []
                     checkpoint(report())
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
     return report()
 
 
