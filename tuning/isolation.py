@@ -100,11 +100,11 @@ def _train(job: IsolatedTrial, result: IsolatedResult) -> None:
     from keras_tuner.engine.trial import Trial
 
     from tuning.preflight import check_configuration
+    from tuning.records import trial_seed
     from zoo.data import fit_dataset, load_dataset
     from zoo.train import _seed_everything, compile_model, prepare_data, training_batches
 
-    _seed_everything(job.base.seed + int(job.trial_id) if job.trial_id.isdigit()
-                     else job.base.seed, deterministic=True)
+    _seed_everything(trial_seed(job.base.seed, job.trial_id), deterministic=True)
     data = prepare_data(job.base, load_dataset(job.base.dataset, data_dir=job.base.data_dir))
     data = fit_dataset(data, job.space.fixed["input_shape"])
     model, result.measure = check_configuration(job.space, job.values, job.budget)

@@ -14,6 +14,12 @@ from typing import Any
 from tuning.space import SearchSpace
 from zoo.runs import SAVED_MODELS
 
+
+def trial_seed(seed: int, trial_id: str) -> int:
+    """The seed of keras-tuner trial ``trial_id`` in a search seeded ``seed``: seed + its
+    number, so a trial's result does not depend on which process (or worker) trains it."""
+    return seed + int(trial_id) if trial_id.isdigit() else seed
+
 ALGORITHMS = ("random", "hyperband", "bayesian", "grid")
 OBJECTIVES = ("val_accuracy", "val_loss", "accuracy", "loss")
 ROLES = ("local", "chief", "worker")

@@ -74,7 +74,7 @@ from keras_tuner.src import utils as keras_tuner_utils
 
 from tuning.preflight import Budget, Measure, RejectedConfiguration, check_configuration
 from tuning.pruning import PRUNED_METRIC, make_pruner
-from tuning.records import SearchPlan
+from tuning.records import SearchPlan, trial_seed
 from tuning.resources import (
     custom_gradient_names,
     free_memory,
@@ -483,7 +483,8 @@ class ZooTrials:
         if self._is_worker() and trial.trial_id.isdigit():
             # Which worker runs which trial depends on timing: seed each trial by its number,
             # so its result does not (as --isolate seeds each trial's process).
-            _seed_everything(self.hypermodel.base.seed + int(trial.trial_id), deterministic=True)
+            _seed_everything(trial_seed(self.hypermodel.base.seed, trial.trial_id),
+                             deterministic=True)
         super().on_trial_begin(trial)
 
     def on_trial_end(self, trial):
