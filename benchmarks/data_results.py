@@ -192,10 +192,12 @@ def params_and_macs(config: dict) -> tuple[int, int]:
 
 
 def checkpoint_val_accuracy(run: Path) -> float:
-    """Validation accuracy of the epoch whose model was kept and tested (lowest val_loss)."""
-    with (run / "history.csv").open() as rows:
-        history = [(float(r["val_loss"]), float(r["val_accuracy"])) for r in csv.DictReader(rows)]
-    return min(history)[1]
+    """Validation accuracy of the epoch whose model was kept and tested (lowest val_loss); a
+    resumed run's re-done epoch counts once, as zoo.runs.read_history reads it."""
+    from zoo.runs import read_history
+
+    history = read_history(run / "history.csv")
+    return min(zip(history["val_loss"], history["val_accuracy"]))[1]
 
 
 def build(row: Row, runs: list[Path]) -> dict:
