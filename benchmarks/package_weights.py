@@ -14,7 +14,6 @@ was written the same way, by hand, before this script existed).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -24,18 +23,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 PACKAGED = Path(__file__).resolve().parents[1] / "zoo" / "weights" / "packaged"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Package the run, evaluate the packaged file, print its entry's facts.
+
+    Args:
+        argv: RUN_DIR MODEL ENTRY (default: the command line).
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("model")
     parser.add_argument("entry")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     import numpy as np
 
     import zoo
-    from zoo.data import fit_images, load_dataset
+    from zoo.data import fit_images, load_dataset, to_float
     from zoo.runs import load_run_config, load_run_metrics, load_run_model, publish_file
+    from zoo.weights.store import digests
 
     config, metrics = load_run_config(args.run_dir), load_run_metrics(args.run_dir)
     if config.get("model") != args.model or "test_accuracy" not in metrics:
@@ -54,12 +59,12 @@ def main() -> None:
 
     model = zoo.build(args.model, weights=str(target), **hparams)
     data = load_dataset(config["dataset"], data_dir=config.get("data_dir"))
-    x = fit_images(data.x_test, tuple(model.input_shape[1:])).astype("float32") / 255.0
+    x = to_float(fit_images(data.x_test, tuple(model.input_shape[1:])))
     predicted = np.asarray(model.predict(x, batch_size=256, verbose=0)).argmax(axis=1)
     correct = int((predicted == data.y_test).sum())
+    sha256, _, size = digests(target)  # as `zoo weights import` checks the file
     report = {
-        "file": str(target), "size": target.stat().st_size,
-        "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+        "file": str(target), "size": size, "sha256": sha256,
         "hparams": config.get("hparams", {}), "dataset": config["dataset"],
         "test_images": len(data.y_test), "test_correct": correct,
         "test_accuracy_packaged": correct / len(data.y_test),

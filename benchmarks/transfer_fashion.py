@@ -127,12 +127,12 @@ class FrozenFeatures:
     def maps(self, images: np.ndarray, key: str | None = None) -> np.ndarray:
         """The frozen bottom's outputs for uint8 images (float32), kept in the cache folder
         under ``key`` (the bottom's pass is the expensive part: a re-run reuses it)."""
-        from zoo.data import fit_images
+        from zoo.data import fit_images, to_float
 
         path = self.cache / f"{key}-{len(images)}.npy" if self.cache and key else None
         if path is not None and path.exists():
             return np.load(path)
-        x = fit_images(images, self.input_shape).astype(np.float32) / 255.0
+        x = to_float(fit_images(images, self.input_shape))
         maps = as_maps(np.asarray(self.bottom.predict(x, batch_size=128, verbose=0)))
         if path is not None:
             from zoo.runs import atomic_write
@@ -273,7 +273,7 @@ def check_cut(name: str, size: int, fashion, val, test_images: int = 500) -> Non
     """One cell (10 per class, seed 0, partial, short) both ways: through the whole backbone,
     as `zoo transfer` runs it, and through the cut; prints how far the predictions differ."""
     from recipes.transfer import load_source, transfer
-    from zoo.data import fit_images
+    from zoo.data import fit_images, to_float
 
     data = target_data(fashion, 10, 0, (val[0][:50], val[1][:50]))
     data = replace(data, x_test=data.x_test[:test_images], y_test=data.y_test[:test_images])
@@ -281,13 +281,13 @@ def check_cut(name: str, size: int, fashion, val, test_images: int = 500) -> Non
     whole = transfer(load_source(name, weights=WEIGHTS[name], input_shape=(size, size, 3),
                                  target=data), data, settings, verbose=0, write_run=False)
     expected = np.asarray(whole.model.predict(
-        fit_images(data.x_test, (size, size, 3)).astype(np.float32) / 255.0, verbose=0))
+        to_float(fit_images(data.x_test, (size, size, 3))), verbose=0))
     cut = FrozenFeatures(name, size, fashion)
     features = replace(data, x_train=cut.maps(data.x_train), x_val=cut.maps(data.x_val),
                        x_test=cut.maps(data.x_test))
     split = transfer(cut.source_for("partial"), features, settings, verbose=0, write_run=False)
     # The cut model's first layer multiplies by 255 what the pipeline divided by 255.
-    found = np.asarray(split.model.predict(features.x_test / 255.0, verbose=0))
+    found = np.asarray(split.model.predict(to_float(features.x_test), verbose=0))
     print(f"check {name} {size}x{size}: test accuracy whole "
           f"{whole.test_metrics['test_accuracy']:.4f}, cut "
           f"{split.test_metrics['test_accuracy']:.4f}; largest probability difference "
