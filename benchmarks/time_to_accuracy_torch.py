@@ -1,7 +1,9 @@
 """The PyTorch peer's training for benchmarks/time_to_accuracy.py: the zoo's recipe written
 the way a PyTorch user writes it, with Keras' defaults where the two frameworks differ
 (initialisation, Adam's epsilon, batch norm's epsilon and momentum), augmentation on the
-device. Imported by the child process only, so the parent never imports PyTorch."""
+device. Device, precision (TF32 float32 matmuls on CUDA, as JAX's default) and memory format
+follow `zoo bench --versus-torch`'s peer (``zoo.bench.torch_peer``). Imported by the child
+process only, so the parent never imports PyTorch."""
 
 from __future__ import annotations
 
@@ -27,11 +29,12 @@ def train_to_target(task, data, start: float, emit: Callable[..., None]) -> None
     from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
     from zoo.bench.torch_models import build_torch_peer
+    from zoo.bench.torch_peer import precision_settings, training_device
 
     torch.manual_seed(task.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = training_device()
     cuda = device.type == "cuda"
-    torch.backends.cudnn.benchmark = cuda
+    memory_format, autocast_dtype = precision_settings(task.dtype_policy)
     images = torch.from_numpy(np.ascontiguousarray(data.x_train.transpose(0, 3, 1, 2)))
     labels = torch.from_numpy(data.y_train.astype(np.int64))
     # One indexed gather per batch (the sampler yields index lists), not one per image.
@@ -43,8 +46,7 @@ def train_to_target(task, data, start: float, emit: Callable[..., None]) -> None
     model = build_torch_peer(task.model, task.input_shape, data.num_classes,
                              normalization="batch" if task.batch_norm else "none")
     keras_initialisation(model)
-    memory_format = torch.channels_last if task.dtype_policy != "float32" else None
-    model = model.to(device, memory_format=memory_format) if memory_format else model.to(device)
+    model = model.to(device, memory_format=memory_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=task.learning_rate, eps=1e-7)
     total_steps = task.epochs * len(loader)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -52,22 +54,20 @@ def train_to_target(task, data, start: float, emit: Callable[..., None]) -> None
                                                     / total_steps)))
     emit(event="ready", seconds=time.time() - start, versions={"torch": torch.__version__},
          device=torch.cuda.get_device_name(device) if cuda else "cpu")
-    bf16 = task.dtype_policy == "mixed_bfloat16"
     for epoch in range(1, task.epochs + 1):
         model.train()
         for batch, batch_labels in loader:
             batch = batch.to(device, non_blocking=True).float().div_(255.0)
             batch_labels = batch_labels.to(device, non_blocking=True)
-            batch = augment(batch, task.augmentation)
-            if memory_format:
-                batch = batch.contiguous(memory_format=memory_format)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            batch = augment(batch, task.augmentation).contiguous(memory_format=memory_format)
+            with torch.autocast(device.type, dtype=autocast_dtype,
+                                enabled=autocast_dtype is not None):
                 loss = functional.cross_entropy(model(batch), batch_labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
-        accuracy = accuracy_on(model, test_images, test_labels, bf16)
+        accuracy = accuracy_on(model, test_images, test_labels, autocast_dtype)
         emit(event="epoch", epoch=epoch, test_accuracy=accuracy, seconds=time.time() - start)
         if accuracy >= task.target:
             return
@@ -84,14 +84,15 @@ def keras_initialisation(model) -> None:
                 nn.init.zeros_(module.bias)
 
 
-def accuracy_on(model, images, labels, bf16: bool, batch_size: int = 256) -> float:
-    """Top-1 accuracy on uint8 images already on the device, in inference mode."""
+def accuracy_on(model, images, labels, autocast_dtype=None, batch_size: int = 256) -> float:
+    """Top-1 accuracy on uint8 images already on the device, in inference mode (under
+    autocast to ``autocast_dtype`` if given)."""
     import torch
 
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=images.device)
-    with torch.no_grad(), torch.autocast(images.device.type, dtype=torch.bfloat16,
-                                         enabled=bf16):
+    with torch.no_grad(), torch.autocast(images.device.type, dtype=autocast_dtype,
+                                         enabled=autocast_dtype is not None):
         for i in range(0, len(images), batch_size):
             logits = model(images[i:i + batch_size].float() / 255.0)
             correct += (logits.argmax(1) == labels[i:i + batch_size]).sum()

@@ -121,6 +121,35 @@ def test_torch_augmentation_keeps_range_and_shape_and_is_off_at_zero():
     np.testing.assert_array_equal(augment(images, off).numpy(), images.numpy())
 
 
+@pytest.mark.parametrize("dtype_policy", ["float32", "mixed_bfloat16"])
+def test_torch_peer_takes_device_and_precision_from_zoo_bench_torch_peer(monkeypatch,
+                                                                         dtype_policy):
+    """One rule for both GPU comparisons: the device (TF32 float32 matmuls on CUDA, as JAX),
+    memory format and autocast of `zoo bench --versus-torch`'s peer."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from zoo.bench import torch_peer
+
+    calls: dict[str, list] = {"training_device": [], "precision_settings": []}
+    for name, found in calls.items():
+        real = getattr(torch_peer, name)
+        monkeypatch.setattr(torch_peer, name, lambda *args, real=real, found=found: (
+            found.append(args), real(*args))[1])
+    train_to_target = load_script("time_to_accuracy_torch").train_to_target
+    task = replace(load_script().TASKS["lenet5_modern-mnist"], epochs=1, batch_size=4,
+                   target=2.0, dtype_policy=dtype_policy)
+    rng = np.random.default_rng(0)
+    data = SimpleNamespace(x_train=rng.integers(0, 256, (8, 32, 32, 1), dtype=np.uint8),
+                           y_train=np.arange(8) % 10, num_classes=10,
+                           x_test=rng.integers(0, 256, (4, 32, 32, 1), dtype=np.uint8),
+                           y_test=np.arange(4))
+    events: list[dict] = []
+    train_to_target(task, data, 0.0, lambda **event: events.append(event))
+    assert calls == {"training_device": [()], "precision_settings": [(dtype_policy,)]}
+    assert [e["event"] for e in events] == ["ready", "epoch"] and events[0]["device"] == "cpu"
+
+
 def test_the_zoo_recipes_of_the_tasks_are_the_results_table_commands():
     from recipes import parse_recipes
 

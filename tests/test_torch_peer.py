@@ -145,6 +145,28 @@ def test_torch_peer_refuses_what_it_cannot_run():
         TorchPeer("lenet5", images, np.zeros(4), 10, 2, 0, dtype_policy="mixed_float16")
 
 
+def test_cuda_training_uses_tf32_matmuls_and_mixed_bfloat16_channels_last(monkeypatch):
+    """The rules both GPU comparisons share (zoo bench --versus-torch, time_to_accuracy):
+    float32 on CUDA with TF32 matmuls, as JAX's default precision does; only flags are set,
+    so no GPU is needed."""
+    from zoo.bench.torch_peer import precision_settings, training_device
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        assert training_device("cpu").type == "cpu"
+        assert torch.get_float32_matmul_precision() == "highest"  # the CPU is left alone
+        assert training_device("cuda").type == "cuda"
+        assert torch.get_float32_matmul_precision() == "high" and torch.backends.cudnn.benchmark
+    finally:
+        torch.set_float32_matmul_precision(before)
+    assert precision_settings("float32") == (torch.contiguous_format, None)
+    assert precision_settings("mixed_bfloat16") == (torch.channels_last, torch.bfloat16)
+    with pytest.raises(ValueError, match="float32 or mixed_bfloat16"):
+        precision_settings("mixed_float16")
+
+
 def test_torch_matmul_peak_is_measured():
     from zoo.bench.torch_peer import matmul_peak
 

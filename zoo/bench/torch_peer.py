@@ -16,7 +16,9 @@ Precision (``dtype_policy``, named as Keras names it): ``"float32"``, with TF32 
 math for matmuls as for convolutions on GPUs (``set_float32_matmul_precision("high")``; JAX's
 default precision does the same, so both sides do the same arithmetic), or
 ``"mixed_bfloat16"``: ``torch.autocast`` to bfloat16 with the model and batches in
-``channels_last``. cuDNN's benchmark mode is on with CUDA. Timing synchronizes the device at
+``channels_last``. cuDNN's benchmark mode is on with CUDA. ``training_device`` and
+``precision_settings`` hold these rules; benchmarks/time_to_accuracy_torch.py uses them too,
+so both GPU comparisons run PyTorch alike. Timing synchronizes the device at
 both ends of an epoch; CUDA kernels run asynchronously, and the time to queue them says
 nothing.
 
@@ -69,6 +71,42 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def training_device(device: str | None = None):
+    """The torch.device to train on (``device``, or a GPU when PyTorch sees one), set up as
+    the zoo's GPU comparisons run PyTorch: on CUDA, cuDNN's benchmark mode and TF32 tensor
+    cores for float32 matmuls (``set_float32_matmul_precision("high")``; cuDNN's
+    convolutions use TF32 by default), the precision JAX uses by default on GPUs.
+
+    Args:
+        device: ``"cuda"``, ``"cpu"``, ...; None: ``default_device()``.
+    """
+    import torch
+
+    device = torch.device(device or default_device())
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.set_float32_matmul_precision("high")
+    return device
+
+
+def precision_settings(dtype_policy: str):
+    """(memory format, autocast dtype or None) of a Keras dtype policy: mixed_bfloat16 runs
+    under ``torch.autocast`` to bfloat16 with the model and batches in channels_last; float32
+    without autocast, in the contiguous format.
+
+    Args:
+        dtype_policy: ``"float32"`` or ``"mixed_bfloat16"``.
+    """
+    import torch
+
+    if dtype_policy not in PEER_POLICIES:
+        raise ValueError(f"the PyTorch peer runs {' or '.join(PEER_POLICIES)}, "
+                         f"got {dtype_policy!r}")
+    if dtype_policy == "mixed_bfloat16":
+        return torch.channels_last, torch.bfloat16
+    return torch.contiguous_format, None
+
+
 def synchronize(device) -> None:
     """Wait until every kernel queued on ``device`` has finished (no-op on the CPU)."""
     import torch
@@ -117,17 +155,9 @@ class TorchPeer:
         if feeding not in TORCH_FEEDINGS:
             raise ValueError(f"feeding must be one of {', '.join(TORCH_FEEDINGS)}, "
                              f"got {feeding!r}")
-        if dtype_policy not in PEER_POLICIES:
-            raise ValueError(f"the PyTorch peer runs {' or '.join(PEER_POLICIES)}, "
-                             f"got {dtype_policy!r}")
+        self.memory_format, self.autocast_dtype = precision_settings(dtype_policy)
         torch.manual_seed(seed)
-        self.device = torch.device(device or default_device())
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-            torch.set_float32_matmul_precision("high")
-        mixed = dtype_policy == "mixed_bfloat16"
-        self.autocast_dtype = torch.bfloat16 if mixed else None
-        self.memory_format = torch.channels_last if mixed else torch.contiguous_format
+        self.device = training_device(device)
         self.feeding = feeding
         self.model = build_torch_peer(name, images.shape[1:], num_classes).to(
             self.device, memory_format=self.memory_format)
