@@ -107,6 +107,24 @@ def test_bench_command_writes_json_and_markdown(tmp_path):
     assert "skipped: TensorFlow is not installed" in text and "| n/a |" in text
 
 
+def test_bench_times_both_paths_under_its_dtype_policy(tmp_path):
+    """--dtype-policy reaches both models. Each model's clear_session() resets Keras' global
+    policy, which once left both paths in float32 under a report titled mixed_bfloat16."""
+    import keras
+
+    out = tmp_path / "bf16.json"
+    result = CliRunner().invoke(main, [
+        "bench", "lenet5", "vgg_small", "--batch-size", "8", "--steps", "2", "--repeats", "1",
+        "--inference-batch", "4", "--dtype-policy", "mixed_bfloat16", "--no-torch",
+        "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["compute_dtype"] == "bfloat16" and "bfloat16" in report["matmul_peak"]
+    for row in report["rows"]:  # the second model too, after the first one's clear_session
+        assert row["zoo_dtype_policy"] == row["baseline_dtype_policy"] == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == "float32"  # and nothing leaks out
+
+
 def test_bench_dataset_times_the_sets_own_images(tmp_path, monkeypatch):
     """--dataset: the zoo's training path gets the set's real training images, fitted as
     `zoo train` fits them (28x28 zero-padded to LeNet-5's 32x32), and the report says so."""
@@ -206,5 +224,12 @@ def test_pytorch_peer_is_timed_in_its_own_process_without_tensorflow(tmp_path):
     assert report["pid"] != os.getpid()
     assert report["tensorflow_loaded"] is False  # no TensorFlow thread pools beside it
     assert len(report["wall"]) == len(report["cpu"]) == 2
+    assert report["dtype_policy"] == "float32"
+    mixed = run_in_own_process("lenet5", images, np.arange(8) % 10, 10, batch_size=4, seed=0,
+                               epochs=1, work_dir=tmp_path, dtype_policy="mixed_bfloat16")
+    assert mixed["dtype_policy"] == "mixed_bfloat16"  # autocast, as the zoo's policy
+    assert run_in_own_process("lenet5", images, np.arange(8) % 10, 10, batch_size=4, seed=0,
+                              epochs=1, work_dir=tmp_path,
+                              dtype_policy="mixed_float16") is None  # no CPU counterpart
     assert run_in_own_process("resnet50", images, np.arange(8) % 10, 10, batch_size=4, seed=0,
                               epochs=1, work_dir=tmp_path) is None  # nobody wrote one

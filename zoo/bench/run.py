@@ -332,7 +332,11 @@ def bench_training(name: str, settings: BenchSettings, work_dir: Path,
         data = real_images(source, input_shape, batch * steps, settings.seed)
 
     preprocessing = augmentation_layers(settings.seed, dataset) if settings.augment else ()
-    baseline = build_baseline(name, input_shape, num_classes, preprocessing)
+    # clear_session() above also reset Keras' global dtype policy to float32 (Keras keeps it
+    # in the state it clears), so both paths are given the benchmark's policy again here:
+    # the baseline is built under it and the zoo's plan carries it.
+    with dtype_policy_scope(settings.dtype_policy):
+        baseline = build_baseline(name, input_shape, num_classes, preprocessing)
     baseline_timer = epoch_timer()
     if baseline is not None:
         # Default settings: jit_compile="auto" is no XLA on a CPU-only TF machine, XLA under
@@ -349,6 +353,7 @@ def bench_training(name: str, settings: BenchSettings, work_dir: Path,
     zoo_timer = epoch_timer(after_epoch=baseline_epoch)
     plan = TrainPlan(model=name, hparams=hparams, dataset=dataset,
                      epochs=1 + settings.repeats, batch_size=batch, seed=settings.seed,
+                     dtype_policy=settings.dtype_policy,
                      out=str(work_dir / f"run-{name}"), callbacks=[zoo_timer])
     if settings.augment:
         plan = apply_recipes(plan, ["augment"])
@@ -362,7 +367,8 @@ def bench_training(name: str, settings: BenchSettings, work_dir: Path,
 
         # After the Keras paths, in a process of its own: TensorFlow's thread pools sit idle.
         torch = run_in_own_process(name, data.x_train, data.y_train, num_classes, batch,
-                                   settings.seed, 1 + settings.repeats, work_dir)
+                                   settings.seed, 1 + settings.repeats, work_dir,
+                                   dtype_policy=settings.dtype_policy)
     images = batch * steps
     zoo_rate, zoo_cpu = _rates(images, zoo_timer.wall), _rates(images, zoo_timer.cpu)
     row: dict[str, Any] = {
@@ -376,6 +382,9 @@ def bench_training(name: str, settings: BenchSettings, work_dir: Path,
         "baseline_images_per_s": None, "baseline_cpu_images_per_s": None,
         "ratio": None, "cpu_ratio": None,
         "zoo_jit_compile": bool(result.model.jit_compile),
+        # The policies the two models were built with: what was timed, not what was asked.
+        "zoo_dtype_policy": result.model.dtype_policy.name,
+        "baseline_dtype_policy": None if baseline is None else baseline.dtype_policy.name,
         "baseline_jit_compile": None if baseline is None else bool(baseline.jit_compile),
     }
     if baseline is not None:
@@ -390,6 +399,7 @@ def bench_training(name: str, settings: BenchSettings, work_dir: Path,
     if torch is not None:
         torch_rate, torch_cpu = _rates(images, torch["wall"]), _rates(images, torch["cpu"])
         row["torch"] = {"version": torch["version"], "own_process": True,
+                        "dtype_policy": torch["dtype_policy"],
                         "images_per_s": torch_rate, "cpu_images_per_s": torch_cpu,
                         "ratio": zoo_rate["median"] / torch_rate["median"],
                         "cpu_ratio": zoo_cpu["median"] / torch_cpu["median"],

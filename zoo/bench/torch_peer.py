@@ -323,22 +323,30 @@ def run_jobs(spec: dict[str, Any], results: Path) -> None:
 
 
 def run_in_own_process(name: str, images: np.ndarray, labels: np.ndarray, num_classes: int,
-                       batch_size: int, seed: int, epochs: int, work_dir: Path
-                       ) -> dict[str, Any] | None:
-    """Train the PyTorch peer of ``name`` (float feeding, float32) for ``epochs`` epochs in a
-    fresh Python process: the CPU benchmark's peer.
+                       batch_size: int, seed: int, epochs: int, work_dir: Path,
+                       dtype_policy: str = "float32") -> dict[str, Any] | None:
+    """Train the PyTorch peer of ``name`` (float feeding) for ``epochs`` epochs in a fresh
+    Python process: the CPU benchmark's peer.
 
-    Returns the child's report: ``wall`` and ``cpu`` seconds per epoch, ``version``, ``pid``
-    and ``tensorflow_loaded`` (False: nothing of TensorFlow shares its cores), or None
-    without PyTorch or a hand-written version of ``name``.
+    Args:
+        name, images, labels, num_classes, batch_size, seed: as TorchPeer takes them.
+        epochs: epochs to train and time.
+        work_dir: where the images are handed to the child (an .npz file).
+        dtype_policy: the zoo's policy; ``"mixed_bfloat16"`` runs the peer under autocast.
+
+    Returns the child's report: ``wall`` and ``cpu`` seconds per epoch, ``version``, ``pid``,
+    ``dtype_policy`` and ``tensorflow_loaded`` (False: nothing of TensorFlow shares its
+    cores), or None without PyTorch, a hand-written version of ``name``, or a PyTorch
+    counterpart of ``dtype_policy`` (mixed_float16 needs a GPU's loss scaling).
     """
-    if name not in TORCH_PEERS or not has_torch():
+    if name not in TORCH_PEERS or not has_torch() or dtype_policy not in PEER_POLICIES:
         return None
     data_file = Path(work_dir) / f"torch-peer-{name}.npz"
     np.savez(data_file, images=images, labels=labels)
     command = child_command("zoo.bench.torch_peer", "epochs", name, str(data_file),
                             "--classes", str(num_classes), "--batch-size", str(batch_size),
-                            "--seed", str(seed), "--epochs", str(epochs))
+                            "--seed", str(seed), "--epochs", str(epochs),
+                            "--dtype-policy", dtype_policy)
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -361,6 +369,7 @@ def main(argv: list[str] | None = None) -> None:
     epochs.add_argument("--batch-size", type=int, required=True)
     epochs.add_argument("--seed", type=int, default=0)
     epochs.add_argument("--epochs", type=int, required=True)
+    epochs.add_argument("--dtype-policy", choices=PEER_POLICIES, default="float32")
     jobs = modes.add_parser("jobs", help="run a job file of zoo bench --versus-torch")
     jobs.add_argument("spec", help="the job file (JSON)")
     jobs.add_argument("results", help="JSON-lines file the results are appended to")
@@ -372,11 +381,12 @@ def main(argv: list[str] | None = None) -> None:
         images, labels = data["images"], data["labels"]
     # The CPU benchmark's peer ran on the CPU before GPUs were compared; it still does.
     peer = TorchPeer(args.name, images, labels, args.classes, args.batch_size, args.seed,
-                     device="cpu")
+                     dtype_policy=args.dtype_policy, device="cpu")
     for _ in range(args.epochs):
         peer.run_epoch()
     print(json.dumps({"version": peer.version, "wall": peer.wall, "cpu": peer.cpu,
-                      "pid": os.getpid(), "tensorflow_loaded": "tensorflow" in sys.modules}))
+                      "pid": os.getpid(), "dtype_policy": args.dtype_policy,
+                      "tensorflow_loaded": "tensorflow" in sys.modules}))
 
 
 if __name__ == "__main__":
