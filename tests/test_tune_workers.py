@@ -120,6 +120,36 @@ def test_workers_are_refused_with_a_distributed_role_or_pruning():
             validate_plan(SearchPlan(model="lenet5", **{"workers": 2, **change}))
 
 
+def test_only_processes_that_train_set_up_data_parallelism(tmp_path, monkeypatch):
+    """The chief serves the oracle and trains nothing: no strategy (on TensorFlow a
+    MirroredStrategy holding every GPU), and its header does not name one; local and worker
+    searches keep theirs."""
+    from dataclasses import replace
+
+    from tuning import search
+    from tuning.records import SearchPlan
+
+    set_up: list[str] = []
+    monkeypatch.setattr(search, "setup_distribution",
+                        lambda: (set_up.append("called"), (None, "data parallelism X"))[1])
+    plan = SearchPlan(model="lenet5", space={"learning_rate": "0.001,0.01"}, only=True,
+                      epochs=1, train_fraction=0.05)
+    prepared = {}
+    for role in ("chief", "worker", "local"):
+        lines: list[str] = []
+        prepared[role] = search.prepare_search(replace(plan, out=str(tmp_path / role)), role,
+                                               lines.append)
+        assert set_up == ([] if role == "chief" else ["called"]), role
+        set_up.clear()
+        if role != "worker":  # a worker prints no header
+            assert f"distribution: {prepared[role].distribution}" in lines[0]
+    assert "X" not in prepared["chief"].distribution
+    assert "none in the chief" in prepared["chief"].distribution
+    assert prepared["chief"].tuner.distribution_strategy is None
+    assert prepared["worker"].distribution == prepared["local"].distribution == (
+        "data parallelism X")
+
+
 # -- end to end: the real command, Ctrl-C, and the rerun ---------------------------------------
 SEARCH = ["lenet5", "--algorithm", "grid", "--space", "kernel_sizes=3,5", "--space", "filters=4",
           "--only", "--max-trials", "3", "--epochs", "1", "--train-fraction", "0.05",

@@ -265,7 +265,8 @@ def prepare_search(plan: SearchPlan, role: str, echo: Callable[[str], None]) -> 
 
     Args:
         plan: the checked search plan.
-        role: local, chief or worker (keras-tuner's variables are already set for it).
+        role: local, chief or worker (keras-tuner's variables are already set for it); a
+            chief trains nothing, so only local and worker set up data parallelism.
         echo: receives the search's header line (not printed by a worker).
     """
     fixed = {"input_shape": tuple(plan.input_shape)} if plan.input_shape else {}
@@ -291,7 +292,13 @@ def prepare_search(plan: SearchPlan, role: str, echo: Callable[[str], None]) -> 
     from tuning import tuners  # imports keras-tuner: only once the plan has been checked
 
     _seed_everything(plan.seed, deterministic=True)  # same command, same table (on CPU)
-    strategy, distribution = setup_distribution()
+    if role == "chief":
+        # keras-tuner's chief only serves the oracle: its workers train, each with its own
+        # data parallelism. Set up here, it would hold devices (on TensorFlow a
+        # MirroredStrategy) that nothing uses.
+        strategy, distribution = None, "none in the chief (it trains nothing; its workers do)"
+    else:
+        strategy, distribution = setup_distribution()
     out = plan.out_dir
     out.mkdir(parents=True, exist_ok=True)
     hypermodel = tuners.ZooHyperModel(space, base, data, budget_of(plan))
