@@ -110,6 +110,50 @@ def test_workers_that_keep_crashing_stop_the_search(tmp_path, chief_oracle):
     assert len(pool.started) == MAX_WORKER_CRASHES and len(lines) == MAX_WORKER_CRASHES
 
 
+@pytest.mark.filterwarnings("ignore:All-NaN")  # keras-tuner scores the NaN, as in a search
+def test_the_chief_works_out_a_workers_refusal_once_outside_its_lock(tmp_path, chief_oracle,
+                                                                     monkeypatch):
+    """keras-tuner's protocol drops a worker's message: the chief explains a refused trial
+    once, before it takes the oracle's lock (workers would wait on a model being built), and
+    keeps the reason as the trial's message (in trial.json), which the tables read back.
+    Trials that trained or crashed are not explained."""
+    from keras_tuner.engine.trial import Trial, TrialStatus
+    from keras_tuner.src.engine.oracle import LOCKS
+
+    from tuning import search
+    from tuning.records import SearchPlan
+
+    explained, ended = [], []
+    reason = "ValueError: conv2's window does not fit"
+
+    def explain(trial) -> str:
+        explained.append((trial.trial_id, LOCKS[chief_oracle].locked()))
+        return reason
+
+    chief_oracle.explain_refusal = explain
+    chief_oracle.trial_ended = lambda trial: ended.append((trial.trial_id, trial.message))
+
+    def end_as_a_worker(trial_id: str, objective: float) -> None:
+        chief_oracle.update_trial(trial_id, {"val_accuracy": objective, "params": 10.0})
+        sent = Trial.from_proto(chief_oracle.trials[trial_id].to_proto())  # no message
+        sent.status = TrialStatus.COMPLETED
+        chief_oracle.end_trial(sent)
+
+    end_as_a_worker("0", float("nan"))
+    assert explained == [("0", False)]
+    trial = chief_oracle.trials["0"]
+    assert trial.status == TrialStatus.INVALID and ended == [("0", reason)]
+    assert Trial.load(str(tmp_path / "tuner" / "trial_0" / "trial.json")).message == reason
+    monkeypatch.setattr(search, "refusal_reason", lambda *args: pytest.fail("worked out again"))
+    row = search.row_of(trial, SearchPlan(model="lenet5"), chief_oracle.search_space)
+    assert row.status == "INVALID" and row.note == reason
+    end_as_a_worker(chief_oracle.create_trial("worker-2").trial_id, 0.5)
+    chief_oracle.create_trial("worker-3")
+    chief_oracle.end_trial_of_lost_worker("worker-3", "crashed")
+    assert len(explained) == 1 and [t.status for t in chief_oracle.trials.values()] == [
+        "INVALID", "COMPLETED", "FAILED"]
+
+
 def test_workers_are_refused_with_a_distributed_role_or_pruning():
     from tuning.search import SearchPlan, validate_plan
 
@@ -146,6 +190,9 @@ def test_only_processes_that_train_set_up_data_parallelism(tmp_path, monkeypatch
     assert "X" not in prepared["chief"].distribution
     assert "none in the chief" in prepared["chief"].distribution
     assert prepared["chief"].tuner.distribution_strategy is None
+    # Only the chief gets its workers' refused trials without their reasons.
+    assert prepared["chief"].tuner.oracle.explain_refusal is not None
+    assert prepared["worker"].tuner.oracle.explain_refusal is None
     assert prepared["worker"].distribution == prepared["local"].distribution == (
         "data parallelism X")
 

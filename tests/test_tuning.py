@@ -327,6 +327,29 @@ def test_search_refuses_impossible_configurations_without_training(grid_search):
     assert any("1 completed, 2 refused before training, 1 failed" in line for line in lines)
 
 
+def test_a_refused_trial_keeps_its_reason_and_the_tables_read_it_back(grid_search,
+                                                                     monkeypatch):
+    """The reason is worked out once, when the trial is refused, and kept in its trial.json:
+    the tables read it back without building the configuration again. A record from before
+    refused trials kept their reason (no message) is explained as before."""
+    from keras_tuner.engine.trial import Trial
+
+    import tuning.search as search
+
+    folder, result, _ = grid_search
+    plan = search.SearchPlan(out=str(folder / "s"), **GRID)
+    refused = [r for r in result.rows if r.status == "INVALID"]
+    assert len(refused) == 2
+    for row in refused:
+        trial = Trial.load(str(folder / "s" / "tuner" / f"trial_{row.trial_id}" / "trial.json"))
+        assert trial.message == row.note and "conv2" in row.note
+        with monkeypatch.context() as patch:
+            patch.setattr(search, "refusal_reason", lambda *args: pytest.fail("worked out again"))
+            assert search.row_of(trial, plan, result.space).note == row.note
+        trial.message = None  # as a search from before this change recorded it
+        assert search.row_of(trial, plan, result.space).note == row.note
+
+
 def test_search_writes_tables_plot_and_best(grid_search):
     folder, result, _ = grid_search
     out = folder / "s"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -178,12 +179,32 @@ def budget_of(plan: SearchPlan) -> Budget:
                   measure_latency=plan.measures_latency)
 
 
+def refused_because(trial, plan: SearchPlan, space: SearchSpace) -> str:
+    """Why ``trial`` was refused, worked out again from its values and what it recorded: for
+    a chief (keras-tuner's protocol drops its workers' reasons) and for trial records written
+    before refused trials kept their reason as their message."""
+    row = trial_row(trial, space, plan.objective)
+    return refusal_reason(space, trial.hyperparameters.values, budget_of(plan),
+                          Measure(row.params, row.macs, row.latency_ms))
+
+
+def refusal_explainer(plan: SearchPlan, space: SearchSpace) -> Callable[[Any], str]:
+    """``refused_because`` for a chief oracle's ``explain_refusal``, one call at a time: the
+    oracle's gRPC threads call it, and working a reason out clears Keras' session."""
+    one_at_a_time = threading.Lock()
+
+    def explain(trial) -> str:
+        with one_at_a_time:
+            return refused_because(trial, plan, space)
+
+    return explain
+
+
 def row_of(trial, plan: SearchPlan, space: SearchSpace) -> TrialRow:
     """The table row of one ended trial, with the reason a refused or failed trial has."""
     row = trial_row(trial, space, plan.objective)
     if row.status == "INVALID":
-        row.note = refusal_reason(space, trial.hyperparameters.values, budget_of(plan),
-                                  Measure(row.params, row.macs, row.latency_ms))
+        row.note = trial.message or refused_because(trial, plan, space)
     elif row.status == "FAILED" and not row.note:
         row.note = "crashed while training (see the log of the process that ran it)"
     return row
@@ -303,6 +324,8 @@ def prepare_search(plan: SearchPlan, role: str, echo: Callable[[str], None]) -> 
     out.mkdir(parents=True, exist_ok=True)
     hypermodel = tuners.ZooHyperModel(space, base, data, budget_of(plan))
     tuner = tuners.make_tuner(plan, hypermodel, strategy, echo=echo)
+    if role == "chief":
+        tuner.oracle.explain_refusal = refusal_explainer(plan, space)
     if role != "worker":
         echo(f"searching {plan.model} with {plan.algorithm} "
              f"({space.size():,} configurations; trials in {out}; distribution: "

@@ -6,8 +6,9 @@ configuration that cannot be built or is over a budget (``--max-params``, ``--ma
 ``--max-latency-ms``: ``tuning.preflight``) is refused before any training: the trial reports
 a NaN objective (with what it measured),
 which keras-tuner's oracle turns into INVALID, and the oracles below keep it INVALID instead of
-retrying it, so it never counts as a crash. A trial that crashes while training raises
-``FailedTrialError``: FAILED, and the search goes on (it stops after
+retrying it, so it never counts as a crash. Why it was refused is kept as the trial's message
+(keras-tuner's field for it, saved in trial.json), which the tables read back. A trial that
+crashes while training raises ``FailedTrialError``: FAILED, and the search goes on (it stops after
 ``MAX_CONSECUTIVE_FAILED`` crashes in a row, keras-tuner's guard against a broken set-up). The
 status travels in keras-tuner's protocol, so the same holds with a chief oracle and workers on
 other machines. A trial that runs out of memory is retried once at half the batch size
@@ -237,14 +238,36 @@ class ChiefOracle:
     ``stop_reason`` instead of raised: raised inside the gRPC handler it would only reach the
     worker, and keras-tuner's lock would stay held (``synchronized`` does not release it on
     an exception); the chief's supervisor stops the search with it instead.
+
+    keras-tuner's protocol does not carry a trial's message from a worker, so a refused
+    trial's reason is lost on the way. With ``explain_refusal`` set (by a chief), it is worked
+    out again once, from the trial's values and records, before the oracle's lock is taken
+    (it may build the model, and workers would wait), and kept as the trial's message.
     """
 
     trial_ended: Callable[[Any], None] | None = None
+    explain_refusal: Callable[[Any], str] | None = None
     serving_workers = False
     stop_reason: str | None = None
 
-    @keras_tuner.synchronized
     def end_trial(self, trial):
+        if (self.explain_refusal is not None and not trial.message
+                and self._reports_refusal(trial)):
+            trial.message = self.explain_refusal(self.trials[trial.trial_id])
+        self._end_trial(trial)
+
+    def _reports_refusal(self, trial) -> bool:
+        """Whether a worker ends ``trial`` as a refusal: COMPLETED with nothing but a NaN
+        objective recorded, which keras-tuner's ``end_trial`` turns into INVALID."""
+        recorded = self.trials.get(trial.trial_id)
+        name = self.objective.name
+        if (trial.status != TrialStatus.COMPLETED or recorded is None
+                or not recorded.metrics.exists(name)):
+            return False
+        return all(math.isnan(o.mean()) for o in recorded.metrics.get_history(name))
+
+    @keras_tuner.synchronized
+    def _end_trial(self, trial):
         if trial.trial_id in self.end_order:
             # Already ended: a crashed worker's trial, whose report arrived after the chief
             # had ended it as FAILED.
@@ -411,7 +434,7 @@ class ZooTrials:
                             f"{batch})") from again
                     raise
         except RejectedConfiguration as rejected:
-            self.last_note = rejected.reason
+            self.last_note = trial.message = rejected.reason  # the oracle keeps the message
             measure = rejected.measure
             return {self.objective_name: float("nan"), "params": _number(measure.params),
                     "macs": _number(measure.macs), "latency_ms": _number(measure.latency_ms),
