@@ -399,13 +399,25 @@ class _Killed(BaseException):
     """Stands for SIGKILL: nothing after the write that raised it runs."""
 
 
-@pytest.mark.parametrize("algorithm", ["grid", "random"])
+# Per algorithm: the space and the oracle's budget. Hyperband with max_epochs=3, factor=3 runs
+# two brackets: three 1-epoch trials and the best of them continued to epoch 3, then two
+# 3-epoch trials (six trials).
+KILLED_SEARCHES = {
+    "grid": ("0.001,0.01", {"max_trials": 2}),
+    "random": ("0.001,0.01", {"max_trials": 2}),
+    "hyperband": ("0.001,0.002,0.003,0.004,0.005,0.006,0.007,0.008",
+                  {"max_epochs": 3, "factor": 3}),
+}
+
+
+@pytest.mark.parametrize("algorithm", sorted(KILLED_SEARCHES))
 def test_search_killed_after_any_write_resumes_without_losing_or_redoing_trials(
         tmp_path, monkeypatch, algorithm):
     """Kill the search after each file write keras-tuner makes in turn (trial.json, oracle.json,
     tuner0.json), rerun it: no trial that trial.json said had ended trains again, and the
-    search ends with every trial it should have, each on its own values. Trials report a fixed
-    objective instead of training, so every instant of a search costs milliseconds."""
+    search ends with the trials an uninterrupted search has, each on the same values (for
+    Hyperband: the same brackets, rounds and continued trials). Trials report an objective
+    set by their values instead of training, so every instant of a search costs milliseconds."""
     import json
 
     import keras_tuner
@@ -414,26 +426,30 @@ def test_search_killed_after_any_write_resumes_without_losing_or_redoing_trials(
     from tuning import tuners
     from tuning.space import derive_space
 
-    space = derive_space("lenet5", {"learning_rate": "0.001,0.01"}, only=True)
+    rates, budget = KILLED_SEARCHES[algorithm]
+    space = derive_space("lenet5", {"learning_rate": rates}, only=True)
     ran: list[str] = []
 
-    class Reporting(tuners.ZooTuner):
+    class Reporting(tuners.ZooHyperband if algorithm == "hyperband" else tuners.ZooTuner):
         def run_trial(self, trial, *args, **kwargs):
             ran.append(trial.trial_id)
-            results = {"val_accuracy": 0.5, "params": 1.0, "macs": 1.0, "latency_ms": 1.0,
-                       "seconds": 1.0, "epochs": 1.0, "batch_size": 32.0}
-            return results
+            return {"val_accuracy": trial.hyperparameters.values["learning_rate"],
+                    "params": 1.0, "macs": 1.0, "latency_ms": 1.0, "seconds": 1.0,
+                    "epochs": 1.0, "batch_size": 32.0}
 
     monkeypatch.setattr(tuners, "free_memory", lambda **kwargs: None)  # nothing was trained
 
-    def search(folder: Path):
+    def search(folder: Path) -> list[tuple]:
         oracle = tuners.ORACLES[algorithm](
-            objective=keras_tuner.Objective("val_accuracy", "max"), max_trials=2, seed=1,
-            space=space)
+            objective=keras_tuner.Objective("val_accuracy", "max"), seed=1, space=space,
+            **budget)
         Reporting(oracle=oracle, hypermodel=tuners.ZooHyperModel(space, None, None, None),
                   echo=lambda line: None, directory=str(folder), project_name="tuner").search()
-        return oracle
+        return [(t.trial_id, t.status, t.hyperparameters.values)
+                for _, t in sorted(oracle.trials.items())]
 
+    uninterrupted = search(tmp_path / "uninterrupted")
+    assert len(uninterrupted) == (6 if algorithm == "hyperband" else 2)
     save_json = kt_utils.save_json
     for kill_at in range(1, 100):
         folder, writes = tmp_path / str(kill_at), []
@@ -459,13 +475,10 @@ def test_search_killed_after_any_write_resumes_without_losing_or_redoing_trials(
                  for p in folder.glob("tuner/trial_*/trial.json")
                  if json.loads(p.read_text())["status"] != "RUNNING"}
         ran.clear()
-        oracle = search(folder)
+        resumed = search(folder)
         where = f"killed after write {kill_at} ({Path(writes[-1]).name})"
         assert not ended & set(ran), f"{where}: trials {sorted(ended & set(ran))} ran again"
-        trials = list(oracle.trials.values())
-        assert [t.status for t in trials] == ["COMPLETED", "COMPLETED"], where
-        values = [t.hyperparameters.values["learning_rate"] for t in trials]
-        assert len(set(values)) == 2, f"{where}: {values}"
+        assert resumed == uninterrupted, where
     assert kill_at > 10, "the search made fewer writes than expected: is the hook still there?"
 
 

@@ -42,9 +42,10 @@ them fails loudly):
 - ``GridSearchOracle._ordered_ids``/``_populate_next`` (read by ``populate_space``, ordered
   by ``_compare``): rebuilt from the trials on reload, so a grid search resumes after a kill
   between two trials (keras-tuner keeps them only in memory);
-- ``Oracle._retry_queue`` (the trials a reload runs again) and ``_tried_so_far``: set from
-  each trial's own trial.json on reload (``ResumableOracle``), so a kill at any instant
-  neither trains a finished trial again nor drops one that had started;
+- ``Oracle._retry_queue`` (the trials a reload runs again): set from each trial's own
+  trial.json on reload (``ResumableOracle``, which also forgets a trial that oracle.json does
+  not list yet, so the oracle proposes it again), so a kill at any instant neither trains a
+  finished trial again nor drops or doubles one that had started;
 - ``keras_tuner.src.utils.save_json(path, obj)``, through which keras-tuner writes every
   oracle, tuner and trial file: it writes in place, so a kill during a write left a cut-off
   tuner0.json that the rerun could not load (seen in CI: "JSONDecodeError"). It is replaced
@@ -207,22 +208,26 @@ class ResumableOracle:
 
     keras-tuner writes a trial's trial.json before oracle.json, and oracle.json still lists
     an ended trial as ongoing until the tuner saves again after ``end_trial``; reload sends the
-    ongoing trials for retry. So a kill just after a trial ended trained it again on resume,
-    and a kill just after a trial started (trial.json written, oracle.json not yet) left it
-    RUNNING and never retried: its configuration was lost. trial.json is the later record of
-    both, so here the retry queue is exactly the trials it says are RUNNING.
+    ongoing trials for retry. So a kill just after a trial ended trained it again on resume.
+    trial.json is the later record of both, so here the retry queue is exactly the trials it
+    says are RUNNING.
+
+    A trial that oracle.json does not list at all was killed between ``create_trial``'s two
+    writes (its trial.json, then oracle.json), before any training. The oracle's saved state
+    is the one it proposed that trial from, so the trial is forgotten and proposed again: the
+    same id, and the same values where the oracle is seeded. Running it as it was instead put
+    it beside the state that does not know it: Hyperband's brackets (``_brackets``) lacked it
+    and drew another trial for its slot, and every random draw after it shifted by one.
     """
 
     def reload(self):
         super().reload()
+        for tid in [tid for tid in self.trials if tid not in self.start_order]:
+            del self.trials[tid]  # proposed again by create_trial, under the same id
         running = [tid for tid, trial in sorted(self.trials.items())
                    if trial.status == TrialStatus.RUNNING]
         self._retry_queue = running[::-1]  # keras-tuner pops the last one first
         for tid, trial in sorted(self.trials.items()):
-            # A trial started after oracle.json's last save: its values are tried too.
-            self._tried_so_far.add(self._compute_values_hash(trial.hyperparameters.values))
-            if tid not in self.start_order:
-                self.start_order.append(tid)
             if trial.status != TrialStatus.RUNNING and tid not in self.end_order:
                 self.end_order.append(tid)
 
