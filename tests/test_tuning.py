@@ -395,6 +395,90 @@ def test_resume_does_not_repeat_finished_trials(grid_search):
     assert again.best_run == first.best_run and any("reusing" in line for line in lines)
 
 
+def test_hyperband_interrupted_mid_bracket_resumes_each_trial_once(tmp_path, monkeypatch):
+    """Hyperband at max_epochs 3 runs three 1-epoch trials, continues the best of them to epoch
+    3 from its checkpoint, then runs two 3-epoch trials. Interrupt it (KeyboardInterrupt, what
+    Ctrl-C and zoo tune's SIGTERM raise) at the end of the continued trial's first epoch, after
+    keras-tuner recorded that epoch and saved its checkpoint; run the same search again. The
+    three finished trials are not trained again, the continued trial is trained again from
+    its parent's weights, the second bracket runs, and the tables count six trials and eleven
+    epochs, as an uninterrupted search does, each epoch recorded once."""
+    import keras
+    import numpy as np
+    from keras_tuner.engine.trial import Trial
+
+    import tuning.search as search
+    import tuning.tuners as tuners
+
+    out = tmp_path / "search"
+    plan = search.SearchPlan(
+        model="lenet5", algorithm="hyperband", epochs=3, train_fraction=0.05, batch_size=64,
+        space={"learning_rate": "0.0005,0.001,0.002,0.005,0.01", "filters": "4"}, only=True,
+        retrain=False, out=str(out))
+    fits: list[tuple[dict, bool | None]] = []  # each fit's values; starts at its parent's weights?
+    interrupt = [True]
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if interrupt.pop():
+                raise KeyboardInterrupt
+
+    class Spying(tuners.ZooHyperModel):
+        def fit(self, hp, model, *args, callbacks=None, **kwargs):
+            callbacks, from_parent = list(callbacks or []), None
+            if "tuner/trial_id" in hp.values:
+                parent = keras.models.clone_model(model)
+                parent.load_weights(out / "tuner" / f"trial_{hp.values['tuner/trial_id']}"
+                                    / "checkpoint.weights.h5")
+                from_parent = all(np.array_equal(a, b) for a, b in
+                                  zip(model.get_weights(), parent.get_weights(), strict=True))
+                if interrupt:
+                    callbacks.append(Interrupt())  # after keras-tuner's record and checkpoint
+            fits.append((dict(hp.values), from_parent))
+            return super().fit(hp, model, *args, callbacks=callbacks, **kwargs)
+
+    monkeypatch.setattr(tuners, "ZooHyperModel", Spying)
+    lines: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        search.run_search(plan, echo=lines.append)
+    ended = [line.split()[1] for line in lines if line.startswith("trial ")]
+    assert ended == ["0000", "0001", "0002"] and len(fits) == 4 and fits[3][1] is True
+    scores = {p.parent.name: Trial.load(str(p)).score for p in out.glob("tuner/trial_*/trial.json")}
+
+    fits.clear()
+    lines.clear()
+    result = search.run_search(plan, echo=lines.append)
+    assert [line.split()[1] for line in lines if line.startswith("trial ")] == [
+        "0003", "0004", "0005"]  # finished trials not again, the interrupted one once
+    trials = {p.parent.name.removeprefix("trial_"): Trial.load(str(p))
+              for p in out.glob("tuner/trial_*/trial.json")}
+    assert sorted(trials) == ["0000", "0001", "0002", "0003", "0004", "0005"]
+    assert all(t.status == "COMPLETED" for t in trials.values())
+    assert all(trials[tid].score == scores[f"trial_{tid}"] for tid in ("0000", "0001", "0002"))
+    values = {tid: t.hyperparameters.values for tid, t in trials.items()}
+    best_first = max(("0000", "0001", "0002"), key=lambda tid: trials[tid].score)
+    assert {k: values["0003"][k] for k in ("tuner/trial_id", "tuner/initial_epoch",
+                                           "tuner/epochs", "tuner/bracket", "tuner/round")} == {
+        "tuner/trial_id": best_first, "tuner/initial_epoch": 1, "tuner/epochs": 3,
+        "tuner/bracket": 1, "tuner/round": 1}
+    assert [(values[tid]["tuner/bracket"], values[tid]["tuner/epochs"])
+            for tid in ("0004", "0005")] == [(0, 3), (0, 3)]  # the second bracket ran
+    assert [(v, from_parent) for v, from_parent in fits] == [
+        (values["0003"], True), (values["0004"], None), (values["0005"], None)]
+    for tid, trial in trials.items():
+        # Each epoch once; the best one also holds the final records (tuning.tuners).
+        history = trial.metrics.get_history("val_accuracy")
+        assert [(o.step, len(o.value)) for o in history] == [
+            (step, 1 + (step == trial.best_step))
+            for step in range(values[tid]["tuner/initial_epoch"], values[tid]["tuner/epochs"])
+        ], f"trial {tid}: {history}"
+    assert [r.epochs for r in result.rows] == [1, 1, 1, 2, 3, 3]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trials"]["COMPLETED"] == 6 and summary["training_epochs"] == 11
+    with (out / "trials.csv").open() as f:
+        assert [r["trial"] for r in csv.DictReader(f)] == sorted(trials)
+
+
 class _Killed(BaseException):
     """Stands for SIGKILL: nothing after the write that raised it runs."""
 

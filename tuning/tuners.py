@@ -71,7 +71,7 @@ from typing import Any, Callable
 import keras_tuner
 from keras_tuner import errors, oracles
 from keras_tuner.engine.base_tuner import BaseTuner
-from keras_tuner.engine.trial import TrialStatus
+from keras_tuner.engine.trial import Trial, TrialStatus
 from keras_tuner.src import utils as keras_tuner_utils
 
 from tuning.preflight import Budget, Measure, RejectedConfiguration, check_configuration
@@ -210,7 +210,7 @@ class ResumableOracle:
     an ended trial as ongoing until the tuner saves again after ``end_trial``; reload sends the
     ongoing trials for retry. So a kill just after a trial ended trained it again on resume.
     trial.json is the later record of both, so here the retry queue is exactly the trials it
-    says are RUNNING.
+    says are RUNNING, each with the records of its killed run dropped.
 
     A trial that oracle.json does not list at all was killed between ``create_trial``'s two
     writes (its trial.json, then oracle.json), before any training. The oracle's saved state
@@ -226,6 +226,13 @@ class ResumableOracle:
             del self.trials[tid]  # proposed again by create_trial, under the same id
         running = [tid for tid, trial in sorted(self.trials.items())
                    if trial.status == TrialStatus.RUNNING]
+        for tid in running:
+            # Trained again from its start: the epochs the killed run recorded would be
+            # averaged into the new run's at the same steps (keras-tuner keeps every value
+            # reported for a step), skewing its score.
+            old = self.trials[tid]
+            self.trials[tid] = Trial(old.hyperparameters, trial_id=tid,
+                                     status=TrialStatus.RUNNING)
         self._retry_queue = running[::-1]  # keras-tuner pops the last one first
         for tid, trial in sorted(self.trials.items()):
             if trial.status != TrialStatus.RUNNING and tid not in self.end_order:
@@ -467,8 +474,12 @@ class ZooTrials:
                    "batch_size": float(batch), "rss_mb": resident_mb()}
         if self.pruned_at is not None:
             results[PRUNED_METRIC] = float(self.pruned_at)
-        # The per-epoch records made keras-tuner skip its own update: make this one ourselves.
-        self.oracle.update_trial(trial.trial_id, results, step=best["epoch"])
+        # The per-epoch records made keras-tuner skip its own update: make this one ourselves,
+        # at the best epoch's step. A trial Hyperband continues starts at tuner/initial_epoch,
+        # so its history's first entry is that epoch (counted from 0 it would add the best
+        # value to another epoch's record).
+        first_epoch = trial.hyperparameters.values.get("tuner/initial_epoch", 0)
+        self.oracle.update_trial(trial.trial_id, results, step=first_epoch + best["epoch"])
         return results
 
     def _train(self, trial, batch: int, *args, **kwargs):
