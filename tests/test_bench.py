@@ -108,21 +108,21 @@ def test_bench_command_writes_json_and_markdown(tmp_path):
 
 
 def test_bench_times_both_paths_under_its_dtype_policy(tmp_path):
-    """--dtype-policy reaches both models. Each model's clear_session() resets Keras' global
-    policy, which once left both paths in float32 under a report titled mixed_bfloat16."""
+    """--dtype-policy reaches both models. bench_training's clear_session() resets Keras'
+    global policy, which once left both paths in float32 under a report titled
+    mixed_bfloat16."""
     import keras
 
-    out = tmp_path / "bf16.json"
-    result = CliRunner().invoke(main, [
-        "bench", "lenet5", "vgg_small", "--batch-size", "8", "--steps", "2", "--repeats", "1",
-        "--inference-batch", "4", "--dtype-policy", "mixed_bfloat16", "--no-torch",
-        "--json", str(out)])
-    assert result.exit_code == 0, result.output
-    report = json.loads(out.read_text())
-    assert report["compute_dtype"] == "bfloat16" and "bfloat16" in report["matmul_peak"]
-    for row in report["rows"]:  # the second model too, after the first one's clear_session
-        assert row["zoo_dtype_policy"] == row["baseline_dtype_policy"] == "mixed_bfloat16"
-    assert keras.config.dtype_policy().name == "float32"  # and nothing leaks out
+    from zoo.bench.run import bench_training
+    from zoo.precision import dtype_policy_scope
+
+    settings = BenchSettings(batch_size=8, steps=1, repeats=1, dtype_policy="mixed_bfloat16",
+                             torch=False)
+    with dtype_policy_scope("mixed_bfloat16"):  # as benchmark() sets it around every model
+        row, result = bench_training("lenet5", settings, tmp_path)
+    assert row["zoo_dtype_policy"] == row["baseline_dtype_policy"] == "mixed_bfloat16"
+    assert result.model.get_layer("predictions").compute_dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"  # nothing leaks out
 
 
 def test_bench_dataset_times_the_sets_own_images(tmp_path, monkeypatch):
