@@ -99,6 +99,30 @@ def test_a_crashed_worker_is_one_line_its_trial_failed_and_it_is_replaced(tmp_pa
     assert [w.tuner_id for w in pool.started] == ["worker-1", "worker-2"]
 
 
+def test_a_worker_still_waiting_when_the_chief_stops_serving_is_stopped(tmp_path):
+    """keras-tuner's chief stops serving once every worker that asked for a trial has been
+    told the search is over; one that had not asked yet would wait an hour for an answer (a
+    finished Hyperband search run again with --workers 2 hung so). It holds no trial: the pool
+    stops it, and it is not a crash."""
+    import threading
+
+    from tuning.workers import ChiefServer
+
+    lines: list[str] = []
+    pool = WorkerPool(share_machine(1, [0], []), tmp_path / "logs",
+                      lambda tuner_id: [sys.executable, "-c", "import time; time.sleep(600)"],
+                      lines.append)
+    pool.start()
+    served = threading.Thread(target=lambda: None)  # the chief's loop, returned
+    served.start()
+    served.join()
+    start = time.monotonic()
+    pool.supervise(object(), ChiefServer(served, []))
+    assert time.monotonic() - start < 30
+    assert not pool.running and pool.crashes == 0 and not lines
+    assert pool.started[0].process.poll() is not None
+
+
 def test_workers_that_keep_crashing_stop_the_search(tmp_path, chief_oracle):
     lines: list[str] = []
     pool = _pool(tmp_path, [1] * (MAX_WORKER_CRASHES + 1), lines)

@@ -140,13 +140,13 @@ class WorkerPool:
         self.started.append(worker)
         return worker
 
-    def supervise(self, oracle, chief_failed: Callable[[], str | None] = lambda: None) -> None:
+    def supervise(self, oracle, chief: ChiefServer | None = None) -> None:
         """Return once every worker has finished; replace crashed ones.
 
         Args:
             oracle: the chief's oracle (``tuning.tuners.ChiefOracle``): a crashed worker's
                 trial is ended FAILED there.
-            chief_failed: says why the chief's server stopped, if it did.
+            chief: the chief's serving thread (``serve_chief``), if one serves the workers.
 
         Raises:
             RuntimeError: the chief stopped, keras-tuner stopped the search (too many failed
@@ -154,7 +154,7 @@ class WorkerPool:
         """
         while self.running:
             time.sleep(POLL_SECONDS)
-            problem = chief_failed()
+            problem = chief.failure() if chief is not None else None
             if problem:
                 raise RuntimeError(f"the chief oracle stopped ({problem}); worker logs in "
                                    f"{self.logs}")
@@ -164,6 +164,14 @@ class WorkerPool:
                     self._crashed(worker, oracle)
             if getattr(oracle, "stop_reason", None):
                 raise RuntimeError(f"{oracle.stop_reason} (worker logs in {self.logs})")
+            if chief is not None and chief.finished():
+                # keras-tuner's chief stops serving once no trial is ongoing and every worker
+                # that asked for one has been told the search is over (oracle_chief.exit_chief).
+                # A worker that had not asked yet, being slower to start than the rest of the
+                # search took (a finished Hyperband search run again), would wait an hour for
+                # an answer; it holds no trial, so it is stopped.
+                self.stop()
+                return
 
     def _crashed(self, worker: Worker, oracle) -> None:
         self.crashes += 1
@@ -214,10 +222,26 @@ def _environment(values: Mapping[str, str], defaults: Mapping[str, str]) -> Iter
                 os.environ[key] = value
 
 
-def serve_chief(tuner, address: str) -> Callable[[], str | None]:
+@dataclass
+class ChiefServer:
+    """keras-tuner's chief loop serving in a thread (``serve_chief``)."""
+
+    thread: threading.Thread
+    failures: list[str]
+
+    def failure(self) -> str | None:
+        """Why the chief stopped serving, if it failed."""
+        return self.failures[0] if self.failures else None
+
+    def finished(self) -> bool:
+        """Whether the chief has stopped serving (the search is over, or it failed)."""
+        return not self.thread.is_alive()
+
+
+def serve_chief(tuner, address: str) -> ChiefServer:
     """Serve ``tuner``'s oracle at ``address`` (keras-tuner's chief loop, in a thread).
 
-    Returns once the server answers; the returned function says why it stopped, if it did.
+    Returns once the server answers.
     """
     import grpc
 
@@ -229,7 +253,8 @@ def serve_chief(tuner, address: str) -> Callable[[], str | None]:
         except BaseException as err:  # reported by the supervisor, in one line
             failure.append(f"{type(err).__name__}: {err}")
 
-    threading.Thread(target=serve, name="keras-tuner-chief", daemon=True).start()
+    thread = threading.Thread(target=serve, name="keras-tuner-chief", daemon=True)
+    thread.start()
     deadline = time.monotonic() + CHIEF_START_TIMEOUT
     with grpc.insecure_channel(address) as channel:
         ready = grpc.channel_ready_future(channel)
@@ -244,7 +269,7 @@ def serve_chief(tuner, address: str) -> Callable[[], str | None]:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the chief oracle did not answer on {address} within "
                                        f"{CHIEF_START_TIMEOUT:.0f} s; run the command again")
-    return lambda: failure[0] if failure else None
+    return ChiefServer(thread, failure)
 
 
 def search_is_over(oracle) -> bool:
@@ -294,14 +319,14 @@ def search_with_workers(plan: SearchPlan, echo: Callable[[str], None] = print) -
         if search_is_over(oracle):
             echo("every trial has ended already; no worker started")
         else:
-            chief_failed = serve_chief(prepared.tuner, address)
+            chief_server = serve_chief(prepared.tuner, address)
             echo(f"chief oracle on {address} (keras-tuner, gRPC); {plan.workers} worker "
                  f"process{'es' if plan.workers > 1 else ''}: "
                  + "; ".join(f"worker-{k + 1}: {s.describe()}" for k, s in enumerate(shares))
                  + f"; logs in {logs}")
             try:
                 pool.start()
-                pool.supervise(oracle, chief_failed)
+                pool.supervise(oracle, chief_server)
             except KeyboardInterrupt:
                 pool.stop()
                 echo(f"interrupted: stopped the chief and its worker processes (trials ended "
