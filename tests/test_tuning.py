@@ -96,6 +96,7 @@ def test_bad_space_is_refused_with_a_clear_message(overrides, message):
     ({"role": "worker", "oracle": "nohost"}, "HOST:PORT"),
     ({"space": {"kernel_sizes": "40,50"}, "only": True}, "no valid configuration"),
     ({"space": {"kernel_sizes": "5"}, "only": True}, "nothing to search"),
+    ({"dtype_policy": "float8"}, "unknown dtype policy 'float8'"),
 ])
 def test_bad_search_is_refused_before_anything_runs(change, message):
     from tuning.search import SearchPlan, run_search
@@ -303,6 +304,35 @@ def grid_search(tmp_path_factory):
     finally:
         os.chdir(cwd)
     return folder, result, lines
+
+
+def test_search_trains_every_trial_and_the_retrain_under_its_dtype_policy(tmp_path,
+                                                                           monkeypatch):
+    """--dtype-policy reaches every trial although keras-tuner's clear_session() before each
+    build resets Keras' global policy, and the retrained best run records it."""
+    import keras
+
+    import tuning.search as search
+    import tuning.tuners as tuners
+    from zoo.runs import load_run_config, load_run_model
+
+    built: list[str] = []
+    compile_model = tuners.compile_model
+    monkeypatch.setattr(tuners, "compile_model",
+                        lambda model, *args: (built.append(model.dtype_policy.name),
+                                              compile_model(model, *args))[1])
+    lines: list[str] = []
+    monkeypatch.chdir(tmp_path)
+    result = search.run_search(search.SearchPlan(
+        model="lenet5", algorithm="grid", epochs=1, train_fraction=0.1, batch_size=64,
+        space={"filters": "4,8"}, only=True, retrain_epochs=1, out="s",
+        dtype_policy="mixed_bfloat16"), echo=lines.append)
+    assert len(built) >= 2 and set(built) == {"mixed_bfloat16"}  # every trial's model
+    assert "dtype policy mixed_bfloat16" in lines[0]
+    run = tmp_path / result.best_run
+    assert load_run_config(run)["dtype_policy"] == "mixed_bfloat16"
+    assert load_run_model(run).get_layer("conv1").compute_dtype == "bfloat16"
+    assert keras.config.dtype_policy().name == "float32"  # nothing leaks out
 
 
 def test_search_refuses_impossible_configurations_without_training(grid_search):

@@ -102,12 +102,14 @@ def _train(job: IsolatedTrial, result: IsolatedResult) -> None:
     from tuning.preflight import check_configuration
     from tuning.records import trial_seed
     from zoo.data import fit_dataset, load_dataset
+    from zoo.precision import dtype_policy_scope
     from zoo.train import _seed_everything, compile_model, prepare_data, training_batches
 
     _seed_everything(trial_seed(job.base.seed, job.trial_id), deterministic=True)
     data = prepare_data(job.base, load_dataset(job.base.dataset, data_dir=job.base.data_dir))
     data = fit_dataset(data, job.space.fixed["input_shape"])
-    model, result.measure = check_configuration(job.space, job.values, job.budget)
+    with dtype_policy_scope(job.base.dtype_policy):
+        model, result.measure = check_configuration(job.space, job.values, job.budget)
     _, training = job.space.resolve(job.values)
     plan = replace(job.base, batch_size=job.batch_size, **training)
     compile_model(model, plan, math.ceil(len(data.x_train) / job.batch_size))

@@ -61,6 +61,7 @@ class SearchPlan:
     oracle: str | None = None  # host:port of the chief oracle
     tuner_id: str | None = None
     workers: int | None = None  # N: this process serves the chief, N processes train here
+    dtype_policy: str | None = None  # Keras dtype policy of every trial and retrain (None: float32)
 
     @property
     def out_dir(self) -> Path:

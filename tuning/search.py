@@ -54,6 +54,7 @@ from tuning.results import (
 )
 from tuning.space import SearchSpace, derive_space, describe
 from zoo.data import fit_dataset, load_dataset
+from zoo.precision import check_dtype_policy
 from zoo.registry import build
 from zoo.runs import (
     HISTORY_FILE,
@@ -104,6 +105,8 @@ def validate_plan(plan: SearchPlan) -> None:
                              "--prune-warmup-trials at least 0")
     if plan.role not in ROLES:
         raise ValueError(f"unknown role {plan.role!r}; use one of {', '.join(ROLES)}")
+    if plan.dtype_policy is not None:
+        check_dtype_policy(plan.dtype_policy)
     if plan.workers is not None:
         if plan.workers < 1:
             raise ValueError(f"--workers must be at least 1, got {plan.workers}")
@@ -229,7 +232,7 @@ def _retrain(plan: SearchPlan, name: str, hparams: dict, training: dict, data,
                            data_dir=plan.data_dir, epochs=plan.retrain_epochs or plan.epochs,
                            batch_size=plan.batch_size, seed=plan.seed,
                            train_fraction=plan.train_fraction, out=str(run_dir),
-                           **training)
+                           dtype_policy=plan.dtype_policy, **training)
     result = train(train_plan, data=data, verbose=0)
     return result.run_dir, result.test_metrics
 
@@ -302,7 +305,8 @@ def prepare_search(plan: SearchPlan, role: str, echo: Callable[[str], None]) -> 
 
     base = TrainPlan(model=plan.model, hparams=dict(fixed), dataset=plan.dataset,
                      data_dir=plan.data_dir, epochs=plan.epochs, batch_size=plan.batch_size,
-                     seed=plan.seed, train_fraction=plan.train_fraction, deterministic=True)
+                     seed=plan.seed, train_fraction=plan.train_fraction, deterministic=True,
+                     dtype_policy=plan.dtype_policy)
     raw = load_dataset(plan.dataset, data_dir=plan.data_dir)
     data = prepare_data(base, raw)
     task = resolve_hparams(base, data)  # input shape and number of classes of this data
@@ -327,9 +331,10 @@ def prepare_search(plan: SearchPlan, role: str, echo: Callable[[str], None]) -> 
     if role == "chief":
         tuner.oracle.explain_refusal = refusal_explainer(plan, space)
     if role != "worker":
+        policy = f"; dtype policy {plan.dtype_policy}" if plan.dtype_policy else ""
         echo(f"searching {plan.model} with {plan.algorithm} "
              f"({space.size():,} configurations; trials in {out}; distribution: "
-             f"{distribution})\n{describe(space)}")
+             f"{distribution}{policy})\n{describe(space)}")
     return PreparedSearch(space=space, raw=raw, tuner=tuner, distribution=distribution)
 
 

@@ -85,6 +85,7 @@ from tuning.resources import (
 )
 from tuning.results import format_trial_line, trial_row
 from tuning.space import SearchSpace
+from zoo.precision import dtype_policy_scope
 from zoo.runs import write_text_atomic
 from zoo.train import TrainPlan, _seed_everything, compile_model, training_batches
 
@@ -159,7 +160,10 @@ class ZooHyperModel(keras_tuner.HyperModel):
         """The compiled model at ``hp``'s values; RejectedConfiguration if it is refused."""
         values = self.space.declare(hp)
         self.last_measure = Measure()
-        model, self.last_measure = check_configuration(self.space, values, self.budget)
+        # Under the search's dtype policy, set here: keras-tuner's clear_session() before
+        # each build resets Keras' global policy.
+        with dtype_policy_scope(self.base.dtype_policy if self.base is not None else None):
+            model, self.last_measure = check_configuration(self.space, values, self.budget)
         steps = math.ceil(len(self.data.x_train) / self.batch_size)
         compile_model(model, self.trial_plan(hp), steps)
         return model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from zoo.cli.options import dataset_options, input_shape_option, parse_shape
+from zoo.cli.options import dataset_options, dtype_policy_option, input_shape_option, parse_shape
 
 ALGORITHMS = ("random", "hyperband", "bayesian", "grid")
 
@@ -89,11 +89,12 @@ def _parse_space(pairs: tuple[str, ...]) -> dict[str, str]:
               help="Train N trials at a time in N worker processes on this machine, with "
                    "keras-tuner's chief oracle in this process on a free local port; each "
                    "worker gets its share of the CPUs and of the GPU memory.")
+@dtype_policy_option
 def tune_command(name, dataset, data_dir, algorithm, max_trials, epochs, objective, space, only,
                  increasing_filters, max_params, max_macs, max_latency_ms, cost, prune,
                  prune_warmup_epochs, prune_warmup_trials, isolate, batch_size, train_fraction,
                  seed, input_shape, out, retrain, retrain_epochs, compare_default, role, oracle,
-                 tuner_id, workers) -> None:
+                 tuner_id, workers, dtype_policy) -> None:
     """Search hyperparameters of model NAME (kernel sizes, feature maps, depth, dropout,
     normalization, learning rate: derived from its builder) with keras-tuner, then retrain the
     best configuration into a run directory."""
@@ -111,7 +112,7 @@ def tune_command(name, dataset, data_dir, algorithm, max_trials, epochs, objecti
         batch_size=batch_size, train_fraction=train_fraction, seed=seed,
         input_shape=parse_shape(input_shape), retrain=retrain, retrain_epochs=retrain_epochs,
         compare_default=compare_default, role=role or "local", oracle=oracle,
-        tuner_id=tuner_id, workers=workers,
+        tuner_id=tuner_id, workers=workers, dtype_policy=dtype_policy,
     )
     run_search(plan, echo=click.echo)
 
