@@ -90,6 +90,7 @@ dtype_policy_option = click.option(
     "--dtype-policy", default=None,
     type=click.Choice(DTYPE_POLICIES),
     help="Keras dtype policy of the run (default float32): mixed_bfloat16 computes layers in "
-         "bfloat16 with float32 variables, classifier and loss (GPUs with tensor cores; "
-         "docs/training.md). Same as --recipe precision:policy=...",
+         "bfloat16 with float32 variables, classifier and loss (GPUs with tensor cores, CPUs "
+         "with AVX512_BF16/AMX; docs/training.md). zoo train: same as --recipe "
+         "precision:policy=...",
 )
