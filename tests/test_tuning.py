@@ -509,6 +509,102 @@ def test_hyperband_interrupted_mid_bracket_resumes_each_trial_once(tmp_path, mon
         assert [r["trial"] for r in csv.DictReader(f)] == sorted(trials)
 
 
+@pytest.mark.parametrize("isolate", [False, True], ids=["in-process", "isolated"])
+def test_a_trial_retried_after_running_out_of_memory_records_only_the_retry(
+        tmp_path, monkeypatch, isolate):
+    """A trial records its first epoch, then runs out of memory; the tuner trains it again at
+    half the batch. Each epoch keeps the retry's value only (keras-tuner averages every value
+    reported for a step), and the tables give the batch it trained with. Isolated, the
+    child's report is faked (the parent records the epochs it sends back, also on an error)."""
+    import keras
+    import numpy as np
+
+    import tuning.isolation as isolation
+    import tuning.search as search
+    import tuning.tuners as tuners
+    from tuning.preflight import Measure
+
+    out = tmp_path / "search"
+    plan = search.SearchPlan(
+        model="lenet5", algorithm="grid", max_trials=1, epochs=2, train_fraction=0.05,
+        batch_size=64, space={"filters": "4", "learning_rate": "0.01,0.001"}, only=True,
+        retrain=False, isolate=isolate, out=str(out))
+    retried: dict[str, list[float]] = {}  # the history of the attempt that finished
+
+    class OutOfMemory(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise MemoryError("injected after the first epoch's records")
+
+    class FirstAttemptOutOfMemory(tuners.ZooHyperModel):
+        def fit(self, hp, model, *args, callbacks=None, **kwargs):
+            if self.batch_size == 64:  # after keras-tuner's callbacks, which record the epoch
+                callbacks = [*(callbacks or []), OutOfMemory()]
+            history = super().fit(hp, model, *args, callbacks=callbacks, **kwargs)
+            retried.update(history.history)
+            return history
+
+    def child(job):
+        # Each attempt differs (0.1 then 0.5, 0.6), as two trainings would.
+        logs = [{"loss": 2.0 - v, "val_accuracy": v}
+                for v in ([0.1] if job.batch_size == 64 else [0.5, 0.6])]
+        if job.batch_size == 64:
+            return isolation.IsolatedResult(epoch_logs=logs, measure=Measure(params=1, macs=1),
+                                            error="MemoryError: injected",
+                                            out_of_memory=True)
+        retried.update({k: [log[k] for log in logs] for k in logs[0]})
+        return isolation.IsolatedResult(history=dict(retried), epoch_logs=logs,
+                                        measure=Measure(params=1, macs=1))
+
+    monkeypatch.setattr(tuners, "ZooHyperModel", FirstAttemptOutOfMemory)
+    monkeypatch.setattr(isolation, "run_isolated", child)
+    lines: list[str] = []
+    result = search.run_search(plan, echo=lines.append)
+    assert any("out of memory at batch 64; retrying once at batch 32" in line for line in lines)
+    [row] = result.rows
+    assert row.status == "COMPLETED" and row.batch_size == 32 and row.epochs == 2
+    [path] = out.glob("tuner/trial_*/trial.json")
+    from keras_tuner.engine.trial import Trial
+
+    trial = Trial.load(str(path))
+    loss = trial.metrics.get_history("loss")
+    assert [(o.step, o.value) for o in loss] == [
+        (step, [value]) for step, value in enumerate(retried["loss"])], loss
+    # The objective's best epoch also holds the final records, the same value (tuning.tuners).
+    objective = trial.metrics.get_history("val_accuracy")
+    assert [(o.step, o.value) for o in objective] == [
+        (step, [value] * (1 + (step == trial.best_step)))
+        for step, value in enumerate(retried["val_accuracy"])], objective
+    assert trial.score == max(retried["val_accuracy"])
+    assert np.isclose(row.objective, max(retried["val_accuracy"]))
+    with (out / "trials.csv").open() as f:
+        assert [(r["status"], r["batch"]) for r in csv.DictReader(f)] == [("COMPLETED", "32")]
+
+
+def test_a_workers_retry_drops_the_first_attempts_records_in_the_chiefs_oracle(tmp_path):
+    """With --workers the out-of-memory retry's report (tuning.tuners.FRESH_RECORDS) reaches
+    the chief's oracle through keras-tuner's protocol (the chief's UpdateTrial handler, given
+    the request a worker's oracle client sends) and drops what the first attempt recorded."""
+    import keras_tuner
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute.oracle_chief import OracleServicer
+
+    import tuning.tuners as tuners
+
+    space = derive_space("lenet5", {"filters": "4,8"}, only=True)
+    oracle = tuners.ZooRandomSearchOracle(
+        objective=keras_tuner.Objective("val_accuracy", "max"), max_trials=2, space=space,
+        seed=0)
+    oracle._set_project_dir(str(tmp_path), "oracle")
+    trial = _declared(oracle, space).create_trial("tuner1")
+    chief = OracleServicer(oracle)
+    for metrics in [{"val_accuracy": 0.1}, {tuners.FRESH_RECORDS: 1.0}, {"val_accuracy": 0.5}]:
+        chief.UpdateTrial(protos.get_service().UpdateTrialRequest(
+            trial_id=trial.trial_id, metrics=metrics, step=0), None)
+    history = oracle.trials[trial.trial_id].metrics.get_history("val_accuracy")
+    assert [(o.step, o.value) for o in history] == [(0, [0.5])]
+    assert not oracle.trials[trial.trial_id].metrics.exists(tuners.FRESH_RECORDS)
+
+
 class _Killed(BaseException):
     """Stands for SIGKILL: nothing after the write that raised it runs."""
 

@@ -12,7 +12,7 @@ crashes while training raises ``FailedTrialError``: FAILED, and the search goes 
 ``MAX_CONSECUTIVE_FAILED`` crashes in a row, keras-tuner's guard against a broken set-up). The
 status travels in keras-tuner's protocol, so the same holds with a chief oracle and workers on
 other machines. A trial that runs out of memory is retried once at half the batch size
-(``OOM_ERRORS``), then FAILED.
+(``OOM_ERRORS``), its first attempt's records dropped (``FRESH_RECORDS``), then FAILED.
 
 Per epoch, the tuner reports the epoch's metrics to the oracle (``oracle.update_trial`` with
 ``step=epoch``: keras-tuner's public time series in ``trial.metrics``) and asks the plan's
@@ -71,7 +71,7 @@ from typing import Any, Callable
 import keras_tuner
 from keras_tuner import errors, oracles
 from keras_tuner.engine.base_tuner import BaseTuner
-from keras_tuner.engine.trial import Trial, TrialStatus
+from keras_tuner.engine.trial import TrialStatus
 from keras_tuner.src import utils as keras_tuner_utils
 
 from tuning.preflight import Budget, Measure, RejectedConfiguration, check_configuration
@@ -94,6 +94,10 @@ PROJECT = "tuner"
 MAX_CONSECUTIVE_FAILED = 3
 # Random draws an oracle makes before giving up on satisfying --increasing-filters.
 RULE_REDRAWS = 200
+# Reported to the oracle (``update_trial``) to drop what a trial recorded so far, before it is
+# trained again from its start at half the batch (``ResumableOracle``). A report rather than a
+# method call, so that it also travels from a --workers worker to the chief's oracle.
+FRESH_RECORDS = "zoo/fresh_records"
 
 # keras-tuner 1.4's DeprecationWarning when run_trial has reported the objective itself.
 SELF_REPORT_WARNING = "The use case of calling"
@@ -216,6 +220,10 @@ class ResumableOracle:
     trial.json is the later record of both, so here the retry queue is exactly the trials it
     says are RUNNING, each with the records of its killed run dropped.
 
+    A trial trained again within the search (the out-of-memory retry at half the batch) has
+    its first attempt's records dropped the same way, when its tuner reports
+    ``FRESH_RECORDS``.
+
     A trial that oracle.json does not list at all was killed between ``create_trial``'s two
     writes (its trial.json, then oracle.json), before any training. The oracle's saved state
     is the one it proposed that trial from, so the trial is forgotten and proposed again: the
@@ -231,16 +239,27 @@ class ResumableOracle:
         running = [tid for tid, trial in sorted(self.trials.items())
                    if trial.status == TrialStatus.RUNNING]
         for tid in running:
-            # Trained again from its start: the epochs the killed run recorded would be
-            # averaged into the new run's at the same steps (keras-tuner keeps every value
-            # reported for a step), skewing its score.
-            old = self.trials[tid]
-            self.trials[tid] = Trial(old.hyperparameters, trial_id=tid,
-                                     status=TrialStatus.RUNNING)
+            self.forget_records(tid)
         self._retry_queue = running[::-1]  # keras-tuner pops the last one first
         for tid, trial in sorted(self.trials.items()):
             if trial.status != TrialStatus.RUNNING and tid not in self.end_order:
                 self.end_order.append(tid)
+
+    @keras_tuner.synchronized
+    def update_trial(self, trial_id, metrics, step=0):
+        """keras-tuner's ``update_trial``; a ``FRESH_RECORDS`` report drops the records."""
+        if FRESH_RECORDS in metrics:
+            return self.forget_records(trial_id)
+        return super().update_trial(trial_id, metrics, step)
+
+    def forget_records(self, trial_id: str):
+        """Drop everything trial ``trial_id`` recorded, as it is trained again from its start:
+        keras-tuner keeps every value reported for a step and scores the step by their mean,
+        so the earlier run's epochs would be mixed into the new run's. Returns the trial."""
+        trial = self.trials[trial_id]
+        trial.metrics = type(trial.metrics)()  # keras-tuner does not export MetricsTracker
+        trial.score, trial.best_step = None, 0
+        return trial
 
 
 class ChiefOracle:
@@ -440,6 +459,8 @@ class ZooTrials:
                 batch //= 2
                 self.echo(f"trial {trial.trial_id}: out of memory at batch {batch * 2}; "
                           f"retrying once at batch {batch}")
+                self.oracle.update_trial(trial.trial_id, {FRESH_RECORDS: 1.0})
+                self.pruned_at = None
                 try:
                     histories = self._train(trial, batch, *args, **kwargs)
                 except Exception as again:
