@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
+import sysconfig
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -44,3 +47,21 @@ def tiny_run(tmp_path_factory):
                      epochs=3, batch_size=64, learning_rate=3e-3, out=str(out))
     train(plan, verbose=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def python_without_tensorflow(tmp_path_factory) -> tuple[list[str], dict[str, str]]:
+    """(interpreter command, environment) of this Python with every package but TensorFlow's,
+    as on the JAX GPU machines: -S leaves the site-packages out, PYTHONPATH brings back the
+    rest through links (shared, read-only). Besides being the machine under test, it saves
+    the TensorFlow import that Keras' set_random_seed makes whenever TensorFlow is installed.
+    """
+    site = Path(sysconfig.get_paths()["purelib"])
+    packages = tmp_path_factory.mktemp("no-tensorflow")
+    for entry in site.iterdir():
+        if not entry.name.startswith(("tensorflow", "tensorboard", "tf_keras")):
+            (packages / entry.name).symlink_to(entry)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": f"{packages}{os.pathsep}{root}", "KERAS_BACKEND": "jax",
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return [sys.executable, "-S"], env

@@ -2,13 +2,14 @@
 machine without TensorFlow (the GPU machines), uint8 batches cast on the device, against
 feeding the same images as float32 from the host. Prints one JSON line of findings.
 
-TensorFlow is installed here, so ``zoo.data.has_tensorflow`` is made to answer False, which
-is all that chooses the path.
+Run with TensorFlow hidden (the python_without_tensorflow fixture), so
+``zoo.data.has_tensorflow`` answers False, which is all that chooses the path.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 
@@ -86,12 +87,13 @@ def compare(recipes: list[str]) -> dict:
 def main() -> None:
     import keras
 
-    zoo.data.has_tensorflow = lambda: False
     print(json.dumps({
         "backend": keras.backend.backend(),
+        "tensorflow_installed": zoo.data.has_tensorflow(),
         "first_batch": first_batch_facts(),
         "plain": compare([]),
         "augment": compare(["augment:flip=none,fill=constant"]),
+        "tensorflow_loaded": "tensorflow" in sys.modules,
     }))
 
 

@@ -1,13 +1,12 @@
 """The input path without TensorFlow (GPU machines): uint8 batches cast and scaled on the
 device give the numbers that float32 batches from the host gave, with and without
-augmentation. Runs tests/jax_device_input.py under KERAS_BACKEND=jax in its own process."""
+augmentation. Runs tests/jax_device_input.py under KERAS_BACKEND=jax in its own process, with
+TensorFlow hidden as on those machines."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +20,9 @@ ULP = 2.0**-23
 
 
 @pytest.fixture(scope="module")
-def findings() -> dict:
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-m", "tests.jax_device_input"], env=env,
+def findings(python_without_tensorflow) -> dict:
+    python, env = python_without_tensorflow
+    done = subprocess.run([*python, "-m", "tests.jax_device_input"], env=env,
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -32,6 +30,8 @@ def findings() -> dict:
 
 def test_images_stay_uint8_on_the_host_and_reach_keras_as_device_floats(findings):
     assert findings["backend"] == "jax"
+    # The path is chosen by TensorFlow's absence, and nothing imported it on the way.
+    assert not findings["tensorflow_installed"] and not findings["tensorflow_loaded"]
     batch = findings["first_batch"]
     assert batch["held_dtype"] == "uint8"  # no float32 copy of the whole set
     assert batch["batch_type_is_jax_array"] and batch["batch_dtype"] == "float32"

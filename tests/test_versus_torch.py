@@ -7,10 +7,7 @@ speed is the benchmark's job on a GPU.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -280,22 +277,6 @@ def test_versus_torch_refuses_what_it_cannot_compare(tmp_path):
     result = runner.invoke(main, ["bench", "lenet6", "--versus-torch", "--json", str(out)])
     assert result.exit_code == 1 and "lenet5" in result.output
     assert not out.exists()
-
-
-@pytest.fixture
-def python_without_tensorflow(tmp_path) -> tuple[list[str], dict[str, str]]:
-    """(interpreter command, environment) of this Python with every package but TensorFlow's,
-    as on the JAX GPU machines: -S leaves the site-packages out, PYTHONPATH brings back the
-    rest through links."""
-    site = Path(sysconfig.get_paths()["purelib"])
-    packages = tmp_path / "no-tensorflow"
-    packages.mkdir()
-    for entry in site.iterdir():
-        if not entry.name.startswith(("tensorflow", "tensorboard", "tf_keras")):
-            (packages / entry.name).symlink_to(entry)
-    env = {**os.environ, "PYTHONPATH": f"{packages}{os.pathsep}{ROOT}", "KERAS_BACKEND": "jax",
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return [sys.executable, "-S"], env
 
 
 def test_versus_torch_runs_end_to_end_under_jax_without_tensorflow(tmp_path,
