@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import with_quick_xla_compile
+
 ROOT = Path(__file__).resolve().parents[1]
 # One float32 ulp at 1.0: XLA turns the division by 255 into a multiplication by 1/255 (as
 # the exported model's Rescaling layer does), which differs from NumPy's division in the
@@ -22,7 +24,8 @@ ULP = 2.0**-23
 @pytest.fixture(scope="module")
 def findings(python_without_tensorflow) -> dict:
     python, env = python_without_tensorflow
-    done = subprocess.run([*python, "-m", "tests.jax_device_input"], env=env,
+    done = subprocess.run([*python, "-m", "tests.jax_device_input"],
+                          env=with_quick_xla_compile(env),
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

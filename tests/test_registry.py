@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import zoo
-from tests.conftest import tiny_hparams
+from tests.conftest import tiny_hparams, with_quick_xla_compile
 
 MODELS = zoo.list_models()
 
@@ -228,7 +228,7 @@ def test_builders_work_under_jax(tmp_path):
         "print('ok')\n"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": root}
+    env = with_quick_xla_compile({**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": root})
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
