@@ -194,8 +194,8 @@ def load_text(runs: list[Path]) -> str:
 
 def params_and_macs(config: dict) -> tuple[int, int]:
     """Parameters and MACs per image of the model as the run built it."""
-    from zoo.layer_table import summarize
-    from zoo.registry import get_model_info
+    from zoo.core.layer_table import summarize
+    from zoo.core.registry import get_model_info
 
     hparams = dict(config["hparams"])
     hparams["input_shape"] = tuple(hparams["input_shape"])
@@ -205,8 +205,8 @@ def params_and_macs(config: dict) -> tuple[int, int]:
 
 def checkpoint_val_accuracy(run: Path) -> float:
     """Validation accuracy of the epoch whose model was kept and tested (lowest val_loss); a
-    resumed run's re-done epoch counts once, as zoo.runs.read_history reads it."""
-    from zoo.runs import read_history
+    resumed run's re-done epoch counts once, as zoo.core.runs.read_history reads it."""
+    from zoo.core.runs import read_history
 
     history = read_history(run / "history.csv")
     return min(zip(history["val_loss"], history["val_accuracy"]))[1]

@@ -38,8 +38,10 @@ def main(argv: list[str] | None = None) -> None:
     import numpy as np
 
     import zoo
-    from zoo.data import fit_images, load_dataset, to_float
-    from zoo.runs import load_run_config, load_run_metrics, load_run_model, publish_file
+    from zoo.core.runs import load_run_config, load_run_metrics, load_run_model, publish_file
+    from zoo.data.batches import to_float
+    from zoo.data.dataset import fit_images
+    from zoo.data.load import load_dataset
     from zoo.weights.store import digests
 
     config, metrics = load_run_config(args.run_dir), load_run_metrics(args.run_dir)

@@ -18,7 +18,7 @@ reaches the target, or when its recipe's epochs or its time limit run out (then 
 as not reached, with its curve). The learning-rate schedule is sized for the recipe's full
 epochs, whether or not the run stops early.
 
-- The zoo trains through ``zoo.train.train`` (its input path, compile settings and recipes)
+- The zoo trains through ``zoo.training.train.train`` (its input path, compile settings and recipes)
   with the test split as its validation data, so Keras evaluates it after every epoch.
 - The PyTorch peer (``zoo.bench.torch_models``: the same layers) is trained the same way:
   glorot-uniform weights and zero biases as Keras initialises them, Adam with Keras' epsilon
@@ -108,7 +108,8 @@ TASKS = {
 def task_data(task: Task):
     """The task's data set with the official test split as validation data, fitted to the
     model's input, and cut to ``train_limit`` training images if set."""
-    from zoo.data import fit_dataset, load_dataset
+    from zoo.data.dataset import fit_dataset
+    from zoo.data.load import load_dataset
 
     data = load_dataset(task.dataset)
     if task.train_limit:
@@ -119,11 +120,11 @@ def task_data(task: Task):
 
 
 def zoo_child(task: Task, data, start: float, emit: Callable[..., None]) -> None:
-    """Train the task through zoo.train's loop, stopping at the target."""
+    """Train the task through zoo.training.train's loop, stopping at the target."""
     import keras
 
     from recipes import apply_recipes
-    from zoo.train import TrainPlan, train
+    from zoo.training.train import TrainPlan, train
 
     emit(event="ready", seconds=time.time() - start, backend=keras.backend.backend(),
          versions=_keras_versions(), device=_keras_device())
@@ -332,7 +333,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]] | None:
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow (default)")}
     if args.json:
-        from zoo.runs import write_json_atomic
+        from zoo.core.runs import write_json_atomic
 
         write_json_atomic(Path(args.json), report)
     print(table(rows))

@@ -8,7 +8,7 @@ scratch on the same images, over seeds, evaluated on the full official test spli
     python benchmarks/transfer_fashion.py --csv benchmarks/results/transfer-fashion.csv \
         [--shots 10 100] [--seeds 0 1 2] [--size 32] [--sources vgg16 MobileNetV2 lenet5]
 
-Every run goes through ``recipes.transfer.transfer`` (and ``zoo.train.train`` for scratch),
+Every run goes through ``recipes.transfer.transfer`` (and ``zoo.training.train.train`` for scratch),
 in memory (write_run=False), and the model of the last epoch is evaluated: no checkpoint is
 picked on validation, so the validation split is cut to 10 images per class (seed 0) to
 save time. Every method trains for the same number of epochs (the benchmark on digits,
@@ -127,7 +127,8 @@ class FrozenFeatures:
     def maps(self, images: np.ndarray, key: str | None = None) -> np.ndarray:
         """The frozen bottom's outputs for uint8 images (float32), kept in the cache folder
         under ``key`` (the bottom's pass is the expensive part: a re-run reuses it)."""
-        from zoo.data import fit_images, to_float
+        from zoo.data.batches import to_float
+        from zoo.data.dataset import fit_images
 
         path = self.cache / f"{key}-{len(images)}.npy" if self.cache and key else None
         if path is not None and path.exists():
@@ -135,7 +136,7 @@ class FrozenFeatures:
         x = to_float(fit_images(images, self.input_shape))
         maps = as_maps(np.asarray(self.bottom.predict(x, batch_size=128, verbose=0)))
         if path is not None:
-            from zoo.runs import atomic_write
+            from zoo.core.runs import atomic_write
 
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_write(path) as tmp:
@@ -240,7 +241,7 @@ def run_backbone(name: str, size: int, args, fashion, val, csv_path: Path) -> No
 def run_lenet(args, fashion, val, csv_path: Path) -> None:
     """lenet5:mnist through ``zoo transfer``'s own path, and LeNet-5 from scratch."""
     from recipes.transfer import load_source, transfer
-    from zoo.train import TrainPlan, train
+    from zoo.training.train import TrainPlan, train
 
     done = done_cells(csv_path)
     for shots in args.shots:
@@ -273,7 +274,8 @@ def check_cut(name: str, size: int, fashion, val, test_images: int = 500) -> Non
     """One cell (10 per class, seed 0, partial, short) both ways: through the whole backbone,
     as `zoo transfer` runs it, and through the cut; prints how far the predictions differ."""
     from recipes.transfer import load_source, transfer
-    from zoo.data import fit_images, to_float
+    from zoo.data.batches import to_float
+    from zoo.data.dataset import fit_images
 
     data = target_data(fashion, 10, 0, (val[0][:50], val[1][:50]))
     data = replace(data, x_test=data.x_test[:test_images], y_test=data.y_test[:test_images])
@@ -333,7 +335,7 @@ def main() -> None:
         print(summary(args.csv))
         return
 
-    from zoo.data import load_dataset
+    from zoo.data.load import load_dataset
 
     begin = time.perf_counter()
     fashion = load_dataset("fashion_mnist")

@@ -8,7 +8,7 @@ Markdown table of test accuracy (mean +- std over seeds) on all test images of d
 
     python benchmarks/transfer_fewshot.py [--shots 5 10] [--seeds 0 1 2]
 
-Everything runs through zoo.train.train (write_run=False: nothing is written); the model
+Everything runs through zoo.training.train.train (write_run=False: nothing is written); the model
 of the last epoch is evaluated, no validation-based checkpoint selection.
 """
 
@@ -41,8 +41,8 @@ def main() -> None:
     import keras
 
     from recipes.transfer import Source, TransferSettings, _base_from_model, transfer
-    from zoo.data import load_dataset
-    from zoo.train import TrainPlan, train
+    from zoo.data.load import load_dataset
+    from zoo.training.train import TrainPlan, train
 
     start = time.perf_counter()
     digits = load_dataset("digits")

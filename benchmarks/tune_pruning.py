@@ -2,7 +2,7 @@
 
 One run per call (so seeds and settings can run side by side); each appends a line to
 ``--results`` (CSV): seed, pruner, trials, pruned, training epochs, best validation accuracy,
-test accuracy of the best configuration retrained by zoo.train, seconds, 1-minute load.
+test accuracy of the best configuration retrained by zoo.training.train, seconds, 1-minute load.
 
     for seed in 0 1 2; do for prune in none median; do
       python benchmarks/tune_pruning.py --seed $seed --prune $prune &

@@ -36,7 +36,7 @@ def main() -> None:
     import keras
 
     from tuning.search import SearchPlan, run_search
-    from zoo.data import has_tensorflow
+    from zoo.data.batches import has_tensorflow
 
     with tempfile.TemporaryDirectory() as folder:
         os.chdir(folder)

@@ -159,14 +159,14 @@ def main() -> None:
     parser.add_argument("--json", required=True, help="Where to write the results.")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from zoo.datasets.cache import is_ready
-    from zoo.runs import write_json_atomic
+    from zoo.core.runs import write_json_atomic
+    from zoo.data.cache import is_ready
 
     if not is_ready("fashion_mnist"):
         if args.fashion_idx is None:
             sys.exit("Fashion-MNIST is not imported here: pass --fashion-idx DIR (its four "
                      "official IDX files) or run `zoo data import fashion_mnist DIR` first")
-        from zoo.datasets.imports import import_dataset
+        from zoo.data.imports import import_dataset
 
         import_dataset("fashion_mnist", args.fashion_idx)
     report = {"machine": machine(), "load_before": os.getloadavg(),

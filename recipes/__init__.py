@@ -3,9 +3,10 @@
 >>> from recipes import apply_recipes
 >>> plan = apply_recipes(TrainPlan("vgg_small"), ["augment", "dropout:rate=0.3", "batchnorm"])
 
-Each recipe edits one part of a ``zoo.train.TrainPlan`` — builder hyperparameters
+Each recipe edits one part of a ``zoo.training.train.TrainPlan`` — builder hyperparameters
 (normalization, dropout, weight decay), the input pipeline (augmentation) or compile/fit
-settings (learning-rate schedule, callbacks, dtype policy) — and ``zoo.train.train`` runs the
+settings (learning-rate schedule, callbacks, dtype policy) — and ``zoo.training.train.train`` runs
+the
 plan. Recipes of the same concern exclude each other, and they are applied in a fixed order,
 so the order they are listed in never changes the run.
 """
@@ -16,10 +17,10 @@ from typing import TYPE_CHECKING, Iterable
 
 from recipes import augment, normalize, precision, regularize, schedule
 from recipes.base import ParamInfo, Recipe, RecipeError, parse_spec
-from zoo.names import did_you_mean
+from zoo.core.names import did_you_mean
 
 if TYPE_CHECKING:
-    from zoo.train import TrainPlan
+    from zoo.training.train import TrainPlan
 
 # The one registry of recipes: name -> recipe class.
 REGISTRY: dict[str, type[Recipe]] = {

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recipes.base import Recipe, RecipeError, param
-from zoo.data import load_dataset, to_float
-from zoo.train import TrainPlan
+from zoo.data.batches import to_float
+from zoo.data.load import load_dataset
+from zoo.training.train import TrainPlan
 from zoo.viz.figure import headless_pyplot, save_figure
 
 if TYPE_CHECKING:
-    from zoo.train import TrainPlan
+    from zoo.training.train import TrainPlan
 
 # Data sets whose classes change under a mirror image (a mirrored 2 is no digit) and whose
 # background is black, so shifted-in pixels are filled with 0 rather than reflected strokes.
@@ -33,7 +34,7 @@ DIGIT_LIKE = ("digits", "mnist", "svhn", "usps")
 FLIPS = {"none": None, "horizontal": "horizontal", "vertical": "vertical",
          "both": "horizontal_and_vertical"}
 FILLS = ("auto", "constant", "reflect", "nearest")
-# Images in training batches are float32 in [0, 1] (zoo.data.to_float).
+# Images in training batches are float32 in [0, 1] (zoo.data.batches.to_float).
 VALUE_RANGE = (0.0, 1.0)
 
 

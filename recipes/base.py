@@ -12,10 +12,10 @@ import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from zoo.registry import get_model_info
+from zoo.core.registry import get_model_info
 
 if TYPE_CHECKING:
-    from zoo.train import TrainPlan
+    from zoo.training.train import TrainPlan
 
 
 class RecipeError(ValueError):

@@ -5,7 +5,7 @@ probe that runs out of GPU memory can leave the device unusable for the rest of 
 
 * per image, training keeps every layer's output for the backward pass and needs a gradient of
   the same size: ``2 x sum(layer output elements) x 4 bytes`` (float32), read from the layer
-  table of ``zoo.layer_table.summarize``, plus the input image itself;
+  table of ``zoo.core.layer_table.summarize``, plus the input image itself;
 * fixed: weights, their gradients and two Adam moments, ``4 x params x 4 bytes``;
 * available: free accelerator memory (JAX's device statistics, or ``nvidia-smi`` under
   TensorFlow), else the host's available memory (``/proc/meminfo`` MemAvailable); only
@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from recipes.base import RecipeError
-from zoo.layer_table import summarize
-from zoo.registry import get_model_info
-from zoo.train import prepare_data, resolve_hparams
+from zoo.core.layer_table import summarize
+from zoo.core.registry import get_model_info
+from zoo.training.train import prepare_data, resolve_hparams
 
 if TYPE_CHECKING:
-    from zoo.train import TrainPlan
+    from zoo.training.train import TrainPlan
 
 BYTES_PER_VALUE = 4  # float32
 MEMORY_FRACTION = 0.5

@@ -1,6 +1,7 @@
 """Ablations: train one model under several recipe sets on the same split and tabulate.
 
-Every run goes through ``zoo.train.train`` (in memory); only the recipes and the seed change.
+Every run goes through ``zoo.training.train.train`` (in memory); only the recipes and the seed
+change.
 Train accuracy is measured on the clean training images with the final model in inference
 mode, so augmentation and dropout do not make the train-validation gap look smaller than it is.
 A run whose loss becomes NaN/inf is kept in the table as diverged.
@@ -23,10 +24,12 @@ import numpy as np
 
 from recipes import apply_recipes
 from recipes.base import RecipeError
-from zoo.data import Dataset, fit_images, load_dataset, to_float
-from zoo.registry import get_model_info
-from zoo.runs import write_json_atomic, write_text_atomic
-from zoo.train import TrainingError, TrainPlan, prepare_data, train
+from zoo.core.registry import get_model_info
+from zoo.core.runs import write_json_atomic, write_text_atomic
+from zoo.data.batches import to_float
+from zoo.data.dataset import Dataset, fit_images
+from zoo.data.load import load_dataset
+from zoo.training.train import TrainingError, TrainPlan, prepare_data, train
 from zoo.viz.figure import headless_pyplot, save_figure
 
 COMPARE_DIR = Path("saved_models") / "compare"
@@ -152,7 +155,7 @@ def check_compare_settings(model: str, seeds: int, target: float) -> None:
 
 def train_and_measure(plan: TrainPlan, recipe_set: str, data: Dataset, train_split: Dataset,
                       target: float, value: Any = None) -> CompareRun:
-    """Train ``plan`` once through ``zoo.train.train`` (in memory) and measure the run.
+    """Train ``plan`` once through ``zoo.training.train.train`` (in memory) and measure the run.
 
     Args:
         plan: the run's plan (recipes applied).

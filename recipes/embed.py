@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recipes.transfer import classifier_input
-from zoo.data import Dataset, fit_images, to_float
-from zoo.runs import atomic_write
+from zoo.core.runs import atomic_write
+from zoo.data.batches import to_float
+from zoo.data.dataset import Dataset, fit_images
 from zoo.viz.figure import headless_pyplot, save_figure
 
 if TYPE_CHECKING:

@@ -2,7 +2,8 @@
 
 ``precision:policy=mixed_bfloat16`` is ``zoo train --dtype-policy mixed_bfloat16`` as a recipe,
 so that `zoo compare` and sweeps can set it beside other recipes. Variables stay float32, layers
-compute in 16 bits, the classifier and the loss in float32 (zoo.precision). Whether it is
+compute in 16 bits, the classifier and the loss in float32 (zoo.training.dtype_policy). Whether it
+is
 faster depends on the hardware: a GPU's tensor cores (bfloat16 on Ampere and later, float16
 with loss scaling, which Keras adds) can be; a CPU without 16-bit matrix units usually is not.
 """
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from recipes.base import Recipe, RecipeError, param
-from zoo.precision import DTYPE_POLICIES
+from zoo.training.dtype_policy import DTYPE_POLICIES
 
 if TYPE_CHECKING:
-    from zoo.train import TrainPlan
+    from zoo.training.train import TrainPlan
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from recipes.base import Recipe, RecipeError, param, set_hparams
 
 if TYPE_CHECKING:
-    from zoo.train import TrainPlan
+    from zoo.training.train import TrainPlan
 
 
 @dataclass(frozen=True)

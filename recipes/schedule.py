@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from recipes.base import Recipe, RecipeError, param
 
 if TYPE_CHECKING:
-    from zoo.train import TrainPlan
+    from zoo.training.train import TrainPlan
 
 KINDS = ("constant", "step", "cosine", "plateau")
 

@@ -3,7 +3,7 @@
 A sweep changes one thing per run — the learning rate, the mini-batch size, a builder
 hyperparameter (``normalization=none,batch,group``) or a recipe parameter
 (``dropout:rate=0,0.3,0.5``) — and otherwise runs exactly what ``zoo compare`` runs: the same
-split, ``zoo.train.train`` in memory, one row per run. Every spec is checked (key, types,
+split, ``zoo.training.train.train`` in memory, one row per run. Every spec is checked (key, types,
 clashes) before any data loads. Each sweep writes one table (Markdown and CSV) and one plot
 (``recipes/sweep_report.py``); a sweep into its own earlier folder trains only the runs that
 folder does not hold yet (``recipes/sweep_resume.py``).
@@ -41,11 +41,12 @@ from recipes.sweep_resume import (
     read_finished_runs,
     run_key,
 )
-from zoo.data import Dataset, load_dataset
-from zoo.names import did_you_mean
-from zoo.registry import check_hyperparameters, get_model_info
-from zoo.runs import write_json_atomic, write_text_atomic
-from zoo.train import prepare_data
+from zoo.core.names import did_you_mean
+from zoo.core.registry import check_hyperparameters, get_model_info
+from zoo.core.runs import write_json_atomic, write_text_atomic
+from zoo.data.dataset import Dataset
+from zoo.data.load import load_dataset
+from zoo.training.train import prepare_data
 
 # Plan fields a sweep may change, under the names users type (the CLI's option names).
 PLAN_KEYS = {"lr": "learning_rate", "learning_rate": "learning_rate",

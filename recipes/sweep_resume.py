@@ -21,7 +21,7 @@ from typing import Any
 
 from recipes.base import RecipeError
 from recipes.compare import CompareRun
-from zoo.runs import jsonable
+from zoo.core.runs import jsonable
 
 CONFIG_FILE = "config.json"
 # What every run of a sweep folder shares; with ``run_key``, a run's full configuration. The

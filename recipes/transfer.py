@@ -3,7 +3,8 @@
 The lecture's recipe, in code: take a network trained on another domain, cut off its
 classifier, put a new one for the target's classes on top, train that head with the base
 frozen (phase 1), then unfreeze the top layers of the base and fine-tune them at a lower
-learning rate (phase 2). Both phases run through the one training loop (``zoo.train.train``)
+learning rate (phase 2). Both phases run through the one training loop
+(``zoo.training.train.train``)
 into one run directory.
 
 Sources: a run directory or `.keras` file, a registered zoo model with a weights file or one of
@@ -21,11 +22,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.data import Dataset, fit_images
-from zoo.models.layers import classifier
-from zoo.names import did_you_mean
-from zoo.registry import build, list_models
-from zoo.runs import (
+from zoo.core.names import did_you_mean
+from zoo.core.registry import build, list_models
+from zoo.core.runs import (
     CONFIG_FILE,
     HISTORY_FILE,
     METRICS_FILE,
@@ -36,7 +35,9 @@ from zoo.runs import (
     read_history,
     write_json_atomic,
 )
-from zoo.train import TrainPlan, train
+from zoo.data.dataset import Dataset, fit_images
+from zoo.models.layers import classifier
+from zoo.training.train import TrainPlan, train
 
 if TYPE_CHECKING:
     import keras

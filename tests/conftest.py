@@ -54,7 +54,7 @@ def _run_in_tmp(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A lenet5 run trained briefly on the embedded digits (shared, read-only)."""
-    from zoo.train import TrainPlan, train
+    from zoo.training.train import TrainPlan, train
 
     out = tmp_path_factory.mktemp("runs") / "tiny-lenet5"
     plan = TrainPlan(model="lenet5", hparams={"filters": (4, 8), "dense_units": (32, 16)},

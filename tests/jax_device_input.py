@@ -3,7 +3,7 @@ machine without TensorFlow (the GPU machines), uint8 batches cast on the device,
 feeding the same images as float32 from the host. Prints one JSON line of findings.
 
 Run with TensorFlow hidden (the python_without_tensorflow fixture), so
-``zoo.data.has_tensorflow`` answers False, which is all that chooses the path.
+``zoo.data.batches.has_tensorflow`` answers False, which is all that chooses the path.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import sys
 import numpy as np
 
 import zoo.data
-import zoo.train
-from zoo.data import load_dataset, make_batches, to_float
-from zoo.train import TrainPlan, train
+import zoo.training.train
+from zoo.data.batches import make_batches, to_float
+from zoo.data.load import load_dataset
+from zoo.training.train import TrainPlan, train
 
 TINY = {"filters": (4, 8), "dense_units": (16, 16)}
 
@@ -42,18 +43,18 @@ def trained(recipes: list[str], *, float_feeding: bool) -> tuple[list[float], li
     """Losses per epoch and final weights of a tiny lenet5 on the digits (seed 3)."""
     from recipes import apply_recipes
 
-    original = zoo.train.make_batches
+    original = zoo.training.train.make_batches
 
     def host_float(x, y, **kwargs):  # the old path: the whole set converted on the host
         return original(to_float(x), y, **kwargs)
 
-    zoo.train.make_batches = host_float if float_feeding else original
+    zoo.training.train.make_batches = host_float if float_feeding else original
     try:
         plan = apply_recipes(TrainPlan(model="lenet5", hparams=TINY, epochs=2, batch_size=64,
                                        learning_rate=3e-3, seed=3), recipes)
         result = train(plan, verbose=0, write_run=False)
     finally:
-        zoo.train.make_batches = original
+        zoo.training.train.make_batches = original
     history = result.history
     return history["loss"] + history["val_loss"], [np.asarray(w) for w in
                                                    result.model.get_weights()]
@@ -62,19 +63,19 @@ def trained(recipes: list[str], *, float_feeding: bool) -> tuple[list[float], li
 def compare(recipes: list[str]) -> dict:
     """Device-cast uint8 feeding against host float32 feeding, same seed and recipes."""
     casts = []
-    cast = zoo.data.to_float_on_device
+    cast = zoo.data.batches.to_float_on_device
 
     def counting(images):
         casts.append(str(images.dtype))
         return cast(images)
 
-    zoo.data.to_float_on_device = counting
+    zoo.data.batches.to_float_on_device = counting
     try:
         device_losses, device_weights = trained(recipes, float_feeding=False)
         device_casts = len(casts)
         host_losses, host_weights = trained(recipes, float_feeding=True)
     finally:
-        zoo.data.to_float_on_device = cast
+        zoo.data.batches.to_float_on_device = cast
     return {
         "device_losses": device_losses, "host_losses": host_losses,
         "max_weight_diff": max(float(np.max(np.abs(a - b)))
@@ -89,7 +90,7 @@ def main() -> None:
 
     print(json.dumps({
         "backend": keras.backend.backend(),
-        "tensorflow_installed": zoo.data.has_tensorflow(),
+        "tensorflow_installed": zoo.data.batches.has_tensorflow(),
         "first_batch": first_batch_facts(),
         "plain": compare([]),
         "augment": compare(["augment:flip=none,fill=constant"]),

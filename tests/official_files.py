@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.datasets.catalog import CATALOG, OfficialFile
+from zoo.data.catalog import CATALOG, OfficialFile
 
 RNG = np.random.default_rng(0)
 

@@ -114,7 +114,7 @@ def test_bench_times_both_paths_under_its_dtype_policy(tmp_path):
     import keras
 
     from zoo.bench.run import bench_training
-    from zoo.precision import dtype_policy_scope
+    from zoo.training.dtype_policy import dtype_policy_scope
 
     settings = BenchSettings(batch_size=8, steps=1, repeats=1, dtype_policy="mixed_bfloat16",
                              torch=False)
@@ -131,8 +131,8 @@ def test_bench_dataset_times_the_sets_own_images(tmp_path, monkeypatch):
     from official_files import make_idx_set, write_files
 
     from zoo.bench import run as bench_run
-    from zoo.data import load_dataset
-    from zoo.datasets.imports import import_dataset
+    from zoo.data.imports import import_dataset
+    from zoo.data.load import load_dataset
 
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "zoo-home"))
     contents, _ = make_idx_set("fashion_mnist", monkeypatch, n_train=100, n_test=20)

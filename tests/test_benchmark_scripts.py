@@ -1,5 +1,5 @@
 """Benchmark scripts that package or feed data: they use the library's scaling and file
-digests (``zoo.data.to_float``, ``zoo.weights.store.digests``), with the same results as the
+digests (``zoo.data.batches.to_float``, ``zoo.weights.store.digests``), with the same results as the
 arithmetic they used to write out themselves."""
 
 from __future__ import annotations
@@ -42,19 +42,20 @@ def test_package_weights_reports_the_library_digest_and_scaled_accuracy(
     import keras
 
     import zoo
+    import zoo.core.runs
     import zoo.data
-    import zoo.runs
     import zoo.weights.store
-    from zoo.data import fit_images, load_dataset
+    from zoo.data.dataset import fit_images
+    from zoo.data.load import load_dataset
 
     script = load_script("package_weights")
     monkeypatch.setattr(script, "PACKAGED", tmp_path)
     keras.utils.set_random_seed(0)
     trained = zoo.build("lenet5", num_classes=10)
-    monkeypatch.setattr(zoo.runs, "load_run_config", lambda run: {
+    monkeypatch.setattr(zoo.core.runs, "load_run_config", lambda run: {
         "model": "lenet5", "hparams": {"num_classes": 10}, "dataset": "digits"})
-    monkeypatch.setattr(zoo.runs, "load_run_metrics", lambda run: {"test_accuracy": 0.1})
-    monkeypatch.setattr(zoo.runs, "load_run_model", lambda run: trained)
+    monkeypatch.setattr(zoo.core.runs, "load_run_metrics", lambda run: {"test_accuracy": 0.1})
+    monkeypatch.setattr(zoo.core.runs, "load_run_model", lambda run: trained)
     digested, scaled = spy(monkeypatch, zoo.weights.store, "digests"), spy(
         monkeypatch, zoo.data, "to_float")
 

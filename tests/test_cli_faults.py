@@ -245,7 +245,7 @@ def test_classes_too_small_for_three_splits_are_refused_with_counts(per_class, t
 
 
 def test_every_class_is_in_every_split_from_three_images_on(tmp_path):
-    from zoo.data import load_dataset
+    from zoo.data.load import load_dataset
 
     data = load_dataset(str(image_folder(tmp_path / "three", 3)))
     for labels in (data.y_train, data.y_val, data.y_test):
@@ -399,7 +399,7 @@ def test_simulated_full_disk_while_saving_the_checkpoint(tmp_path, monkeypatch):
 # -- 4. races and kills, then the same command again ---------------------------------------
 
 def test_two_exports_of_one_version_the_loser_gets_one_line(tiny_run, tmp_path, monkeypatch):
-    import zoo.export as export
+    import zoo.deploy.export as export
 
     real_verify = export.verify_formats
 
@@ -446,15 +446,15 @@ def test_train_killed_mid_run_with_a_damaged_backup_resumes_and_keeps_the_best(t
 
 
 def _rows(run: Path) -> list[dict[str, float]]:
-    from zoo.runs import history_rows
+    from zoo.core.runs import history_rows
 
     return history_rows(run / "history.csv")
 
 
 def _val_loss_of(run: Path) -> float:
-    from zoo.data import fit_dataset
-    from zoo.runs import load_run_model
-    from zoo.train import TrainPlan, prepare_data, training_batches
+    from zoo.core.runs import load_run_model
+    from zoo.data.dataset import fit_dataset
+    from zoo.training.train import TrainPlan, prepare_data, training_batches
 
     config = json.loads((run / "config.json").read_text())
     plan = TrainPlan(model="lenet5", train_fraction=config["train_fraction"],

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoo.data import DataError, fit_images, load_dataset, make_batches
+from zoo.data.batches import make_batches
+from zoo.data.dataset import DataError, fit_images
+from zoo.data.load import load_dataset
 
 
 def test_digits_are_real_split_and_deterministic():
@@ -127,7 +129,7 @@ def test_pipeline_batches_are_float_unit_range():
 
 
 def test_pipeline_keeps_tf_data_autotuner_off():
-    # With autotuning on, Keras' per-epoch iterator creation slept 0.3-2.4 s (zoo/data.py).
+    # With autotuning on, Keras' per-epoch iterator creation slept 0.3-2.4 s (zoo/data/).
     data = load_dataset("digits")
     batches = make_batches(data.x_train[:10], data.y_train[:10], batch_size=4, shuffle=True,
                            seed=0)

@@ -14,11 +14,12 @@ from click.testing import CliRunner
 from official_files import RNG, make_idx_set, md5, write_files
 
 from zoo.cli import main
-from zoo.data import DataError, load_dataset
-from zoo.datasets import cache
-from zoo.datasets.catalog import CATALOG, OfficialFile
-from zoo.datasets.imports import import_dataset
-from zoo.datasets.source import DatasetImportError
+from zoo.data import cache
+from zoo.data.catalog import CATALOG, OfficialFile
+from zoo.data.dataset import DataError
+from zoo.data.imports import import_dataset
+from zoo.data.load import load_dataset
+from zoo.data.official_files import DatasetImportError
 
 
 @pytest.fixture(autouse=True)
@@ -212,7 +213,7 @@ def test_dataset_before_import_names_both_commands(tmp_path):
 
 
 def test_fetch_offline_fails_fast_with_the_import_command(monkeypatch):
-    import zoo.datasets.fetch as fetch
+    import zoo.data.fetch as fetch
 
     monkeypatch.setattr(fetch, "can_reach", lambda url: "Name or service not known")
     result = run_cli("data", "fetch", "cifar10")
@@ -276,7 +277,7 @@ def test_folder_classes_outside_train_are_refused(tmp_path):
 
 
 def test_decoded_folders_are_cached_by_content(tmp_path, monkeypatch):
-    import zoo.datasets.folders as folders
+    import zoo.data.folders as folders
 
     root = write_image_folder(tmp_path / "flat", {"cat": 6, "dog": 6})
     first = load_dataset(str(root))

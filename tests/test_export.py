@@ -20,7 +20,7 @@ pytest.importorskip("tensorflow")
 
 from zoo import export as export_module  # noqa: E402
 from zoo.cli import main  # noqa: E402
-from zoo.export import (  # noqa: E402
+from zoo.deploy.export import (  # noqa: E402
     FORMATS,
     ExportError,
     check_export_name,
@@ -31,8 +31,8 @@ from zoo.export import (  # noqa: E402
     parse_formats,
     publish_version,
 )
-from zoo.predict import list_exports  # noqa: E402
-from zoo.serving import (  # noqa: E402
+from zoo.deploy.predict import list_exports  # noqa: E402
+from zoo.deploy.serving import (  # noqa: E402
     check_manifest_hashes,
     compare_outputs,
     load_serving_function,
@@ -66,13 +66,13 @@ def exported(tiny_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def keras_model(tiny_run):
-    from zoo.runs import load_run_model
+    from zoo.core.runs import load_run_model
 
     return load_run_model(tiny_run)
 
 
 def digit_images(count: int) -> np.ndarray:
-    from zoo.data import load_digits
+    from zoo.data.load import load_digits
 
     return load_digits().x_test[:count]  # 28x28x1 uint8, as a user's PNGs would be
 
@@ -134,7 +134,7 @@ def test_manifest_describes_the_export_and_its_hashes_match(exported, tiny_run, 
 def test_predict_on_png_files_gives_the_keras_classes(exported, keras_model, tmp_path, fmt):
     from PIL import Image
 
-    from zoo.data import fit_images
+    from zoo.data.dataset import fit_images
 
     images = digit_images(5)
     paths = []
@@ -313,7 +313,7 @@ def test_verification_fails_above_the_tolerance_or_on_a_wrong_class_id():
 def test_lambda_layers_are_refused_unless_unsafe(tmp_path):
     import keras
 
-    from zoo.runs import UnsafeModelError
+    from zoo.core.runs import UnsafeModelError
 
     inputs = keras.Input((8, 8, 1))
     x = keras.layers.Lambda(lambda t: t * 2.0)(inputs)

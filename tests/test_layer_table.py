@@ -8,8 +8,8 @@ import pytest
 
 import zoo
 from tests.conftest import tiny_hparams
-from zoo.geometry import FlooredOutputWarning, GeometryError, check_window, output_size
-from zoo.layer_table import format_summary, inspect_model, summarize
+from zoo.core.geometry import FlooredOutputWarning, GeometryError, check_window, output_size
+from zoo.core.layer_table import format_summary, inspect_model, summarize
 
 MODELS = zoo.list_models()
 

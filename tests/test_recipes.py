@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from recipes import REGISTRY, RecipeError, apply_recipes, list_recipes, parse_recipe
 from recipes.augment import AugmentPipeline
 from zoo.cli import main
-from zoo.train import TrainPlan
+from zoo.training.train import TrainPlan
 
 TINY = {"filters": (4, 8), "dense_units": (16, 16), "num_classes": 10}
 
@@ -29,7 +29,9 @@ def build(plan: TrainPlan):
 
 def digit_batch(count: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Digits as lenet5 sees them: float [0, 1], padded to 32x32x1."""
-    from zoo.data import fit_images, load_dataset, to_float
+    from zoo.data.batches import to_float
+    from zoo.data.dataset import fit_images
+    from zoo.data.load import load_dataset
 
     data = load_dataset("digits")
     return to_float(fit_images(data.x_train[:count], (32, 32, 1))), data.y_train[:count]
@@ -66,7 +68,7 @@ def test_augmentation_changes_training_batches_but_never_the_model():
     assert augmented.min() >= 0.0 and augmented.max() <= 1.0 + 1e-6
     np.testing.assert_array_equal(np.asarray(same_labels), labels)
     # The model trained with augmentation holds no preprocessing layer and is deterministic.
-    from zoo.train import train
+    from zoo.training.train import train
 
     result = train(plan, verbose=0, write_run=False)
     assert not [layer for layer in result.model.layers
@@ -87,7 +89,8 @@ def test_digits_get_no_mirroring_and_natural_images_do():
 
 def test_elastic_warp_inside_tf_data_keeps_every_image_its_own():
     """Keras' elastic transform alone turns a tf.data batch into copies of its first image."""
-    from zoo.data import load_dataset, make_batches
+    from zoo.data.batches import make_batches
+    from zoo.data.load import load_dataset
 
     data = load_dataset("digits")
     plan = apply_recipes(tiny_plan(), ["augment:elastic=1,translate=0,rotation=0,zoom=0,"

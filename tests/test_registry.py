@@ -29,7 +29,7 @@ def test_unknown_hyperparameter_is_refused_with_valid_names():
 @pytest.mark.parametrize("name", MODELS)
 def test_metadata_matches_built_model(name):
     """The registry's parameter and MAC counts (printed by `zoo list`) are the real ones."""
-    from zoo.layer_table import summarize
+    from zoo.core.layer_table import summarize
 
     info = zoo.get_model_info(name)
     model = zoo.build(name)
@@ -70,7 +70,7 @@ def test_each_variant_is_registered_with_its_table_row(module, variant):
 
 
 def test_variant_table_refuses_settings_the_family_does_not_take():
-    from zoo.registry import Variant, register_model
+    from zoo.core.registry import Variant, register_model
 
     def family(name, /, *, filters=(4, 8), activation="relu"):
         raise AssertionError("never built")

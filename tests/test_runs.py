@@ -1,10 +1,10 @@
-"""Run-directory I/O (zoo/runs.py): the one atomic writer."""
+"""Run-directory I/O (zoo/core/runs.py): the one atomic writer."""
 
 import os
 
 import pytest
 
-from zoo.runs import atomic_write, write_json_atomic, write_text_atomic
+from zoo.core.runs import atomic_write, write_json_atomic, write_text_atomic
 
 
 def test_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path):

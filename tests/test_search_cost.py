@@ -310,7 +310,7 @@ def test_run_isolated_trains_in_another_process(tmp_path):
 
     from tuning.isolation import IsolatedTrial, run_isolated
     from tuning.preflight import Budget
-    from zoo.train import TrainPlan
+    from zoo.training.train import TrainPlan
 
     space = derive_space("lenet5", {"filters": "4,8"}, only=True)
     space.fixed.update({"input_shape": (32, 32, 1), "num_classes": 10})
@@ -343,7 +343,7 @@ def test_a_finished_trials_custom_gradients_are_forgotten():
     import keras
     import numpy as np
 
-    from zoo import gradient_registry as resources
+    from zoo.training import gradient_registry as resources
 
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the custom-gradient registry is TensorFlow's")

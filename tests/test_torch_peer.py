@@ -41,7 +41,7 @@ def _torch_layers(peer, shape) -> list[tuple]:
 
 
 def _keras_layers(model) -> list[tuple]:
-    from zoo.layer_table import summarize
+    from zoo.core.layer_table import summarize
 
     rows = []
     for row in summarize(model).rows:

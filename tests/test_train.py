@@ -7,8 +7,8 @@ import json
 import pytest
 
 import zoo
-from zoo.runs import read_history
-from zoo.train import TrainingError, TrainPlan, train
+from zoo.core.runs import read_history
+from zoo.training.train import TrainingError, TrainPlan, train
 
 TINY = {"filters": (4, 8), "dense_units": (16, 16)}
 
@@ -142,7 +142,7 @@ def test_training_leaves_no_custom_gradient_registered():
     # alive after the model is gone (~10 MB per run in a sweep); the loop forgets them.
     import keras
 
-    from zoo.gradient_registry import custom_gradient_names
+    from zoo.training.gradient_registry import custom_gradient_names
 
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the custom-gradient registry is TensorFlow's")
@@ -156,7 +156,9 @@ def test_mixed_bfloat16_run_trains_records_its_policy_and_reloads(tmp_path):
     import keras
     import numpy as np
 
-    from zoo.data import fit_images, load_dataset, to_float
+    from zoo.data.batches import to_float
+    from zoo.data.dataset import fit_images
+    from zoo.data.load import load_dataset
 
     out = tmp_path / "bf16"
     result = train(TrainPlan(model="lenet5_modern", hparams=TINY, epochs=4, batch_size=64,
@@ -210,7 +212,7 @@ def test_every_classifier_computes_in_float32_under_mixed_precision(name):
     import keras
 
     from tests.conftest import tiny_hparams
-    from zoo.precision import dtype_policy_scope
+    from zoo.training.dtype_policy import dtype_policy_scope
 
     with dtype_policy_scope("mixed_bfloat16"):
         model = zoo.build(name, **tiny_hparams(name))

@@ -21,7 +21,8 @@ from recipes.transfer import (
     transfer,
 )
 from zoo.cli import main
-from zoo.data import Dataset, load_dataset
+from zoo.data.dataset import Dataset
+from zoo.data.load import load_dataset
 
 SOURCE_HPARAMS = {"filters": (4, 8), "dense_units": (32, 16), "normalization": "batch"}
 FREEZE = 5  # conv1, conv1_norm, conv1_act, pool1, conv2
@@ -35,7 +36,7 @@ def digits():
 @pytest.fixture(scope="module")
 def source_run(tmp_path_factory, digits):
     """lenet5 with batch norm, pretrained on digits 0-4 (read-only)."""
-    from zoo.train import TrainPlan, train
+    from zoo.training.train import TrainPlan, train
 
     out = tmp_path_factory.mktemp("source") / "lenet5-0to4"
     train(TrainPlan(model="lenet5", hparams=SOURCE_HPARAMS, epochs=6, batch_size=32,
@@ -57,7 +58,7 @@ def two_phase_run(tmp_path_factory, source_run):
 
 
 def test_frozen_weights_identical_unfrozen_changed(source_run, two_phase_run):
-    from zoo.runs import load_run_model
+    from zoo.core.runs import load_run_model
 
     source = load_source(str(source_run))
     before = {w.path: w.numpy() for w in source.base.weights}
@@ -75,7 +76,7 @@ def test_frozen_weights_identical_unfrozen_changed(source_run, two_phase_run):
 
 
 def test_batch_norm_statistics_of_base_do_not_move(source_run, two_phase_run):
-    from zoo.runs import load_run_model
+    from zoo.core.runs import load_run_model
 
     source = load_source(str(source_run))
     model = load_run_model(two_phase_run[0])
@@ -108,7 +109,7 @@ def test_two_phase_run_directory(two_phase_run):
     shown = CliRunner().invoke(cli, ["show", str(out)])
     assert shown.exit_code == 0, shown.output
     assert "predictions" in shown.output
-    from zoo.runs import load_run_model
+    from zoo.core.runs import load_run_model
 
     assert load_run_model(out).output_shape == (None, 10)
 
@@ -122,7 +123,7 @@ def test_transfer_beats_scratch_with_few_examples(source_run, digits):
     0-4 to the new digits 5-9 scratch wins instead.)"""
     from dataclasses import replace
 
-    from zoo.train import TrainPlan, train
+    from zoo.training.train import TrainPlan, train
 
     source_digits = digits.subset(classes=[0, 1, 2, 3, 4])
     parity = replace(source_digits, y_train=source_digits.y_train % 2,
@@ -263,7 +264,7 @@ def test_lambda_model_needs_unsafe(tmp_path):
     outputs = keras.layers.Dense(2, activation="softmax", name="predictions")(x)
     path = tmp_path / "lambda.keras"
     keras.Model(inputs, outputs).save(path)
-    from zoo.runs import UnsafeModelError
+    from zoo.core.runs import UnsafeModelError
 
     with pytest.raises(UnsafeModelError, match="--unsafe"):
         load_source(str(path))
@@ -273,7 +274,7 @@ def test_lambda_model_needs_unsafe(tmp_path):
 
 
 def test_zoo_model_with_weights_file(tmp_path, digits):
-    from zoo.registry import build
+    from zoo.core.registry import build
 
     hparams = {"filters": (4, 8), "dense_units": (16, 16), "num_classes": 5}
     model = build("lenet5", **hparams)

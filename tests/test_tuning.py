@@ -314,7 +314,7 @@ def test_search_trains_every_trial_and_the_retrain_under_its_dtype_policy(tmp_pa
 
     import tuning.search as search
     import tuning.tuners as tuners
-    from zoo.runs import load_run_config, load_run_model
+    from zoo.core.runs import load_run_config, load_run_model
 
     built: list[str] = []
     compile_model = tuners.compile_model
@@ -396,7 +396,7 @@ def test_search_writes_tables_plot_and_best(grid_search):
 
 
 def test_best_model_is_saved_as_a_run_and_reloads(grid_search):
-    from zoo.runs import load_run_config, load_run_model
+    from zoo.core.runs import load_run_config, load_run_model
 
     folder, result, _ = grid_search
     run = folder / result.best_run
@@ -739,10 +739,10 @@ def test_chief_and_two_workers_share_the_trials(tmp_path):
 
 def test_keras_tuner_files_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
     # A kill while keras-tuner wrote tuner0.json in place left a cut-off file that the rerun
-    # could not load; tuning.tuners routes its writer through zoo.runs' atomic writer.
+    # could not load; tuning.tuners routes its writer through zoo.core.runs' atomic writer.
     import json
 
-    import zoo.runs
+    import zoo.core.runs
     from tuning import tuners
 
     assert tuners.keras_tuner_utils.save_json is tuners.save_json_atomically
@@ -753,7 +753,7 @@ def test_keras_tuner_files_are_written_whole_or_not_at_all(tmp_path, monkeypatch
     def killed(tmp, path):
         raise KeyboardInterrupt  # the process stops after the new text, before it is published
 
-    monkeypatch.setattr(zoo.runs, "publish_file", killed)
+    monkeypatch.setattr(zoo.core.runs, "publish_file", killed)
     with pytest.raises(KeyboardInterrupt):
         tuners.keras_tuner_utils.save_json(target, {"trial": 2})
     assert json.loads(target.read_text()) == {"trial": 1}

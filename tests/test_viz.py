@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from zoo.cli import main
-from zoo.layer_table import summarize
+from zoo.core.layer_table import summarize
 from zoo.viz import (
     LECTURE_MAP,
     evaluate_classes,
@@ -88,7 +88,7 @@ def test_filters_draws_one_tile_per_kernel(tiny, tiny_run, tmp_path):
 def test_filters_of_a_first_layer_on_rgb_input_are_in_colour(tmp_path):
     import keras
 
-    from zoo.runs import write_json_atomic
+    from zoo.core.runs import write_json_atomic
     from zoo.viz import LoadedRun
 
     model = keras.Sequential([keras.Input((12, 12, 3)),

@@ -390,7 +390,8 @@ def test_every_entry_names_a_buildable_model_and_a_valid_checksum():
 
 
 def test_packaged_lenet5_mnist_loads_offline_and_reads_unseen_digits():
-    from zoo.data import fit_images, load_digits
+    from zoo.data.dataset import fit_images
+    from zoo.data.load import load_digits
     from zoo.weights.store import verify_entry
 
     entry = catalog.get_entry("lenet5", "mnist")
@@ -408,7 +409,7 @@ def test_packaged_vgg_small_fashion_mnist_loads_offline_and_reads_clothes():
     (the first 10 of each class, tests/data/; Fashion-MNIST is MIT-licensed)."""
     from pathlib import Path
 
-    from zoo.data import fit_images
+    from zoo.data.dataset import fit_images
     from zoo.weights.preprocess import class_names
     from zoo.weights.store import verify_entry
 
@@ -467,7 +468,7 @@ def test_unverified_weights_are_recorded_in_the_transfer_run(tiny_entry, tmp_pat
     import json
 
     from recipes.transfer import TransferSettings, load_source, transfer
-    from zoo.data import load_digits
+    from zoo.data.load import load_digits
     from zoo.weights.store import import_weights
 
     entry, _ = tiny_entry
@@ -487,9 +488,9 @@ def test_export_manifest_and_show_carry_the_weights_a_run_started_from(tiny_entr
     import json
 
     from recipes.transfer import TransferSettings, load_source, transfer
-    from zoo.data import load_digits
-    from zoo.export import export_model
-    from zoo.serving import MANIFEST_FILE
+    from zoo.data.load import load_digits
+    from zoo.deploy.export import export_model
+    from zoo.deploy.serving import MANIFEST_FILE
     from zoo.weights.store import import_weights
 
     entry, official = tiny_entry

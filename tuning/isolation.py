@@ -26,7 +26,7 @@ class IsolatedTrial:
     trial_id: str
     values: dict[str, Any]
     space: Any  # tuning.space.SearchSpace
-    base: Any  # zoo.train.TrainPlan (data set, fraction, seed, epochs)
+    base: Any  # zoo.training.train.TrainPlan (data set, fraction, seed, epochs)
     budget: Any  # tuning.preflight.Budget
     batch_size: int
     checkpoint: str
@@ -101,9 +101,10 @@ def _train(job: IsolatedTrial, result: IsolatedResult) -> None:
 
     from tuning.preflight import check_configuration
     from tuning.records import trial_seed
-    from zoo.data import fit_dataset, load_dataset
-    from zoo.precision import dtype_policy_scope
-    from zoo.train import _seed_everything, compile_model, prepare_data, training_batches
+    from zoo.data.dataset import fit_dataset
+    from zoo.data.load import load_dataset
+    from zoo.training.dtype_policy import dtype_policy_scope
+    from zoo.training.train import _seed_everything, compile_model, prepare_data, training_batches
 
     _seed_everything(trial_seed(job.base.seed, job.trial_id), deterministic=True)
     data = prepare_data(job.base, load_dataset(job.base.dataset, data_dir=job.base.data_dir))

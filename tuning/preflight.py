@@ -1,7 +1,7 @@
 """Configurations checked by building them, before anything trains.
 
 A configuration is refused when the space's own rules forbid it (``--increasing-filters``),
-when it cannot be built (zoo.geometry says a window does not fit its feature map, a list has
+when it cannot be built (zoo.core.geometry says a window does not fit its feature map, a list has
 the wrong length) or when it is over a budget: ``--max-params``, ``--max-macs`` (both counted
 on the built model) or ``--max-latency-ms`` (measured: batch 1, inference, the median of
 ``LATENCY_REPEATS`` calls on this machine). ``tuning.tuners`` refuses such trials;
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuning.space import SearchSpace
-from zoo.geometry import GeometryError
-from zoo.layer_table import summarize
-from zoo.registry import build
+from zoo.core.geometry import GeometryError
+from zoo.core.layer_table import summarize
+from zoo.core.registry import build
 
 # Configurations the pre-flight check builds at most when looking for a valid one.
 PREFLIGHT_LIMIT = 64

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tuning.space import SearchSpace
-from zoo.runs import SAVED_MODELS
+from zoo.core.runs import SAVED_MODELS
 
 
 def trial_seed(seed: int, trial_id: str) -> int:

@@ -13,7 +13,8 @@ name ("CustomGradient-N") in TensorFlow's global gradient registry and never rem
 closure holds the traced training step's tensors, so the whole traced graph, its nested
 functions (also registered with the eager runtime) and their C++ graphs outlived the model,
 through ``clear_session`` and ``gc.collect``. TensorFlow has no public API to unregister a
-gradient, so ``zoo.gradient_registry.forget_custom_gradients`` deletes the entries registered
+gradient, so ``zoo.training.gradient_registry.forget_custom_gradients`` deletes the entries
+registered
 during a fit (a private attribute, pinned and tested in tests/test_search_cost.py): the one
 training loop does it after every fit, and the tuner again after every trial, for the
 trials' own fits. A gradient registered this way is only looked up while the step that
@@ -26,7 +27,7 @@ import ctypes
 import ctypes.util
 import gc
 
-from zoo.gradient_registry import (  # noqa: F401  (the tuner takes them from here)
+from zoo.training.gradient_registry import (  # noqa: F401  (the tuner takes them from here)
     custom_gradient_names,
     forget_custom_gradients,
 )

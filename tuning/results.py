@@ -15,7 +15,7 @@ from typing import Any
 from tuning.pruning import PRUNED_METRIC
 from tuning.records import SearchPlan, SearchResult, TrialRow
 from tuning.space import SearchSpace
-from zoo.runs import write_text_atomic
+from zoo.core.runs import write_text_atomic
 from zoo.viz.figure import headless_pyplot, save_figure
 
 TABLE_MD = "trials.md"

@@ -3,10 +3,11 @@
 ``run_search(plan)`` derives the space from the builder (``tuning.space``), checks that it
 holds at least one buildable configuration, and runs one of keras-tuner's tuners (random,
 Hyperband, Bayesian optimisation, grid) over a ``ZooHyperModel`` whose ``build`` calls the
-registry and whose ``fit`` trains with zoo.train's pieces. Results land in ``plan.out``: the
-tuner's own project (which makes the search resumable), a table of trials (Markdown and CSV),
-a plot of the objective against the parameter count, the best hyperparameters as JSON, and the
-best configuration retrained by ``zoo.train.train`` into a normal run directory.
+registry and whose ``fit`` trains with zoo.training.train's pieces. Results land in
+``plan.out``: the tuner's own project (which makes the search resumable), a table of trials
+(Markdown and CSV), a plot of the objective against the parameter count, the best
+hyperparameters as JSON, and the best configuration retrained by ``zoo.training.train.train``
+into a normal run directory.
 
 Trial states (COMPLETED, INVALID = refused before training, FAILED = crashed) are explained
 in ``tuning.tuners``.
@@ -53,10 +54,8 @@ from tuning.results import (
     write_tables,
 )
 from tuning.space import SearchSpace, derive_space, describe
-from zoo.data import fit_dataset, load_dataset
-from zoo.precision import check_dtype_policy
-from zoo.registry import build
-from zoo.runs import (
+from zoo.core.registry import build
+from zoo.core.runs import (
     HISTORY_FILE,
     METRICS_FILE,
     RUNS_DIR,
@@ -64,7 +63,10 @@ from zoo.runs import (
     read_history,
     write_json_atomic,
 )
-from zoo.train import TrainPlan, _seed_everything, prepare_data, resolve_hparams, train
+from zoo.data.dataset import fit_dataset
+from zoo.data.load import load_dataset
+from zoo.training.dtype_policy import check_dtype_policy
+from zoo.training.train import TrainPlan, _seed_everything, prepare_data, resolve_hparams, train
 
 
 # -- checks -----------------------------------------------------------------------------------
@@ -221,7 +223,8 @@ def collect_rows(tuner, plan: SearchPlan, space: SearchSpace) -> list[TrialRow]:
 
 def _retrain(plan: SearchPlan, name: str, hparams: dict, training: dict, data,
              echo) -> tuple[Path, dict[str, float]]:
-    """Train a configuration with zoo.train into saved_models/runs/<name> (reused if done)."""
+    """Train a configuration with zoo.training.train into saved_models/runs/<name> (reused if
+    done)."""
 
     run_dir = RUNS_DIR / name
     if (run_dir / METRICS_FILE).exists():
@@ -260,7 +263,7 @@ def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchR
 
     Returns:
         The trials table, the best trial and, unless ``plan.retrain`` is off, the run
-        directory of the best configuration retrained with ``zoo.train.train``.
+        directory of the best configuration retrained with ``zoo.training.train.train``.
     """
     validate_plan(plan)
     if plan.workers is not None:
@@ -414,7 +417,7 @@ def finish_search(plan: SearchPlan, prepared: PreparedSearch, result: SearchResu
         })
         if plan.retrain:
             name = f"{plan.model}-tuned-{out.name}-trial{best.trial_id}"
-            echo(f"retraining trial {best.trial_id} with zoo.train ...")
+            echo(f"retraining trial {best.trial_id} with zoo.training.train ...")
             result.best_run, result.best_test_metrics = _retrain(
                 plan, name, builder, training, raw, echo)
         if plan.compare_default:

@@ -24,8 +24,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from zoo.names import close_matches
-from zoo.registry import get_model_info
+from zoo.core.names import close_matches
+from zoo.core.registry import get_model_info
 
 # Builder arguments that define the task or the head, not the architecture: never searched.
 INTERFACE_KWARGS = ("input_shape", "num_classes", "include_top", "pooling", "classifier_activation")

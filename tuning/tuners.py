@@ -85,9 +85,9 @@ from tuning.resources import (
 )
 from tuning.results import format_trial_line, trial_row
 from tuning.space import SearchSpace
-from zoo.precision import dtype_policy_scope
-from zoo.runs import write_text_atomic
-from zoo.train import TrainPlan, _seed_everything, compile_model, training_batches
+from zoo.core.runs import write_text_atomic
+from zoo.training.dtype_policy import dtype_policy_scope
+from zoo.training.train import TrainPlan, _seed_everything, compile_model, training_batches
 
 PROJECT = "tuner"
 # keras-tuner's guard: this many crashed trials in a row stop the search.
@@ -139,7 +139,7 @@ keras_tuner_utils.save_json = save_json_atomically
 
 
 class ZooHyperModel(keras_tuner.HyperModel):
-    """build(hp): the registry's builder at the trial's values; fit: zoo.train's pieces.
+    """build(hp): the registry's builder at the trial's values; fit: zoo.training.train's pieces.
 
     ``batch_size`` is the batch the next trial trains with (the tuner halves it to retry a
     trial that ran out of memory); ``last_measure`` is what the last build measured.
@@ -173,10 +173,11 @@ class ZooHyperModel(keras_tuner.HyperModel):
         return model
 
     def fit(self, hp, model, *args, callbacks=None, epochs=None, initial_epoch=0, **kwargs):
-        """Train with zoo.train's batches for the trial's (or Hyperband's) number of epochs."""
+        """Train with zoo.training.train's batches for the trial's (or Hyperband's) number of
+        epochs."""
         plan = self.trial_plan(hp)
         train, val = training_batches(plan, self.data)
-        # shuffle=False: the batches come shuffled (zoo.train.training_batches).
+        # shuffle=False: the batches come shuffled (zoo.training.train.training_batches).
         return model.fit(train, validation_data=val, epochs=epochs or plan.epochs,
                          initial_epoch=initial_epoch, callbacks=callbacks, verbose=0,
                          shuffle=False)

@@ -47,7 +47,7 @@ from tuning.sharing import (
     visible_gpus,
     worker_environment,
 )
-from zoo.interrupts import sigterm_as_interrupt
+from zoo.training.interrupts import sigterm_as_interrupt
 
 CHIEF_HOST = "127.0.0.1"
 LOGS_DIR = "worker-logs"

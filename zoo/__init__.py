@@ -10,8 +10,8 @@ import os
 # TensorFlow's C++ start-up chatter drowns the CLI's output; users can still override it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from zoo.geometry import GeometryError, output_size  # noqa: E402
-from zoo.registry import (  # noqa: E402
+from zoo.core.geometry import GeometryError, output_size  # noqa: E402
+from zoo.core.registry import (  # noqa: E402
     UnknownModelError,
     build,
     get_model_info,

@@ -8,7 +8,7 @@ import argparse
 
 from recipes import apply_recipes
 from recipes.batch_size import auto_batch_size
-from zoo.train import TrainPlan, train
+from zoo.training.train import TrainPlan, train
 
 
 def main() -> None:

@@ -69,7 +69,7 @@ def _random_images(input_shape: tuple, num_classes: int, count: int, seed: int):
 
 def registry_macs(model: str, input_shape) -> int | None:
     """The registry's MACs of ``model`` at its own input shape (None at another)."""
-    from zoo.registry import get_model_info
+    from zoo.core.registry import get_model_info
 
     info = get_model_info(model)
     return info.macs if tuple(input_shape) == tuple(info.input_shape) else None

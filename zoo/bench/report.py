@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from zoo.runs import write_json_atomic, write_text_atomic
+from zoo.core.runs import write_json_atomic, write_text_atomic
 
 RESULTS_DIR = Path("benchmarks") / "results"
 
@@ -139,7 +139,8 @@ def default_report_path(report: dict[str, Any]) -> Path:
 
 FEEDING_TEXT = {
     "host": "from uint8 arrays in host memory, as each framework's users feed it: the zoo "
-            "through its own input path (`zoo.train.train`), PyTorch through a DataLoader over "
+            "through its own input path (`zoo.training.train.train`), PyTorch through a DataLoader "
+            "over "
             "uint8 tensors (one indexed gather per batch, pinned memory and worker processes "
             "with CUDA), non-blocking copies, cast and scaled on the device",
     "device": "the whole data set resident on the device as float32, each batch gathered "

@@ -2,7 +2,7 @@
 
 For each model, one process and one set of images (random, or a data set's real training
 images with ``--dataset``) measures
-- the zoo's training path (``zoo.train.train``: its input pipeline, compile settings and
+- the zoo's training path (``zoo.training.train.train``: its input pipeline, compile settings and
   callbacks) and, interleaved epoch by epoch so both see the same machine load, the plain
   baseline from ``zoo.bench.keras_peer`` fitted with ``model.fit`` on NumPy arrays;
 - inference with ``predict_on_batch`` and with the exported SavedModel's serving function, at
@@ -31,14 +31,16 @@ from recipes import apply_recipes
 from recipes.augment import Augment
 from zoo.bench.keras_peer import build_baseline
 from zoo.bench.peer_jobs import random_images
-from zoo.data import Dataset, fit_dataset, fit_images, has_tensorflow, load_dataset, to_float
-from zoo.export import ExportSource, build_serving_model, write_savedmodel
-from zoo.layer_table import summarize
-from zoo.precision import DTYPE_POLICIES, dtype_policy_scope
-from zoo.registry import get_model_info
-from zoo.runs import PREPROCESSING
-from zoo.serving import INPUT_NAME, SIGNATURE
-from zoo.train import TrainPlan, train
+from zoo.core.layer_table import summarize
+from zoo.core.registry import get_model_info
+from zoo.core.runs import PREPROCESSING
+from zoo.data.batches import has_tensorflow, to_float
+from zoo.data.dataset import Dataset, fit_dataset, fit_images
+from zoo.data.load import load_dataset
+from zoo.deploy.export import ExportSource, build_serving_model, write_savedmodel
+from zoo.deploy.serving import INPUT_NAME, SIGNATURE
+from zoo.training.dtype_policy import DTYPE_POLICIES, dtype_policy_scope
+from zoo.training.train import TrainPlan, train
 
 # Name of the random data set; the augment recipe treats it as photos (flips, reflect fill).
 RANDOM_DATASET = "random"

@@ -42,8 +42,8 @@ from zoo.bench.run import BenchError, check_counts, spread
 from zoo.bench.torch_models import TORCH_PEERS
 from zoo.bench.torch_peer import has_torch
 from zoo.bench.zoo_timing import ACCELERATOR_STEPS
-from zoo.interrupts import sigterm_as_interrupt
-from zoo.registry import get_model_info
+from zoo.core.registry import get_model_info
+from zoo.training.interrupts import sigterm_as_interrupt
 
 FLOPS_CONVENTION = ("training FLOPs per image = 3 x 2 x forward MACs (2 FLOPs per "
                     "multiply-accumulate; backward ~ 2 x forward), MACs from the zoo's layer "

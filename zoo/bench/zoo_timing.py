@@ -2,7 +2,8 @@
 
 For each model and dtype policy the zoo is fed two ways:
 
-- ``"host"``: the zoo's training path, ``zoo.train.train`` with the dtype policy in its plan,
+- ``"host"``: the zoo's training path, ``zoo.training.train.train`` with the dtype policy in its
+plan,
   on uint8 images in host memory, through the zoo's own input path (tf.data where TensorFlow
   is installed; on the JAX GPU machines without it, uint8 batches cast on the device);
 - ``"device"``: the same compiled model (the zoo's optimizer, compile settings and steps per
@@ -46,11 +47,11 @@ from zoo.bench.run import (
     measure_matmul_peak,
     random_dataset,
 )
-from zoo.data import has_tensorflow
-from zoo.layer_table import summarize
-from zoo.precision import dtype_policy_scope
-from zoo.registry import get_model_info
-from zoo.train import TrainPlan, compile_model, train
+from zoo.core.layer_table import summarize
+from zoo.core.registry import get_model_info
+from zoo.data.batches import has_tensorflow
+from zoo.training.dtype_policy import dtype_policy_scope
+from zoo.training.train import TrainPlan, compile_model, train
 
 # Training FLOPs per timed repeat on an accelerator: ~0.1-0.4 s of an H100's bf16 work, at
 # least 8 steps (VGG-16 at 224x224: 2,048 images) and at most 64 (LeNet-5: ~0.1 s at 180k
@@ -127,7 +128,7 @@ class _ModelRuns:
                          dtype_policy=self.policy)
 
     def host(self, batch: int) -> tuple[list[float], int]:
-        """Epoch seconds of ``zoo.train.train`` from uint8 host arrays (warm-up first)."""
+        """Epoch seconds of ``zoo.training.train.train`` from uint8 host arrays (warm-up first)."""
         self.model = None
         steps = self.steps(batch)
         data = random_dataset(self.hparams["input_shape"], self.hparams["num_classes"],

@@ -11,7 +11,7 @@ import sys
 import click
 
 from zoo.cli.options import input_shape_option, parse_shape
-from zoo.precision import DTYPE_POLICIES
+from zoo.training.dtype_policy import DTYPE_POLICIES
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -89,7 +89,7 @@ def bench_command(ctx, names, batch_size, steps, repeats, input_shape, augment, 
         os.environ["KERAS_BACKEND"] = backend
 
     from zoo.bench import BenchSettings, benchmark, write_report
-    from zoo.registry import list_models
+    from zoo.core.registry import list_models
 
     settings = BenchSettings(batch_size=batch_size, steps=steps, repeats=repeats,
                              input_shape=parse_shape(input_shape), augment=augment,
@@ -116,7 +116,7 @@ def _versus_torch(ctx: click.Context) -> None:
     from zoo.bench.peer_jobs import FEEDINGS, PEER_POLICIES
     from zoo.bench.report import default_report_path, write_report
     from zoo.bench.versus_torch import VersusSettings, compare_with_torch, format_versus_row
-    from zoo.registry import list_models
+    from zoo.core.registry import list_models
 
     settings = VersusSettings(
         dtype_policies=params["dtype_policies"] or PEER_POLICIES,

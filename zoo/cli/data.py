@@ -15,7 +15,7 @@ def data_group() -> None:
 @click.option("--data-dir", default=None, help="Also list the tfds sets prepared here.")
 def list_command(data_dir) -> None:
     """Every known data set: state, where it is cached, split sizes, shape, license, citation."""
-    from zoo.datasets.report import catalog_rows, tfds_rows
+    from zoo.data.info import catalog_rows, tfds_rows
 
     rows = catalog_rows() + (tfds_rows(data_dir) if data_dir else [])
     click.echo(f"{'name':<15} {'state':<19} {'train/val/test':<20} {'shape':<11} where")
@@ -37,7 +37,7 @@ def import_command(name, path, verify) -> None:
     """Import data set NAME from PATH: a folder or archive holding the files as their authors
     distribute them (MNIST/Fashion-MNIST: the four IDX files, raw or .gz; CIFAR: the python
     archive or its extracted batches)."""
-    from zoo.datasets.imports import import_dataset
+    from zoo.data.imports import import_dataset
 
     _echo_import(import_dataset(name, path, verify=verify))
 
@@ -48,7 +48,7 @@ def import_command(name, path, verify) -> None:
 def fetch_command(name, verify) -> None:
     """Download NAME's official files and import them (needs internet; offline it fails
     within seconds with the import command to use)."""
-    from zoo.datasets.fetch import fetch_dataset
+    from zoo.data.fetch import fetch_dataset
 
     _echo_import(fetch_dataset(name, verify=verify))
 
@@ -65,7 +65,7 @@ def _echo_import(result) -> None:
 def info_command(name, data_dir) -> None:
     """Counts per split and class, image shape, pixel mean/std, checksums and source of NAME
     (any --dataset value)."""
-    from zoo.datasets.report import dataset_info
+    from zoo.data.info import dataset_info
 
     info = dataset_info(name, data_dir=data_dir)
     click.echo(f"{info.name}: images {'x'.join(map(str, info.image_shape))}, "
@@ -95,7 +95,7 @@ def info_command(name, data_dir) -> None:
 @click.option("--data-dir", default=None, help="tensorflow-datasets data directory.")
 def preview_command(name, out, per_class, data_dir) -> None:
     """Save a labelled grid of NAME's training images, one row per class."""
-    from zoo.datasets.preview import preview_grid
+    from zoo.viz.preview import preview_grid
 
     click.echo(f"wrote {preview_grid(name, out, per_class=per_class, data_dir=data_dir)}")
 

@@ -30,7 +30,7 @@ def export_command(source, formats, name, version, force, out, unsafe, tolerance
                    as_json) -> None:
     """Export SOURCE (a run directory, a .keras file or a registered model name) to
     saved_models/NAME/VERSION/, verifying every format by reloading it in a fresh process."""
-    from zoo.export import export_model
+    from zoo.deploy.export import export_model
 
     result = export_model(source, formats=formats, name=name, version=version, force=force,
                           out=out, unsafe=unsafe, tolerance=tolerance)
@@ -59,7 +59,7 @@ def export_command(source, formats, name, version, force, out, unsafe, tolerance
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def predict_command(export_dir, images, top_k, fmt, as_json) -> None:
     """Classify IMAGES with the export in EXPORT_DIR (saved_models/NAME or NAME/VERSION)."""
-    from zoo.predict import predict_images
+    from zoo.deploy.predict import predict_images
 
     result = predict_images(export_dir, list(images), top_k=top_k, fmt=fmt)
     if as_json:
@@ -76,7 +76,7 @@ def predict_command(export_dir, images, top_k, fmt, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models_command(root, as_json) -> None:
     """List the exported models: versions, formats of the latest, its data set and metrics."""
-    from zoo.predict import list_exports
+    from zoo.deploy.predict import list_exports
 
     rows = list_exports(root)
     if as_json:

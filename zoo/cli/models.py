@@ -11,7 +11,7 @@ from zoo.cli.options import input_shape_option, parse_assignments, parse_shape, 
 
 def registry_table(pattern: str = "*") -> list[dict]:
     """One row per registered model, from registry metadata alone (nothing is built)."""
-    from zoo.registry import get_model_info, list_models
+    from zoo.core.registry import get_model_info, list_models
     from zoo.weights.store import is_present
 
     rows = []
@@ -72,7 +72,7 @@ def weights_lines(name: str, chosen: str | None) -> tuple[list[str], dict | None
 def run_weights_lines(path: str) -> tuple[list[str], dict | None]:
     """The line saying which pretrained weights a run started from, and their provenance,
     as the run's config records them (an --unverified import says UNVERIFIED)."""
-    from zoo.runs import load_run_config
+    from zoo.core.runs import load_run_config
 
     provenance = load_run_config(path).get("weights")
     if not provenance:
@@ -100,7 +100,7 @@ def show_command(name: str, input_shape: str | None, assignments: tuple[str, ...
     import warnings
     from pathlib import Path
 
-    from zoo.layer_table import format_summary, inspect_model, summarize
+    from zoo.core.layer_table import format_summary, inspect_model, summarize
 
     hparams = parse_assignments(assignments)
     is_file = "/" in name or name.endswith(".keras") or Path(name).exists()
@@ -118,7 +118,7 @@ def show_command(name: str, input_shape: str | None, assignments: tuple[str, ...
         if is_file:
             if not Path(name).exists():  # a path, not a model name: say so, not "unknown model"
                 raise FileNotFoundError(f"no such run directory or .keras file: {name}")
-            from zoo.runs import load_run_model
+            from zoo.core.runs import load_run_model
 
             summary = summarize(load_run_model(name))
         else:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from zoo.precision import DTYPE_POLICIES
+from zoo.training.dtype_policy import DTYPE_POLICIES
 
 
 class FiniteFloat(click.FloatRange):

@@ -41,7 +41,7 @@ def train_command(name, dataset, data_dir, epochs, batch_size, learning_rate, op
                   out) -> None:
     """Train model NAME on a data set and write a run directory (config, history, best
     .keras, test metrics, TensorBoard logs, curves)."""
-    from zoo.train import TrainPlan, train
+    from zoo.training.train import TrainPlan, train
 
     hparams = parse_assignments(assignments)
     shape = parse_shape(input_shape)

@@ -29,7 +29,7 @@ def _parse_units(text: str | None) -> tuple[int, ...]:
 
 
 def _load_target(dataset: str, data_dir: str | None, per_class: int | None, seed: int):
-    from zoo.data import load_dataset
+    from zoo.data.load import load_dataset
 
     data = load_dataset(dataset, data_dir=data_dir)
     return data.subset(per_class=per_class, seed=seed) if per_class else data
@@ -116,7 +116,7 @@ WEIGHTS_HELP = ("Pretrained weights: MODEL is then a zoo model or backbone (e.g.
 def _feature_source(model: str, weights: str | None, unsafe: bool, data, input_shape):
     """A run's model, or a pretrained backbone's feature extractor (with its provenance)."""
     if weights is None:
-        from zoo.runs import load_run_model
+        from zoo.core.runs import load_run_model
 
         return load_run_model(model, unsafe=unsafe), None
     from zoo.weights.backbone import feature_extractor, pretrained_backbone
@@ -147,7 +147,7 @@ def embed_command(model, dataset, data_dir, weights, input_shape, splits, unsafe
     import numpy as np
 
     from recipes.embed import embed_dataset, write_npz_atomic
-    from zoo.data import load_dataset
+    from zoo.data.load import load_dataset
 
     data = load_dataset(dataset, data_dir=data_dir)
     loaded, provenance = _feature_source(model, weights, unsafe, data, input_shape)
@@ -176,7 +176,7 @@ def neighbors_command(model, dataset, data_dir, queries, k, seed, weights, input
     """For a few test images, draw the training images nearest in MODEL's feature space
     (Euclidean distance of the last hidden layer), as in the AlexNet paper's Figure 4."""
     from recipes.embed import neighbor_grid
-    from zoo.data import load_dataset
+    from zoo.data.load import load_dataset
 
     data = load_dataset(dataset, data_dir=data_dir)
     loaded, _ = _feature_source(model, weights, unsafe, data, input_shape)

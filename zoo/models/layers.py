@@ -1,6 +1,6 @@
 """Building blocks shared by every family: conv -> norm -> activation, pooling, the head.
 
-Every window layer's geometry is checked (zoo.geometry) before the layer is created, so an
+Every window layer's geometry is checked (zoo.core.geometry) before the layer is created, so an
 impossible configuration fails with a message that names the layer and the fix.
 
 Keras is imported inside the functions, not at module level: importing it takes seconds, and
@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from zoo.geometry import check_window
+from zoo.core.geometry import check_window
 
 if TYPE_CHECKING:
     import keras
@@ -145,7 +145,7 @@ def classifier(x, *, num_classes: int, activation: str, weight_decay: float):
     """The final Dense layer, always named 'predictions' so heads can be found and replaced.
 
     It computes in float32 whatever the global dtype policy: under mixed precision the
-    softmax and the loss on its output stay float32 (zoo.precision), at the cost of one
+    softmax and the loss on its output stay float32 (zoo.training.dtype_policy), at the cost of one
     small float32 matrix product. Under the default float32 policy nothing changes.
     """
     from keras import layers

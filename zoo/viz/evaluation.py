@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import to_float
-from zoo.runs import HISTORY_FILE, load_run_config, read_history, write_text_atomic
+from zoo.core.runs import HISTORY_FILE, load_run_config, read_history, write_text_atomic
+from zoo.data.batches import to_float
 from zoo.viz.figure import headless_pyplot, save_figure
+from zoo.viz.inputs import LoadedRun, VizError, load_split
 from zoo.viz.maps import DPI, Picture
-from zoo.viz.source import LoadedRun, VizError, load_split
 
 # Above this many classes the matrix cells are too small to print counts in.
 ANNOTATE_MAX_CLASSES = 20

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zoo.runs import atomic_write
+from zoo.core.runs import atomic_write
 
 
 def headless_pyplot():

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import to_float
+from zoo.data.batches import to_float
 from zoo.viz.figure import headless_pyplot, save_figure
-from zoo.viz.source import (
+from zoo.viz.inputs import (
     InputImage,
     LoadedRun,
     VizError,

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from zoo.viz.figure import headless_pyplot, save_figure
+from zoo.viz.inputs import VizError
 from zoo.viz.maps import DPI, Picture
-from zoo.viz.source import VizError
 
 # The lecture's 4x4 feature map; 2x2 max pooling with stride 2 gives 6 8 / 3 4.
 LECTURE_MAP = ((1, 0, 2, 3), (4, 6, 6, 8), (3, 1, 1, 0), (1, 2, 2, 4))

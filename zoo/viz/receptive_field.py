@@ -1,6 +1,6 @@
 """The input region one unit of a layer sees: the inspector's box, checked by the gradient.
 
-The inspector (zoo.layer_table) derives each layer's receptive field from kernel sizes and
+The inspector (zoo.core.layer_table) derives each layer's receptive field from kernel sizes and
 strides alone: size r, jump j (input pixels between neighbouring units) and start (centre of
 unit 0's field). Unit (row, col) then sees the square of side r centred on
 (start + row * j, start + col * j). The gradient of that unit with respect to the input is
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import to_float
-from zoo.layer_table import summarize
+from zoo.core.layer_table import summarize
+from zoo.data.batches import to_float
 from zoo.viz.figure import headless_pyplot, save_figure
+from zoo.viz.inputs import InputImage, LoadedRun, VizError, find_layer, spatial_layers
 from zoo.viz.maps import DPI, Picture, default_conv_layer
-from zoo.viz.source import InputImage, LoadedRun, VizError, find_layer, spatial_layers
 
 # A box is (top, left, bottom, right) in input pixel indices, both ends included.
 Box = tuple[int, int, int, int]

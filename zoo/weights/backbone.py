@@ -53,7 +53,7 @@ def pretrained_backbone(name: str, weights: str, *,
         images_shape: the shape of the images it will see (H, W, C), for the default size.
         hparams: further builder hyperparameters (they must fit the weights).
     """
-    from zoo.registry import get_model_info, list_models
+    from zoo.core.registry import get_model_info, list_models
     from zoo.weights.applications import APPLICATION_BUILDERS
 
     resolved = resolve(name, weights)

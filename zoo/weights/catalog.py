@@ -7,7 +7,7 @@ Keras, so `zoo list` and `zoo weights list` stay fast.
 
 from __future__ import annotations
 
-from zoo.names import did_you_mean
+from zoo.core.names import did_you_mean
 from zoo.weights.entry import WeightsEntry
 
 IMAGENET = "imagenet"
@@ -29,7 +29,7 @@ def application_entries() -> tuple[WeightsEntry, ...]:
 
 def all_entries() -> list[WeightsEntry]:
     """Every known entry: the registered models' in registry order, then the backbones'."""
-    from zoo.registry import get_model_info, list_models
+    from zoo.core.registry import get_model_info, list_models
 
     entries = [e for name in list_models() for e in get_model_info(name).weights]
     return entries + list(application_entries())
@@ -42,7 +42,7 @@ def entries_for(model: str) -> list[WeightsEntry]:
 
 def has_weights_model(model: str) -> bool:
     """Whether ``model`` is a zoo model or a backbone that entries exist for."""
-    from zoo.registry import list_models
+    from zoo.core.registry import list_models
 
     return model in list_models() or any(e.model == model for e in application_entries())
 

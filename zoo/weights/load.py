@@ -136,7 +136,7 @@ def build_with_weights(name: str, weights: str, **hparams: Any) -> "keras.Model"
     The entry's hyperparameters (e.g. ``include_top=False`` for a file without classifier)
     apply under the caller's.
     """
-    from zoo.registry import get_model_info
+    from zoo.core.registry import get_model_info
 
     resolved = resolve(name, weights)
     entry_hparams = dict(resolved.entry.hparams) if resolved.entry else {}

@@ -53,6 +53,6 @@ def class_names(entry: WeightsEntry) -> list[str] | None:
         return None
     if entry.classes == "imagenet":
         return list(json.loads(IMAGENET_CLASSES_FILE.read_text())["classes"])
-    from zoo.datasets.catalog import get_spec
+    from zoo.data.catalog import get_spec
 
     return list(get_spec(entry.classes).class_names)

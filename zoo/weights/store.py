@@ -1,6 +1,6 @@
 """Where converted weights live, and `zoo weights import` / `verify`.
 
-Layout, in the same cache as the data sets (``zoo.datasets.cache.zoo_home``):
+Layout, in the same cache as the data sets (``zoo.data.cache.zoo_home``):
 ``<cache>/weights/MODEL/ENTRY/`` holding ``model.weights.h5`` (a Keras weights file of the
 zoo's model, written by ``model.save_weights``) and ``manifest.json`` (the entry, the source
 file's SHA-256/MD5/size, whether they matched the published checksum, the converted file's
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.datasets.cache import MANIFEST, remove_leftovers, staged_folder, zoo_home
+from zoo.data.cache import MANIFEST, remove_leftovers, staged_folder, zoo_home
 from zoo.weights.catalog import by_file_name, identify, parse_key
 from zoo.weights.entry import WeightsEntry
 
@@ -132,7 +132,7 @@ def choose_entry(path: Path, sha256: str, md5: str, *, as_key: str | None,
 
 def build_architecture(entry: WeightsEntry, **overrides: Any) -> "keras.Model":
     """The model the entry's file fills, built with the entry's hyperparameters."""
-    from zoo.registry import get_model_info, list_models
+    from zoo.core.registry import get_model_info, list_models
     from zoo.weights.applications import APPLICATION_BUILDERS
 
     hparams = {**entry.hparams, **overrides}

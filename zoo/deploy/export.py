@@ -2,7 +2,7 @@
 
 An export is a numbered version folder, ``saved_models/NAME/VERSION/``, the layout TensorFlow
 Serving watches (it serves the highest number). The SavedModel sits at the version root, where
-TF Serving looks for it; the other formats get one sub-folder each (see ``zoo.serving``).
+TF Serving looks for it; the other formats get one sub-folder each (see ``zoo.deploy.serving``).
 
 Every format is built from one *serving model*: raw uint8 images in, the model's preprocessing
 (cast, rescale) in the graph, class probabilities and the top class id out. Before a version
@@ -29,9 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoo import serving
-from zoo.registry import get_model_info, list_models
-from zoo.runs import (
+from zoo.core.registry import get_model_info, list_models
+from zoo.core.runs import (
     PREPROCESSING,
     RUNS_DIR,
     SAVED_MODELS,
@@ -41,7 +40,8 @@ from zoo.runs import (
     load_run_model,
     write_json_atomic,
 )
-from zoo.serving import (
+from zoo.deploy import serving
+from zoo.deploy.serving import (
     CLASS_ID,
     FORMAT_PATHS,
     INPUT_NAME,

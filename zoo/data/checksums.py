@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from zoo.datasets.source import DatasetImportError
+from zoo.data.official_files import DatasetImportError
 
 
 def md5_of(data: bytes) -> str:

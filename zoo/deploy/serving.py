@@ -1,7 +1,8 @@
 """Running an export in any format, with that format's own runtime and nothing from the zoo.
 
 This module imports only the standard library and NumPy at the top and never imports ``zoo``,
-so ``python -I zoo/serving.py ...`` is how ``zoo export`` checks each format in a fresh process
+so ``python -I zoo/deploy/serving.py ...`` is how ``zoo export`` checks each format in a fresh
+process
 where the zoo cannot be imported: what it loads there is what a deployment without the zoo
 would load. The parent side of that check (``verify_formats``: a fixed uint8 batch, one
 process per format, max |difference| with Keras) lives here too. ``zoo predict`` and the

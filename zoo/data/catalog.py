@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from zoo.names import did_you_mean
+from zoo.core.names import did_you_mean
 
 # How many images of the official training split are held out, stratified and seeded, as the
 # validation split. The official test split is never touched.

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoo.data import fit_images, load_dataset
-from zoo.names import close_matches
-from zoo.runs import load_run_config, load_run_model
+from zoo.core.names import close_matches
+from zoo.core.runs import load_run_config, load_run_model
+from zoo.data.dataset import fit_images
+from zoo.data.load import load_dataset
 
 if TYPE_CHECKING:
     import keras

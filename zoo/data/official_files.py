@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
-from zoo.data import DataError
+from zoo.data.dataset import DataError
 
 
 class DatasetImportError(DataError):

@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from zoo.hyperparameter_types import check_hyperparameter_types
-from zoo.names import close_matches
+from zoo.core.hyperparameter_types import check_hyperparameter_types
+from zoo.core.names import close_matches
 
 # Family modules register their builders on import; they are imported on first use so that
 # `zoo --help` does not pay for importing Keras.

@@ -1,7 +1,7 @@
 """Where imported data sets live, and how they are written so that a kill never leaves half a set.
 
-Layout: ``$ZOO_HOME/datasets/NAME/`` (else ``$XDG_CACHE_HOME/cnn-zoo/datasets/NAME/``, else
-``~/.cache/cnn-zoo/datasets/NAME/``) holding ``x_train.npy y_train.npy x_test.npy y_test.npy``
+Layout: ``$ZOO_HOME/datasets/NAME/`` (else ``$XDG_CACHE_HOME/cnn-zoo/data/NAME/``, else
+``~/.cache/cnn-zoo/data/NAME/``) holding ``x_train.npy y_train.npy x_test.npy y_test.npy``
 (uint8 images, int64 labels, uncompressed so that np.load maps them at once) and
 ``manifest.json`` (source, checksums, whether they were verified). A set is *ready* only when
 its folder exists with a manifest: the folder is written under a temporary name, flushed to

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from zoo.data import fit_images
-from zoo.runs import SAVED_MODELS
-from zoo.serving import (
+from zoo.core.runs import SAVED_MODELS
+from zoo.data.dataset import fit_images
+from zoo.deploy.serving import (
     MANIFEST_FILE,
     PREFERRED_ORDER,
     load_predictor,
@@ -22,7 +22,8 @@ from zoo.serving import (
 def load_images(paths: list[str | Path], input_shape: tuple[int, int, int]) -> np.ndarray:
     """Image files as one uint8 (N, H, W, C) batch fitted to the export's input.
 
-    Channels and size are adapted exactly as training adapts data sets (``zoo.data.fit_images``:
+    Channels and size are adapted exactly as training adapts data sets
+    (``zoo.data.dataset.fit_images``:
     grey <-> RGB, small margins zero-padded, otherwise resized).
     """
     from PIL import Image, UnidentifiedImageError

@@ -7,9 +7,9 @@ import zlib
 
 import numpy as np
 
-from zoo.datasets.catalog import DatasetSpec, OfficialFile
-from zoo.datasets.checksums import check_md5
-from zoo.datasets.source import DatasetImportError, SourceFiles
+from zoo.data.catalog import DatasetSpec, OfficialFile
+from zoo.data.checksums import check_md5
+from zoo.data.official_files import DatasetImportError, SourceFiles
 
 UBYTE = 0x08  # the IDX type code of unsigned bytes, the only one MNIST uses
 

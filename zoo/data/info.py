@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from zoo.datasets import cache
-from zoo.datasets.catalog import CATALOG, EMBEDDED
+from zoo.data import cache
+from zoo.data.catalog import CATALOG, EMBEDDED
 
 
 @dataclass
@@ -100,7 +100,7 @@ def dataset_info(name: str, *, data_dir: str | None = None) -> DatasetInfo:
         name: any --dataset value (digits, a catalog name, tfds:NAME, a folder).
         data_dir: tensorflow-datasets data directory for tfds: names.
     """
-    from zoo.data import load_dataset
+    from zoo.data.load import load_dataset
 
     data = load_dataset(name, data_dir=data_dir)
     k = data.num_classes

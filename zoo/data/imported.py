@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoo.data import DataError, Dataset
-from zoo.datasets import cache
-from zoo.datasets.catalog import DatasetSpec, get_spec
+from zoo.data import cache
+from zoo.data.catalog import DatasetSpec, get_spec
+from zoo.data.dataset import DataError, Dataset
 
 UNVERIFIED = " (UNVERIFIED import)"
 

@@ -11,8 +11,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from zoo.geometry import SpatialStep
-from zoo.registry import build
+from zoo.core.geometry import SpatialStep
+from zoo.core.registry import build
 
 if TYPE_CHECKING:
     import keras

@@ -14,12 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from zoo import resume
-from zoo.data import DEFAULT_DATASET, Dataset, fit_dataset, load_dataset, make_batches
-from zoo.gradient_registry import custom_gradient_names, forget_custom_gradients
-from zoo.precision import DtypePolicyError, check_dtype_policy, dtype_policy_scope
-from zoo.registry import check_hyperparameters, get_model_info
-from zoo.runs import (
+from zoo.core.registry import check_hyperparameters, get_model_info
+from zoo.core.runs import (
     CONFIG_FILE,
     CURVES_FILE,
     HISTORY_FILE,
@@ -31,6 +27,12 @@ from zoo.runs import (
     read_history,
     write_json_atomic,
 )
+from zoo.data.batches import make_batches
+from zoo.data.dataset import DEFAULT_DATASET, Dataset, fit_dataset
+from zoo.data.load import load_dataset
+from zoo.training import resume
+from zoo.training.dtype_policy import DtypePolicyError, check_dtype_policy, dtype_policy_scope
+from zoo.training.gradient_registry import custom_gradient_names, forget_custom_gradients
 from zoo.viz.evaluation import plot_history
 
 if TYPE_CHECKING:
@@ -72,7 +74,7 @@ class TrainPlan:
     # batch 32 trained about 25% faster with 8 than with 1 on 2 CPU cores. Per-batch
     # callbacks then run every 8th batch.
     steps_per_execution: int = 8
-    # Keras dtype policy while the model is built and trained (zoo.precision): float32,
+    # Keras dtype policy while the model is built and trained (zoo.training.dtype_policy): float32,
     # mixed_float16 or mixed_bfloat16; None keeps the process's current one (float32 unless
     # something like `zoo bench --dtype-policy` set it). Restored when the run ends.
     dtype_policy: str | None = None
@@ -324,7 +326,7 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
                         callbacks=callbacks, verbose=verbose)
     finally:
         # Otherwise TensorFlow's gradient registry keeps this fit's traced graphs alive after
-        # the model is gone: ~10 MB per run in a sweep or search (zoo.gradient_registry).
+        # the model is gone: ~10 MB per run in a sweep or search (zoo.training.gradient_registry).
         forget_custom_gradients(gradients_before)
     seconds = time.perf_counter() - start
     history = read_history(run_dir / HISTORY_FILE) if write_run else fit.history

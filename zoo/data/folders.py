@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import (
+from zoo.data import cache
+from zoo.data.dataset import (
     IMAGE_SUFFIXES,
     SPLIT_SEED,
     VALIDATION_FRACTION,
@@ -23,7 +24,6 @@ from zoo.data import (
     check_every_class_in_every_split,
     split_arrays,
 )
-from zoo.datasets import cache
 
 SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 CACHE_VERSION = 1  # bump when decoding changes, so old cached arrays are not reused

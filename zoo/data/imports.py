@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.datasets import cache
-from zoo.datasets.catalog import DatasetSpec, get_spec
-from zoo.datasets.cifar import read_cifar_dataset
-from zoo.datasets.idx import read_idx_dataset
-from zoo.datasets.source import DatasetImportError, SourceFiles
+from zoo.data import cache
+from zoo.data.catalog import DatasetSpec, get_spec
+from zoo.data.cifar import read_cifar_dataset
+from zoo.data.idx import read_idx_dataset
+from zoo.data.official_files import DatasetImportError, SourceFiles
 
 READERS = {"idx": read_idx_dataset, "cifar": read_cifar_dataset}
 

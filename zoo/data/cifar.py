@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from zoo.datasets.catalog import DatasetSpec, OfficialFile
-from zoo.datasets.checksums import check_md5, md5_of
-from zoo.datasets.source import DatasetImportError, SourceFiles
+from zoo.data.catalog import DatasetSpec, OfficialFile
+from zoo.data.checksums import check_md5, md5_of
+from zoo.data.official_files import DatasetImportError, SourceFiles
 
 
 def _numpy_reconstruct():

@@ -10,10 +10,10 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from zoo.data import DataError
-from zoo.datasets import cache
-from zoo.datasets.catalog import get_spec
-from zoo.datasets.imports import ImportResult, import_dataset
+from zoo.data import cache
+from zoo.data.catalog import get_spec
+from zoo.data.dataset import DataError
+from zoo.data.imports import ImportResult, import_dataset
 
 CONNECT_TIMEOUT_S = 3.0
 

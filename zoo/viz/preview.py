@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import load_dataset
+from zoo.data.load import load_dataset
 from zoo.viz.figure import headless_pyplot, save_figure
 
 MAX_ROWS = 20  # CIFAR-100's 100 classes would make an unreadable sheet: the first 20 rows

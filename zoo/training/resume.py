@@ -26,7 +26,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.runs import CONFIG_FILE, history_rows, publish_file, write_text_atomic
+from zoo.core.runs import CONFIG_FILE, history_rows, publish_file, write_text_atomic
 
 if TYPE_CHECKING:
     import keras
@@ -39,7 +39,7 @@ PARTIAL_PREFIX = ".partial-"
 # What must match for a run directory's backup and checkpoint to fit the model being trained.
 IDENTITY_KEYS = ("model", "hparams", "input_shape")
 
-logger = logging.getLogger("zoo.resume")
+logger = logging.getLogger("zoo.training.resume")
 
 
 class RunDirectoryError(ValueError):

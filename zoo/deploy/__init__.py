@@ -1,0 +1,1 @@
+"""Export, serving signatures and prediction from a finished run."""
