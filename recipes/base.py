@@ -12,6 +12,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from zoo.core.hyperparameter_types import as_boolean
 from zoo.core.registry import get_model_info
 
 if TYPE_CHECKING:
@@ -116,11 +117,9 @@ def _check_value(recipe: str, info: ParamInfo, value: Any) -> Any:
     where = f"recipe {recipe!r} parameter {info.name!r}"
     try:
         if info.type is bool:
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                value = value.lower() in ("true", "1", "yes")
-            value = bool(value)
+            value = as_boolean(value)
+            if value is None:
+                raise ValueError
         elif info.type is int:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError

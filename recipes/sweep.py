@@ -41,8 +41,9 @@ from recipes.sweep_resume import (
     read_finished_runs,
     run_key,
 )
+from zoo.core.hyperparameter_types import parse_literal
 from zoo.core.names import did_you_mean
-from zoo.core.registry import check_hyperparameters, get_model_info
+from zoo.core.registry import get_model_info, normalize_hyperparameters
 from zoo.core.runs import write_json_atomic, write_text_atomic
 from zoo.data.dataset import Dataset
 from zoo.data.load import load_dataset
@@ -89,12 +90,7 @@ def _split_values(key: str, text: str) -> list[str]:
 
 
 def _literal(text: str) -> Any:
-    import ast
-
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
+    return parse_literal(text)
 
 
 def _plan_value(key: str, field_name: str, text: str) -> Any:
@@ -158,12 +154,11 @@ def parse_sweep(text: str, model: str, hparams: dict[str, Any] | None = None) ->
     if key in (hparams or {}):
         raise RecipeError(f"--sweep {key} and --set {key}={hparams[key]!r} both set {key}; "
                           f"drop one of them")
-    converted = tuple(_literal(v) for v in values)
-    for value in converted:
-        try:
-            check_hyperparameters(model, {key: value})
-        except ValueError as err:
-            raise RecipeError(f"--sweep {key}: {err}") from None
+    try:
+        converted = tuple(normalize_hyperparameters(model, {key: _literal(v)})[key]
+                          for v in values)
+    except ValueError as err:
+        raise RecipeError(f"--sweep {key}: {err}") from None
     return Sweep(key, "hparam", key, converted)
 
 

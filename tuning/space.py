@@ -24,6 +24,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from zoo.core.hyperparameter_types import parse_literal
 from zoo.core.names import close_matches
 from zoo.core.registry import get_model_info
 
@@ -227,10 +228,7 @@ def _fit_length(value: Any, count: int) -> Any:
 
 # -- parsing --------------------------------------------------------------------------------
 def _literal(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
+    return parse_literal(text)
 
 
 def parse_choices(name: str, text: str) -> tuple:

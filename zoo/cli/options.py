@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ast
 import math
 from typing import Any
 
 import click
 
+from zoo.core.hyperparameter_types import parse_literal
 from zoo.training.dtype_policy import DTYPE_POLICIES
 
 
@@ -29,11 +29,9 @@ RATE = FiniteFloat(min=0, max=1, max_open=True)
 
 
 def parse_value(text: str) -> Any:
-    """A Python literal if the text is one ('5', '0.5', '16,32', 'None'), else the string."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
+    """A Python literal if the text is one ('5', '0.5', '16,32', 'None'), a boolean word
+    (true/false, yes/no, any case), else the string."""
+    return parse_literal(text)
 
 
 def parse_assignments(pairs: tuple[str, ...], what: str = "--set") -> dict[str, Any]:

@@ -5,12 +5,55 @@ takes, not end in a TypeError deep inside a Keras layer. The builder's default s
 value may be: an integer default also takes one integer per stage (``kernel_sizes=5`` or
 ``kernel_sizes=5,3``), a tuple default takes one value or a tuple of the same kind, a string
 default takes a string, a float default any finite number, a boolean default a boolean.
+
+Booleans are spelled as a shell user types them: true/false, yes/no (any case) and 1/0 all
+work wherever the zoo takes one (``--set include_top=false``, recipe and sweep values).
 """
 
 from __future__ import annotations
 
+import ast
 import math
 from typing import Any
+
+TRUE_WORDS = ("true", "yes")
+FALSE_WORDS = ("false", "no")
+
+
+def parse_literal(text: str) -> Any:
+    """A Python literal ('5', '0.5', '16,32', 'None'), a boolean word (true/false, yes/no in
+    any case), else the string itself."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def as_boolean(value: Any) -> bool | None:
+    """``value`` as a boolean when it spells one (True/False, 1/0, true/false, yes/no), else
+    None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in (*TRUE_WORDS, "1") or word in (*FALSE_WORDS, "0"):
+            return word in (*TRUE_WORDS, "1")
+    return None
+
+
+def coerce_booleans(defaults: dict[str, Any], hparams: dict[str, Any]) -> dict[str, Any]:
+    """``hparams`` with the values of boolean hyperparameters (by their default) turned into
+    booleans where they spell one (1/0, 'false', ...); other values are left to the check."""
+    result = dict(hparams)
+    for name, value in hparams.items():
+        if isinstance(defaults.get(name), bool) and as_boolean(value) is not None:
+            result[name] = as_boolean(value)
+    return result
 
 
 def _is_int(value: Any) -> bool:
@@ -24,7 +67,8 @@ def _is_number(value: Any) -> bool:
 def _kind(default: Any) -> tuple[str, Any] | None:
     """(what the value may be, its check) for a default, or None when anything goes."""
     if isinstance(default, bool):
-        return "True or False", lambda v: isinstance(v, bool)
+        return ("true or false (also 1/0, yes/no)",
+                lambda v: as_boolean(v) is not None)
     if _is_int(default):
         return ("an integer or comma-separated integers",
                 lambda v: _is_int(v) or _all(v, _is_int))

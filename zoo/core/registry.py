@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from zoo.core.hyperparameter_types import check_hyperparameter_types
+from zoo.core.hyperparameter_types import check_hyperparameter_types, coerce_booleans
 from zoo.core.names import close_matches
 
 # Family modules register their builders on import; they are imported on first use so that
@@ -218,6 +218,13 @@ def check_hyperparameters(name: str, hparams: dict[str, Any]) -> None:
     check_hyperparameter_types(name, known, hparams)
 
 
+def normalize_hyperparameters(name: str, hparams: dict[str, Any]) -> dict[str, Any]:
+    """``hparams`` checked (``check_hyperparameters``), with booleans given as 1/0 or words
+    ('false', 'yes') turned into True/False."""
+    check_hyperparameters(name, hparams)
+    return coerce_booleans(get_model_info(name).hyperparameters, hparams)
+
+
 def build(name: str, *, weights: str | None = None, **hparams: Any):
     """Build the registered model ``name`` with the given keyword hyperparameters.
 
@@ -234,7 +241,7 @@ def build(name: str, *, weights: str | None = None, **hparams: Any):
     Returns:
         The uncompiled ``keras.Model``.
     """
-    check_hyperparameters(name, hparams)
+    hparams = normalize_hyperparameters(name, hparams)
     if weights is not None:
         from zoo.weights.load import build_with_weights
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from zoo.core.registry import check_hyperparameters, get_model_info
+from zoo.core.registry import get_model_info, normalize_hyperparameters
 from zoo.core.runs import (
     CONFIG_FILE,
     CURVES_FILE,
@@ -117,9 +117,8 @@ class RunResult:
 
 def resolve_hparams(plan: TrainPlan, data: Dataset) -> dict[str, Any]:
     """The builder's hyperparameters: the plan's, with input shape and classes filled in."""
-    check_hyperparameters(plan.model, plan.hparams)
+    hparams = normalize_hyperparameters(plan.model, plan.hparams)
     info = get_model_info(plan.model)
-    hparams = dict(plan.hparams)
     if "input_shape" not in hparams:
         hparams["input_shape"] = info.input_shape
     hparams["input_shape"] = tuple(hparams["input_shape"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from zoo.core.hyperparameter_types import coerce_booleans
 from zoo.weights.load import ResolvedWeights, load_into, resolve
 from zoo.weights.preprocess import preprocessing_layers
 
@@ -40,6 +41,14 @@ def default_input_shape(model_shape: tuple[int, int, int],
     return max(height, MIN_SIDE), max(width, MIN_SIDE), model_shape[-1]
 
 
+def builder_defaults(builder) -> dict[str, Any]:
+    """A builder's keyword defaults (a keras.applications backbone's include_top=True, ...)."""
+    import inspect
+
+    return {name: p.default for name, p in inspect.signature(builder).parameters.items()
+            if p.default is not p.empty}
+
+
 def pretrained_backbone(name: str, weights: str, *,
                         input_shape: tuple[int, int, int] | None = None,
                         images_shape: tuple[int, ...] | None = None,
@@ -61,10 +70,12 @@ def pretrained_backbone(name: str, weights: str, *,
     hparams = {**(dict(entry.hparams) if entry else {}), **(hparams or {})}
     if name in list_models():
         info = get_model_info(name)
+        hparams = coerce_booleans(info.hyperparameters, hparams)
         native = tuple(hparams.get("input_shape", info.input_shape))
         builder = info.builder
     else:
         native, builder = (224, 224, 3), APPLICATION_BUILDERS[name]
+        hparams = coerce_booleans(builder_defaults(builder), hparams)
     shape = tuple(input_shape) if input_shape else default_input_shape(native, images_shape)
     has_top = hparams.get("include_top", True) and (entry is None or entry.classifier)
     headless = not has_top or shape != native
