@@ -281,6 +281,9 @@ def _is_weights_entry(source: str, weights: str) -> bool:
     from zoo.weights.catalog import entries_for
 
     names = {e.name for e in entries_for(source)}
+    prefix, sep, name = weights.partition(":")
+    if sep and prefix == source:  # 'vgg16:torchvision', as `zoo weights list` prints it
+        weights = name
     if weights in names:
         return True
     return weights == "imagenet" and any(e.dataset == "imagenet" for e in entries_for(source))

@@ -75,9 +75,9 @@ def info_command(key: str) -> None:
     """Everything known about one entry: source, license, checksum, metrics, input, state."""
     from zoo.weights.catalog import parse_key
     from zoo.weights.store import import_command as how_to_import
-    from zoo.weights.store import read_manifest, weights_file
+    from zoo.weights.store import is_present, read_manifest, weights_file
 
-    entry = parse_key(key)
+    entry = parse_key(key, present=is_present)
     manifest = read_manifest(entry) if weights_file(entry) else None
     lines = [
         (entry.key, entry.description),

@@ -7,6 +7,8 @@ Keras, so `zoo list` and `zoo weights list` stay fast.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from zoo.core.names import did_you_mean
 from zoo.weights.entry import WeightsEntry
 
@@ -60,12 +62,34 @@ def get_entry(model: str, name: str) -> WeightsEntry:
                               f"weights list`)")
 
 
-def parse_key(key: str) -> WeightsEntry:
-    """The entry named 'MODEL:ENTRY' (as `zoo weights list` prints it)."""
+def split_key(key: str) -> tuple[str, str]:
+    """'MODEL:ENTRY' -> (MODEL, ENTRY); anything else raises saying how to write it."""
     model, sep, name = key.partition(":")
     if not sep or not model or not name:
         raise UnknownWeightsError(f"weights entry {key!r} must be MODEL:ENTRY, e.g. "
-                                  f"vgg16:torchvision (see `zoo weights list`)")
+                                  f"vgg16:torchvision or MobileNetV2:imagenet (see `zoo "
+                                  f"weights list`)")
+    return model, name
+
+
+def parse_key(key: str, present: Callable[[WeightsEntry], bool] | None = None
+              ) -> WeightsEntry:
+    """The entry named 'MODEL:ENTRY' (as `zoo weights list` prints it); 'MODEL:imagenet'
+    means the model's ImageNet entry, as ``--weights imagenet`` does: the first one
+    ``present`` accepts, else the first in table order."""
+    model, name = split_key(key)
+    return find_entry(model, name, present)
+
+
+def find_entry(model: str, name: str, present: Callable[[WeightsEntry], bool] | None = None
+               ) -> WeightsEntry:
+    """The entry ``name`` of ``model``, where 'imagenet' (unless an entry has that name)
+    stands for its ImageNet entry: the first one ``present`` accepts, else the first."""
+    if name == IMAGENET and name not in {e.name for e in entries_for(model)}:
+        candidates = imagenet_candidates(model)
+        chosen = [e for e in candidates if present is not None and present(e)]
+        if chosen or candidates:
+            return (chosen or candidates)[0]
     return get_entry(model, name)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.weights.catalog import parse_key
+from zoo.weights.catalog import split_key
 from zoo.weights.load import load_into, resolve
 from zoo.weights.preprocess import class_names, preprocess_array
 from zoo.weights.store import build_architecture
@@ -35,16 +35,17 @@ def classify(key: str, paths: list[str | Path], *, top_k: int = 3) -> list[dict]
     """Top-k classes per image for entry ``key`` ('MODEL:ENTRY').
 
     Args:
-        key: an entry with a classifier, e.g. MobileNetV2:torchvision.
+        key: an entry with a classifier, e.g. MobileNetV2:torchvision or MobileNetV2:imagenet.
         paths: image files (anything Pillow reads).
         top_k: how many classes to return per image.
     """
-    entry = parse_key(key)
+    model_name, name = split_key(key)
+    resolved = resolve(model_name, name)  # 'imagenet': the present ImageNet entry
+    entry = resolved.entry
     names = class_names(entry)
     if names is None:
         raise ValueError(f"{entry.key} has no classifier (convolutions only); pick an entry "
                          f"with one (`zoo weights list`)")
-    resolved = resolve(entry.model, entry.name)
     model = build_architecture(entry)
     load_into(model, resolved)
     height, _, channels = model.input_shape[1:]

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoo.weights.catalog import IMAGENET, entries_for, get_entry, imagenet_candidates
+from zoo.weights.catalog import (
+    IMAGENET,
+    UnknownWeightsError,
+    entries_for,
+    get_entry,
+    imagenet_candidates,
+)
 from zoo.weights.entry import WeightsEntry
 from zoo.weights.store import import_command, is_present, read_manifest, weights_file
 
@@ -47,15 +53,30 @@ def _missing(entry: WeightsEntry, others: list[WeightsEntry] = ()) -> WeightsNot
         f"({entry.source}) and run `{import_command(entry)}`{also}")
 
 
+def _entry_name(model: str, weights: str, names: set[str], path: Path) -> str:
+    """``weights`` without a 'MODEL:' prefix, so '--weights vgg16:torchvision' (the key `zoo
+    weights list` prints) names the same entry as '--weights torchvision'."""
+    prefix, sep, name = weights.partition(":")
+    if not sep or weights in names or path.exists() or prefix != prefix.strip() or "/" in prefix:
+        return weights
+    if prefix != model:
+        raise UnknownWeightsError(f"--weights {weights} names weights of {prefix}, not of "
+                                  f"{model}; give one of {model}'s (`zoo weights list "
+                                  f"{model}`) or use {prefix} as the model")
+    return name
+
+
 def resolve(model: str, weights: str) -> ResolvedWeights:
     """The file and provenance ``weights`` stands for, for ``model``.
 
     Args:
         model: a zoo model or keras.applications backbone with entries.
-        weights: an entry name, 'imagenet', or the path of a Keras .weights.h5 file.
+        weights: an entry name ('torchvision', or 'MODEL:torchvision' as `zoo weights list`
+            prints it), 'imagenet', or the path of a Keras .weights.h5 file.
     """
     path = Path(weights).expanduser()
     names = {e.name for e in entries_for(model)}
+    weights = _entry_name(model, weights, names, path)
     if weights not in names and weights != IMAGENET and (
             path.suffix in (".h5", ".keras") or path.exists()):
         if not path.is_file():

@@ -102,7 +102,9 @@ def choose_entry(path: Path, sha256: str, md5: str, *, as_key: str | None,
     ``unverified``; then it must say which entry it stands for (by name or ``as_key``).
     """
     if as_key is not None:
-        entry = parse_key(as_key)
+        # 'MODEL:imagenet' stands for the ImageNet entry this file is (by checksum or name).
+        entry = parse_key(as_key, present=lambda e: e.matches(sha256, md5)
+                          or e.file_name == path.name)
         if entry.matches(sha256, md5):
             return entry, True
         if not unverified:
