@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from image_modes import IMAGE_MODES, mode_copies
 
 from zoo.cli import main
 
@@ -523,3 +524,54 @@ def test_unsafe_works_end_to_end_for_a_lambda_model(tmp_path):
     assert code == 0, output
     manifest = json.loads((tmp_path / "exports" / "lambda" / "1" / "manifest.json").read_text())
     assert manifest["formats"]["keras"]["safe_mode"] is False
+
+
+# -- 5. image modes: every mode Pillow opens reaches the model scaled, or is refused --------
+
+def test_every_image_mode_reaches_a_folder_data_set_scaled_like_its_8_bit_copy(tmp_path):
+    rng = np.random.default_rng(0)
+    pictures = [rng.integers(0, 256, (12, 12), dtype=np.uint8) for _ in range(6)]
+    outputs = {}
+    for mode in IMAGE_MODES:
+        folder = tmp_path / mode.replace(";", "")
+        for i, picture in enumerate(pictures):
+            copy = mode_copies(picture, tmp_path / "copies" / str(i))[mode]
+            target = folder / "data" / "ab"[i % 2] / f"{i}{copy.suffix}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            copy.rename(target)
+        code, output = cli("data", "info", folder / "data")
+        assert code == 0, output
+        # "pixel mean/std per channel (...): 0.4919/0.2949" (colour: three, all the same)
+        outputs[mode] = output.split("pixel mean/std")[1].split(":")[1].split()[0].rstrip(",")
+    assert all(stats == outputs["L"] for stats in outputs.values()), outputs
+
+
+def test_a_16_bit_image_shows_the_same_feature_maps_as_its_8_bit_copy(tiny_run, tmp_path):
+    picture = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    drawn = []
+    for mode in ("L", "I;16"):
+        image = mode_copies(picture, tmp_path / mode.replace(";", ""))[mode]
+        same_name = image.with_name(f"digit{image.suffix}")
+        image.rename(same_name)
+        out = tmp_path / f"maps-{mode.replace(';', '')}.png"
+        code, output = cli("viz", "featuremaps", tiny_run, "--image", same_name, "--out", out)
+        assert code == 0, output
+        drawn.append(out.read_bytes())
+    assert drawn[0] == drawn[1]
+
+
+@pytest.mark.parametrize("mode, fragment", [("F", "floats from 0 to 3"),
+                                            ("I", "negative pixels"),
+                                            ("LAB", "cannot scale")])
+def test_an_image_mode_without_a_grey_level_is_refused_naming_the_file(mode, fragment,
+                                                                       tmp_path):
+    from PIL import Image
+
+    folder = image_folder(tmp_path / "images", 3)
+    bad = folder / "dog" / "odd.tif"
+    pixels = np.zeros((12, 12))
+    pixels[0, 0] = {"F": 3.0, "I": -5, "LAB": 0}[mode]
+    image = Image.new("LAB", (12, 12)) if mode == "LAB" else Image.fromarray(
+        pixels.astype(np.float32 if mode == "F" else np.int32))
+    image.save(bad)
+    assert_one_line_error(*cli("data", "info", folder), str(bad), f"mode {mode!r}", fragment)

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 pytest.importorskip("tensorflow")
 
-from zoo import export as export_module  # noqa: E402
 from zoo.cli import main  # noqa: E402
+from zoo.deploy import export as export_module  # noqa: E402
 from zoo.deploy.export import (  # noqa: E402
     FORMATS,
     ExportError,
@@ -329,3 +329,17 @@ def test_a_registered_name_exports_as_untrained():
     source = load_export_source("lenet5")
     assert not source.trained and source.origin == "registry:lenet5"
     assert source.class_names == [str(i) for i in range(10)]
+
+
+def test_predict_reads_every_image_mode_as_its_8_bit_copy(exported, tmp_path):
+    from image_modes import IMAGE_MODES, mode_copies
+
+    picture = digit_images(1)[0, ..., 0]
+    paths = mode_copies(picture, tmp_path)
+    result = run("predict", exported.path, *paths.values(), "--format", CHEAP_FORMAT, "--json")
+    assert result.exit_code == 0, result.output
+    tops = {mode: p["top"][0] for mode, p in zip(IMAGE_MODES,
+                                                  json.loads(result.output)["predictions"])}
+    for mode, top in tops.items():
+        assert top["class_id"] == tops["L"]["class_id"], mode
+        assert top["probability"] == pytest.approx(tops["L"]["probability"], abs=1e-5), mode

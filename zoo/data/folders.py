@@ -24,9 +24,10 @@ from zoo.data.dataset import (
     check_every_class_in_every_split,
     split_arrays,
 )
+from zoo.data.images import open_image
 
 SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
-CACHE_VERSION = 1  # bump when decoding changes, so old cached arrays are not reused
+CACHE_VERSION = 2  # bump when decoding changes, so old cached arrays are not reused
 PROGRESS_MIN_FILES = 200  # below this, decoding is quick enough without a progress bar
 
 
@@ -66,20 +67,15 @@ def _content_key(files: list[Path]) -> str:
 def decode_images(files: list[Path]) -> np.ndarray:
     """Decode image files into one uint8 (N, H, W, C) array, with a progress bar for many.
 
-    Grey stays 1 channel unless any image has colour; the most common size wins and other
-    images are resized to it.
+    Each file is decoded by ``zoo.data.images.open_image`` (every mode scaled to 8 bits, or
+    refused naming the file). Grey stays 1 channel unless any image has colour; the most
+    common size wins and other images are resized to it.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
     from tqdm import tqdm
 
-    images = []
     bar = tqdm(files, desc="decoding images", unit="img", disable=len(files) < PROGRESS_MIN_FILES)
-    for f in bar:
-        try:
-            with Image.open(f) as img:
-                images.append(img.convert("RGB") if img.mode not in ("L", "RGB") else img.copy())
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
-            raise DataError(f"cannot read image {f}: {err}; remove or replace the file") from None
+    images = [open_image(f) for f in bar]
     channels = 1 if all(img.mode == "L" for img in images) else 3
     sizes = [img.size for img in images]
     size = max(set(sizes), key=sizes.count)

@@ -10,6 +10,7 @@ import numpy as np
 
 from zoo.core.runs import SAVED_MODELS
 from zoo.data.dataset import fit_images
+from zoo.data.images import read_image
 from zoo.deploy.serving import (
     MANIFEST_FILE,
     PREFERRED_ORDER,
@@ -22,28 +23,16 @@ from zoo.deploy.serving import (
 def load_images(paths: list[str | Path], input_shape: tuple[int, int, int]) -> np.ndarray:
     """Image files as one uint8 (N, H, W, C) batch fitted to the export's input.
 
-    Channels and size are adapted exactly as training adapts data sets
+    Files are decoded by ``zoo.data.images.read_image`` (every mode scaled to 8 bits);
+    channels and size are adapted exactly as training adapts data sets
     (``zoo.data.dataset.fit_images``:
     grey <-> RGB, small margins zero-padded, otherwise resized).
     """
-    from PIL import Image, UnidentifiedImageError
-
     if not paths:
         raise ValueError("no image files given")
-    channels = input_shape[-1]
     images = []
     for path in paths:
-        try:
-            with Image.open(path) as img:
-                pixels = np.asarray(img.convert("L" if channels == 1 else "RGB"), np.uint8)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"image {path} does not exist") from None
-        except Image.DecompressionBombError as err:
-            raise ValueError(f"image {path} is too large to decode safely ({err}); shrink "
-                             f"it first") from None
-        except (UnidentifiedImageError, OSError) as err:
-            raise ValueError(f"cannot read image {path}: {err}") from None
-        pixels = pixels.reshape(*pixels.shape[:2], channels)[None]
+        pixels = read_image(path, input_shape[-1])[None]
         images.append(fit_images(pixels, tuple(input_shape), what=f"image {path}")[0])
     return np.stack(images)
 

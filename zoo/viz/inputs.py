@@ -15,6 +15,7 @@ import numpy as np
 from zoo.core.names import close_matches
 from zoo.core.runs import load_run_config, load_run_model
 from zoo.data.dataset import fit_images
+from zoo.data.images import read_image
 from zoo.data.load import load_dataset
 
 if TYPE_CHECKING:
@@ -116,24 +117,14 @@ def _listing(names: list[str], limit: int = 12) -> str:
 
 
 def load_image(path: str | Path, input_shape: tuple[int, int, int]) -> InputImage:
-    """Read an image file as uint8, converted to the model's channels and size."""
-    from PIL import Image, UnidentifiedImageError
-
+    """An image file as uint8 (``zoo.data.images``), fitted to the model's channels and size."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise VizError(f"image {path} does not exist or is not a file")
-    try:
-        with Image.open(path) as img:
-            img = img.convert("L" if input_shape[-1] == 1 else "RGB")
-            pixels = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as err:
-        raise VizError(f"cannot read {path} as an image ({err}); give a PNG or JPEG file") \
-            from None
-    if pixels.ndim == 2:
-        pixels = pixels[..., None]
     if input_shape[-1] not in (1, 3):
         raise VizError(f"the model takes {input_shape[-1]}-channel input; only grey and RGB "
                        f"image files can be fed to it")
+    pixels = read_image(path, input_shape[-1])
     return InputImage(fit_images(pixels[None], input_shape, what="image")[0], path.name)
 
 

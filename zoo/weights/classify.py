@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.data.images import open_image
 from zoo.weights.catalog import split_key
 from zoo.weights.load import load_into, resolve
 from zoo.weights.preprocess import class_names, preprocess_array
@@ -19,16 +20,15 @@ def load_photo(path: str | Path, size: int, channels: int) -> np.ndarray:
     """An image file as uint8 (size, size, channels): shorter side resized, centre crop."""
     from PIL import Image
 
-    with Image.open(path) as img:
-        img = img.convert("L" if channels == 1 else "RGB")
-        if channels == 1:  # digits: the whole image, no crop
-            return np.asarray(img.resize((size, size), Image.BILINEAR), np.uint8)[..., None]
-        short = round(size / RESIZE_FRACTION)
-        scale = short / min(img.size)
-        img = img.resize((max(short, round(img.width * scale)),
-                          max(short, round(img.height * scale))), Image.BILINEAR)
-        left, top = (img.width - size) // 2, (img.height - size) // 2
-        return np.asarray(img.crop((left, top, left + size, top + size)), np.uint8)
+    img = open_image(path).convert("L" if channels == 1 else "RGB")
+    if channels == 1:  # digits: the whole image, no crop
+        return np.asarray(img.resize((size, size), Image.BILINEAR), np.uint8)[..., None]
+    short = round(size / RESIZE_FRACTION)
+    scale = short / min(img.size)
+    img = img.resize((max(short, round(img.width * scale)),
+                      max(short, round(img.height * scale))), Image.BILINEAR)
+    left, top = (img.width - size) // 2, (img.height - size) // 2
+    return np.asarray(img.crop((left, top, left + size, top + size)), np.uint8)
 
 
 def classify(key: str, paths: list[str | Path], *, top_k: int = 3) -> list[dict]:
