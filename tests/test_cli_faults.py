@@ -58,15 +58,23 @@ def cli(*args: str) -> tuple[int, str]:
 
 
 def zoo_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3",
-            "PYTHONWARNINGS": "ignore"}
+    """A user's environment: TensorFlow's log level left unset, as a practitioner leaves it."""
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    return {**env, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore"}
+
+
+# TensorFlow's start-up lines (absl's pre-init warning, oneDNN, cudart_stub): a practitioner's
+# terminal shows the zoo's output only (zoo.cli.quiet_tensorflow), in every subprocess case.
+TENSORFLOW_NOISE = ("absl::InitializeLog", "oneDNN custom operations", "cudart_stub")
 
 
 def zoo_process(*args: str, cwd: Path, timeout: float = 900) -> tuple[int, str]:
     """Run ``python -m zoo.cli ARGS`` to the end: (exit status, stdout + stderr)."""
     done = subprocess.run([sys.executable, "-m", "zoo.cli", *map(str, args)], cwd=cwd,
                           env=zoo_env(), capture_output=True, text=True, timeout=timeout)
-    return done.returncode, done.stdout + done.stderr
+    output = done.stdout + done.stderr
+    assert not [noise for noise in TENSORFLOW_NOISE if noise in output], output
+    return done.returncode, output
 
 
 def kill_when(args: list[str], cwd: Path, ready, timeout: float = 900) -> None:
@@ -524,6 +532,19 @@ def test_unsafe_works_end_to_end_for_a_lambda_model(tmp_path):
     assert code == 0, output
     manifest = json.loads((tmp_path / "exports" / "lambda" / "1" / "manifest.json").read_text())
     assert manifest["formats"]["keras"]["safe_mode"] is False
+
+
+def test_tensorflow_start_up_lines_are_dropped_and_its_errors_kept():
+    from zoo.cli.quiet_tensorflow import without_start_up_noise
+
+    start_up = ("WARNING: All log messages before absl::InitializeLog() is called are written "
+                "to STDERR\n"
+                "I0000 00:00:1796574868.605114    5490 port.cc:153] oneDNN custom operations "
+                "are on.\n"
+                "W1206 16:24:42.123456  123 cudart_stub.cc:31] Could not find cuda drivers\n")
+    kept = ("E0000 00:00:1796574868.605114    5490 cuda_executor.cc:1] out of memory\n"
+            "UserWarning: a Python warning\n")
+    assert without_start_up_noise(start_up + kept) == kept
 
 
 # -- 5. image modes: every mode Pillow opens reaches the model scaled, or is refused --------

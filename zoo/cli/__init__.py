@@ -16,6 +16,7 @@ import sys
 import click
 
 from zoo.cli.errors import debug_requested, one_line, unexpected_line
+from zoo.cli.quiet_tensorflow import hide_tensorflow_start_up
 
 COMMAND_MODULES = ("models", "train", "recipes", "transfer", "tune", "export", "bench", "viz",
                    "data", "weights")
@@ -78,5 +79,8 @@ def _remember_debug(ctx: click.Context, _param, value: bool) -> bool:
 @click.option("--debug", is_flag=True, expose_value=False, is_eager=True,
               callback=_remember_debug,
               help="Show the full traceback of an error (also ZOO_DEBUG=1).")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """cnn-zoo: pick a CNN from the zoo, train it with recipes, transfer, tune and export it."""
+    if not debug_requested(ctx.meta.get(DEBUG_KEY, False)):
+        hide_tensorflow_start_up()
