@@ -596,3 +596,14 @@ def test_an_image_mode_without_a_grey_level_is_refused_naming_the_file(mode, fra
         pixels.astype(np.float32 if mode == "F" else np.int32))
     image.save(bad)
     assert_one_line_error(*cli("data", "info", folder), str(bad), f"mode {mode!r}", fragment)
+
+
+# -- 6. options that cannot apply are refused, never dropped ------------------------------
+
+@pytest.mark.parametrize("options", [["--set", "filters=4,8"], ["--input-shape", "64,64,1"],
+                                     ["--weights", "imagenet"]])
+def test_show_of_a_saved_model_refuses_the_options_that_would_change_it(options, tiny_run):
+    assert_one_line_error(*cli("show", tiny_run, *options), "cannot change saved model",
+                          f"zoo show lenet5 {' '.join(options)}")
+    assert_one_line_error(*cli("show", tiny_run / "model.keras", *options),
+                          "cannot change saved model", f"zoo show MODEL {' '.join(options)}")

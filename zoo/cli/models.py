@@ -84,6 +84,24 @@ def run_weights_lines(path: str) -> tuple[list[str], dict | None]:
             + (f" (source SHA-256 {digest})" if digest else "")], provenance
 
 
+def _saved_model_name(path: str) -> str:
+    """The registry name a run directory was trained from ('MODEL' when it does not say)."""
+    from pathlib import Path
+
+    config = Path(path) / "config.json"
+    try:
+        return str(json.loads(config.read_text()).get("model") or "MODEL")
+    except (OSError, ValueError, AttributeError):
+        return "MODEL"
+
+
+def _as_options(assignments: tuple[str, ...], input_shape: str | None,
+                weights: str | None) -> str:
+    options = [f"--set {a}" for a in assignments]
+    options += [f"--input-shape {input_shape}"] if input_shape else []
+    return " ".join(options + ([f"--weights {weights}"] if weights else []))
+
+
 @click.command("show")
 @click.argument("name")
 @input_shape_option
@@ -104,6 +122,16 @@ def show_command(name: str, input_shape: str | None, assignments: tuple[str, ...
 
     hparams = parse_assignments(assignments)
     is_file = "/" in name or name.endswith(".keras") or Path(name).exists()
+    given = [option for option, value in (("--set", assignments), ("--input-shape", input_shape),
+                                          ("--weights", weights)) if value]
+    if is_file and given:
+        # A run's (or .keras file's) model is fixed by its trained weights: changing its
+        # hyperparameters would describe another, untrained model, so refuse, never ignore.
+        raise click.UsageError(
+            f"{' and '.join(given)} cannot change saved model {name} (its layers are fixed by "
+            f"its weights); drop them, or show the registry's model with them: "
+            f"zoo show {_saved_model_name(name)} "
+            f"{_as_options(assignments, input_shape, weights)}")
     lines, provenance = run_weights_lines(name) if is_file else weights_lines(name, weights)
     if not is_file and provenance is not None and provenance.get("entry"):
         from zoo.weights.catalog import parse_key
