@@ -16,6 +16,27 @@ def _cli(*args: str):
     return CliRunner().invoke(main, list(args))
 
 
+# Four grey classes, imbalanced as the inspection photos of issue 30 (1,508 / 295 / 106 / 715
+# scaled down): each image one grey level plus noise; 'small' overlaps 'big' in brightness.
+PHOTO_CLASSES = {"big": (90, 0.30), "medium": (20, 0.62), "small": (10, 0.40),
+                 "large": (40, 0.85)}
+
+
+def photo_folder(root, side: int = 16, classes=PHOTO_CLASSES, seed: int = 0):
+    """A folder of grey PNG photos, one sub-folder per class, imbalanced (see above)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name, (count, level) in classes.items():
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            value = rng.normal(level, 0.08) + rng.normal(0, 0.1, size=(side, side))
+            pixels = (np.clip(value, 0, 1) * 255).astype(np.uint8)
+            Image.fromarray(pixels, mode="L").save(root / name / f"{i:03d}.png")
+    return root
+
+
 # ---------------------------------------------------------------- booleans
 
 
@@ -65,3 +86,111 @@ def test_every_command_takes_the_same_weights_names(tiny_entry, tmp_path, monkey
     assert zoo.build("vgg11", weights="vgg11:tiny").count_params() > 0
     wrong = _cli("show", "vgg11", "--weights", "lenet5:mnist")
     assert wrong.exit_code == 1 and "not of vgg11" in wrong.output
+
+
+# ---------------------------------------------------------------- grey images on RGB weights
+
+# Whole-network tolerance of the grey model against the RGB one fed the grey image three
+# times, as a fraction of the largest feature: the kernels of random test weights weigh the
+# three channels unlike each other, the worst case for the border (zoo.weights.grey); measured
+# 0.34 % (mean/std) and 0.39 % (caffe) on the tiny VGG at 32x32, 0.0 away from the border.
+GREY_TOLERANCE = 0.01
+
+
+def _grey_and_rgb(model_rgb, model_grey, preprocessing, shape):
+    """Both models' features for one batch of grey images (the RGB one sees it 3 times), and
+    the first convolution's outputs (after its batch norm, if biasless) away from the border,
+    where the adaptation is exact."""
+    import numpy as np
+
+    from zoo.weights.grey import grey_preprocessing_layers
+    from zoo.weights.preprocess import preprocessing_layers
+
+    grey = np.random.default_rng(1).uniform(size=(3, *shape[:2], 1)).astype("float32")
+    rgb = np.repeat(grey, 3, axis=-1)
+    outputs, firsts = [], []
+    for model, layers, x in ((model_rgb, preprocessing_layers(preprocessing), rgb),
+                             (model_grey, grey_preprocessing_layers(preprocessing), grey)):
+        for layer in layers:
+            x = layer(x)
+        outputs.append(np.asarray(model(x, training=False)))
+        conv = next(layer for layer in model.layers if hasattr(layer, "kernel"))
+        y = conv(x if conv.padding == "same" else model.get_layer("Conv1_pad")(x))
+        if not conv.use_bias:  # MobileNetV2: the shift is in the batch norm after it
+            y = model.get_layer("bn_Conv1")(y, training=False)
+        firsts.append(np.asarray(y)[:, 1:-1, 1:-1])
+    return outputs, firsts
+
+
+def _assert_close(outputs, firsts):
+    import numpy as np
+
+    scale = np.abs(outputs[0]).max()
+    assert scale > 0  # not a dead network: the comparison means something
+    assert np.abs(outputs[0] - outputs[1]).max() <= GREY_TOLERANCE * scale
+    np.testing.assert_allclose(firsts[1], firsts[0], rtol=1e-4,
+                               atol=1e-5 * np.abs(firsts[0]).max())
+
+
+@pytest.mark.parametrize("kind", ["mean_std", "caffe"])
+def test_grey_vgg_matches_the_rgb_model_fed_the_grey_image_three_times(
+        tiny_entry, kind, monkeypatch):  # noqa: F811
+    import dataclasses
+
+    from zoo.weights import catalog
+    from zoo.weights.backbone import pretrained_backbone
+    from zoo.weights.entry import CAFFE_BGR, IMAGENET_MEAN_STD
+    from zoo.weights.store import import_weights
+
+    entry, path = tiny_entry
+    preprocessing = IMAGENET_MEAN_STD if kind == "mean_std" else CAFFE_BGR
+    entry = dataclasses.replace(entry, preprocessing=preprocessing)
+    monkeypatch.setattr(catalog, "application_entries", lambda: (entry,))
+    import_weights(path)
+    rgb = pretrained_backbone("vgg11", "imagenet", input_shape=(16, 16, 3))
+    grey = pretrained_backbone("vgg11", "imagenet", input_shape=(16, 16, 1))
+    assert grey.model.get_layer("block1_conv1").kernel.shape[2] == 1
+    assert "summed" in grey.resolved.provenance["input_adapted"]
+    _assert_close(*_grey_and_rgb(rgb.model, grey.model, preprocessing, (16, 16)))
+
+
+def test_grey_mobilenet_v2_shifts_the_batch_norm_after_its_biasless_first_conv(tmp_path):
+    """MobileNetV2's Conv1 has no bias: the normalisation's shift goes to bn_Conv1's moving
+    mean (exact in inference mode, as transfer runs the base's batch norm)."""
+    import numpy as np
+
+    from zoo.weights.applications import torchvision_mobilenet_v2
+    from zoo.weights.entry import IMAGENET_MEAN_STD
+    from zoo.weights.load import ResolvedWeights, load_into
+
+    rng = np.random.default_rng(0)
+    rgb = torchvision_mobilenet_v2(input_shape=(32, 32, 3), include_top=False, pooling="avg")
+    for layer in rgb.layers:
+        if type(layer).__name__ == "BatchNormalization":  # statistics unlike the defaults
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([gamma, beta, rng.normal(size=mean.shape).astype("float32"),
+                               rng.uniform(0.5, 2, size=variance.shape).astype("float32")])
+    rgb.save_weights(tmp_path / "rgb.weights.h5")
+    grey = torchvision_mobilenet_v2(input_shape=(32, 32, 1), include_top=False, pooling="avg")
+    entry = type("Entry", (), {"preprocessing": IMAGENET_MEAN_STD})()
+    load_into(grey, ResolvedWeights(tmp_path / "rgb.weights.h5", entry), grey=True)
+    assert grey.get_layer("Conv1").kernel.shape[2] == 1
+    shifted = grey.get_layer("bn_Conv1").moving_mean.numpy()
+    assert not np.allclose(shifted, rgb.get_layer("bn_Conv1").moving_mean.numpy())
+    _assert_close(*_grey_and_rgb(rgb, grey, IMAGENET_MEAN_STD, (32, 32)))
+
+
+def test_transfer_trains_imagenet_weights_on_a_grey_folder(tiny_entry, tmp_path):  # noqa: F811
+    """`zoo transfer MODEL --weights imagenet --input-shape H,W,1` on grey photos: refused
+    before (the file's block1_conv1 holds 3 input channels), trained now."""
+    from zoo.weights.store import import_weights
+
+    import_weights(tiny_entry[1])
+    folder = photo_folder(tmp_path / "photos")
+    result = _cli("transfer", "vgg11", "--weights", "imagenet", "--input-shape", "16,16,1",
+                  "--dataset", str(folder), "--strategy", "head", "--head-epochs", "1",
+                  "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["input_shape"] == [16, 16, 1]
+    assert "summed" in config["weights"]["input_adapted"]

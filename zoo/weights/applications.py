@@ -47,7 +47,7 @@ def torchvision_mobilenet_v2(*, input_shape=(224, 224, 3), include_top: bool = T
     """keras.applications.MobileNetV2 (alpha 1.0) with torchvision's padding and epsilon.
 
     Args:
-        input_shape: (height, width, 3).
+        input_shape: (height, width, 3), or 1 channel for grey images (zoo.weights.grey).
         include_top: keep the 1000-way ``predictions`` layer.
         pooling: without the top, None, 'avg' or 'max'.
         num_classes: units of ``predictions``.
@@ -69,16 +69,16 @@ def torchvision_mobilenet_v2(*, input_shape=(224, 224, 3), include_top: bool = T
     conv1 = next(i for i, layer in enumerate(layers) if layer["name"] == "Conv1")
     conv1_layer = layers[conv1]
     source = conv1_layer["inbound_nodes"][0]["args"][0]["config"]["keras_history"][0]
-    height, width = input_shape[:2]
+    height, width, channels = input_shape
     pad = {"module": "keras.layers", "class_name": "ZeroPadding2D", "registered_name": None,
            "name": "Conv1_pad",
            "config": {"name": "Conv1_pad", "trainable": True, "dtype": "float32",
                       "padding": [[1, 1], [1, 1]], "data_format": "channels_last"},
-           "inbound_nodes": [{"args": [_keras_tensor(source, [None, height, width, 3])],
+           "inbound_nodes": [{"args": [_keras_tensor(source, [None, height, width, channels])],
                               "kwargs": {}}]}
     conv1_layer["config"]["padding"] = "valid"
     conv1_layer["inbound_nodes"] = [{"args": [_keras_tensor(
-        "Conv1_pad", [None, height + 2, width + 2, 3])], "kwargs": {}}]
+        "Conv1_pad", [None, height + 2, width + 2, channels])], "kwargs": {}}]
     layers.insert(conv1, pad)
     return keras.Model.from_config(config)
 

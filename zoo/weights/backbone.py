@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from zoo.core.hyperparameter_types import coerce_booleans
+from zoo.weights.entry import UNIT_SCALE
+from zoo.weights.grey import grey_preprocessing_layers
 from zoo.weights.load import ResolvedWeights, load_into, resolve
 from zoo.weights.preprocess import preprocessing_layers
 
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     import keras
 
 MIN_SIDE = 32  # the ImageNet backbones' smallest input (five 2x2 poolings)
+GREY_NOTE = ("grey: the first convolution's RGB kernels summed, per-channel normalisation "
+             "folded in (zoo.weights.grey)")
 
 
 @dataclass
@@ -82,8 +86,14 @@ def pretrained_backbone(name: str, weights: str, *,
     if headless:
         hparams.update(include_top=False, pooling="avg")
     model = builder(**{**hparams, "input_shape": shape})
-    load_into(model, resolved)
-    layers = preprocessing_layers(entry.preprocessing) if entry else []
+    grey = shape[-1] == 1 and native[-1] == 3  # RGB weights on grey images
+    load_into(model, resolved, grey=grey)
+    preprocessing = entry.preprocessing if entry else UNIT_SCALE
+    if grey:
+        layers = grey_preprocessing_layers(preprocessing)
+        resolved.provenance["input_adapted"] = GREY_NOTE
+    else:
+        layers = preprocessing_layers(preprocessing) if entry else []
     return Backbone(model, layers, resolved, {**hparams, "input_shape": list(shape)}, headless)
 
 

@@ -21,7 +21,8 @@ from zoo.weights.catalog import (
     get_entry,
     imagenet_candidates,
 )
-from zoo.weights.entry import WeightsEntry
+from zoo.weights.entry import UNIT_SCALE, Preprocessing, WeightsEntry
+from zoo.weights.grey import adapt_layers
 from zoo.weights.store import import_command, is_present, read_manifest, weights_file
 
 if TYPE_CHECKING:
@@ -104,11 +105,22 @@ def resolve(model: str, weights: str) -> ResolvedWeights:
     return ResolvedWeights(file, entry, provenance)
 
 
-def read_keras_weights(path: str | Path, model: "keras.Model") -> dict[str, list[np.ndarray]]:
+def _is_grey_first_conv(index: int, expected: list[tuple], found: list[tuple]) -> bool:
+    """Whether the model's first weighted layer is a 1-channel version of the file's RGB
+    convolution (same kernel size, outputs and bias)."""
+    return (index == 0 and len(expected[0]) == 4 and expected[0][2] == 1 and found[0][2] == 3
+            and expected[0][:2] + expected[0][3:] == found[0][:2] + found[0][3:]
+            and expected[1:] == found[1:])
+
+
+def read_keras_weights(path: str | Path, model: "keras.Model",
+                       grey: Preprocessing | None = None) -> dict[str, list[np.ndarray]]:
     """The weights of a Keras 3 ``.weights.h5`` for ``model``'s layers, matched by layer name.
 
     Layers of the file that the model lacks (a top left out) are skipped; a weighted layer of
-    the model that the file lacks, or a shape that differs, raises with the fix.
+    the model that the file lacks, or a shape that differs, raises with the fix. With ``grey``
+    (the preprocessing the file's RGB weights expect), a model built for 1-channel images gets
+    its first convolution summed over the colour channels (``zoo.weights.grey``).
     """
     import h5py
 
@@ -121,15 +133,19 @@ def read_keras_weights(path: str | Path, model: "keras.Model") -> dict[str, list
                 stored[str(obj.attrs["name"])] = [np.asarray(obj[k])
                                                   for k in sorted(obj, key=int)]
         f.visititems(visit)
-    result, missing = {}, []
-    for layer in weighted_layers(model):
+    result, missing, adapt = {}, [], False
+    layers = weighted_layers(model)
+    for index, layer in enumerate(layers):
         if layer.name not in stored:
             missing.append(layer.name)
             continue
         arrays = stored[layer.name]
         expected = [tuple(w.shape) for w in layer.weights]
         found = [tuple(a.shape) for a in arrays]
-        if expected != found:
+        if grey is not None and expected != found and _is_grey_first_conv(index, expected,
+                                                                          found):
+            adapt = True
+        elif expected != found:
             raise ConversionError(
                 f"{path}: layer {layer.name!r} holds {found}, the model needs {expected}. "
                 f"Build the model as the weights were made (see `zoo weights info`), or "
@@ -141,14 +157,22 @@ def read_keras_weights(path: str | Path, model: "keras.Model") -> dict[str, list
             f"{path} has no weights for layer(s) {', '.join(missing[:6])}"
             f"{' ...' if len(missing) > 6 else ''}: the file holds fewer layers (the "
             f"convolutions only?); build with include_top=False")
+    if adapt:
+        adapt_layers(result, layers, 0, grey)
     return result
 
 
-def load_into(model: "keras.Model", resolved: ResolvedWeights) -> None:
-    """Fill ``model`` from a resolved weights file (all layers checked before any is set)."""
+def load_into(model: "keras.Model", resolved: ResolvedWeights, *, grey: bool = False) -> None:
+    """Fill ``model`` from a resolved weights file (all layers checked before any is set).
+
+    ``grey``: the model takes 1-channel images and the file holds RGB weights; its first
+    convolution is summed over the colour channels, normalisation folded in
+    (``zoo.weights.grey``; pair it with ``grey_preprocessing_layers``).
+    """
     from zoo.weights.convert import assign
 
-    assign(model, read_keras_weights(resolved.path, model))
+    preprocessing = resolved.entry.preprocessing if resolved.entry else UNIT_SCALE
+    assign(model, read_keras_weights(resolved.path, model, preprocessing if grey else None))
 
 
 def build_with_weights(name: str, weights: str, **hparams: Any) -> "keras.Model":
