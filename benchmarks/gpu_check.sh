@@ -12,7 +12,7 @@
 #
 # Parts, each capped by `timeout` so that a slow part cannot eat the next one's time, and each
 # writing what it measured even when cut off:
-#   versus    zoo bench --versus-torch: lenet5, vgg_small, alexnet, vgg16@224 in float32 and
+#   versus    benchmarks/versus_torch.py: lenet5, vgg_small, alexnet, vgg16@224 in float32 and
 #             mixed bf16, zoo vs its PyTorch peer fed from uint8 host arrays and device-resident,
 #             8192^3 bf16 matmul peak (benchmarks/gpu_versus_torch.sh)          cap 270 s
 #   accuracy  seconds from process start to 99.0 % (lenet5_modern, MNIST) and 92 % (vgg_small,

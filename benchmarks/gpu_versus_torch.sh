@@ -7,8 +7,8 @@
 # Results: $OUT/gpu-versus-torch.json and .md, written after each model's zoo and PyTorch
 # processes, and on the timeout's SIGTERM, so a cut-off run keeps what it measured.
 #
-# Extra arguments go to `zoo bench` and override the ones below (the last value wins), e.g. the
-# CPU check: PYTHON="python -S" benchmarks/gpu_versus_torch.sh --batch-size 2 --steps 1 ...
+# Extra arguments go to benchmarks/versus_torch.py and override the ones below (the last value
+# wins), e.g. the CPU check: PYTHON="python -S" benchmarks/gpu_versus_torch.sh --batch-size 2 --steps 1 ...
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-benchmarks/results}"
@@ -24,5 +24,5 @@ export KERAS_BACKEND=jax TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore
 # JAX reserves 75% of the GPU's memory by default. Its side runs alone (PyTorch's process
 # starts after it has exited), so it may take 90%, about what PyTorch can use.
 export XLA_PYTHON_CLIENT_MEM_FRACTION="${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.90}"
-timeout "${TIMEOUT:-330}" $PYTHON -m zoo bench lenet5 vgg_small alexnet vgg16 --versus-torch \
+timeout "${TIMEOUT:-330}" $PYTHON benchmarks/versus_torch.py lenet5 vgg_small alexnet vgg16 \
     --batch-size 256 --repeats 3 --json "$OUT/gpu-versus-torch.json" --note "${NOTE:-}" "$@"

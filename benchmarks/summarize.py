@@ -1,4 +1,5 @@
-"""Combine `zoo bench` JSON results into the README's performance tables.
+"""Combine `zoo bench` and benchmarks/bench_peers.py JSON results into the README's tables
+(files of `zoo bench` alone have no baseline: n/a in its columns).
 
     python benchmarks/summarize.py benchmarks/results/cpu-*.json
 """
@@ -41,9 +42,9 @@ def summarize(paths: list[Path]) -> str:
             train.append(
                 f"| {row['model']} | {'x'.join(map(str, row['input_shape']))} | "
                 f"{'yes' if row['augment'] else 'no'} | {row['batch_size']} × {row['steps']} | "
-                f"{_rate(row['zoo_images_per_s'])} | {_rate(row['baseline_images_per_s'])} | "
-                f"{_ratio(row['ratio'])} | {_ratio(min(row.get('repeat_ratios') or [None]))} | "
-                f"{_ratio(row['cpu_ratio'])} | {jit_text} | "
+                f"{_rate(row['zoo_images_per_s'])} | {_rate(row.get('baseline_images_per_s'))} | "
+                f"{_ratio(row.get('ratio'))} | {_ratio(min(row.get('repeat_ratios') or [None]))} | "
+                f"{_ratio(row.get('cpu_ratio'))} | {jit_text} | "
                 f"{100 * row['fraction_of_peak']:.0f}% of {peak:.0f} GFLOP/s | {path.stem} |")
             if row.get("torch"):
                 t = row["torch"]

@@ -20,7 +20,7 @@ epochs, whether or not the run stops early.
 
 - The zoo trains through ``zoo.training.train.train`` (its input path, compile settings and recipes)
   with the test split as its validation data, so Keras evaluates it after every epoch.
-- The PyTorch peer (``zoo.bench.torch_models``: the same layers) is trained the same way:
+- The PyTorch peer (``benchmarks.torch_models``: the same layers) is trained the same way:
   glorot-uniform weights and zero biases as Keras initialises them, Adam with Keras' epsilon
   (1e-7), the same cosine decay per step, batch norm with Keras' epsilon and momentum, a
   DataLoader over uint8 tensors (one indexed gather per batch, pinned memory, non-blocking

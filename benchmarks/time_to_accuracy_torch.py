@@ -2,7 +2,7 @@
 the way a PyTorch user writes it, with Keras' defaults where the two frameworks differ
 (initialisation, Adam's epsilon, batch norm's epsilon and momentum), augmentation on the
 device. Device, precision (TF32 float32 matmuls on CUDA, as JAX's default) and memory format
-follow `zoo bench --versus-torch`'s peer (``zoo.bench.torch_peer``). Imported by the child
+follow benchmarks/versus_torch.py's peer (``benchmarks.torch_peer``). Imported by the child
 process only, so the parent never imports PyTorch."""
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def train_to_target(task, data, start: float, emit: Callable[..., None]) -> None
     from torch.nn import functional
     from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
-    from zoo.bench.torch_models import build_torch_peer
-    from zoo.bench.torch_peer import precision_settings, training_device
+    from benchmarks.torch_models import build_torch_peer
+    from benchmarks.torch_peer import precision_settings, training_device
 
     torch.manual_seed(task.seed)
     device = training_device()

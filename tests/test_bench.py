@@ -1,4 +1,5 @@
-"""`zoo bench`: the hand-written baselines match the zoo, and a tiny benchmark runs end to end.
+"""`zoo bench` and benchmarks/bench_peers.py: the hand-written baselines match the zoo, and a
+tiny benchmark runs end to end.
 
 Only correctness is checked here (fields, files, shapes); speed is the benchmark's job.
 """
@@ -11,8 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 import zoo
+from benchmarks import bench_peers
+from benchmarks.keras_peer import BASELINES, build_baseline
 from zoo.bench import BenchError, BenchSettings, benchmark, measure_matmul_peak
-from zoo.bench.keras_peer import BASELINES, build_baseline
 from zoo.bench.report import format_markdown
 from zoo.cli import main
 
@@ -40,7 +42,7 @@ def test_every_model_has_a_hand_written_baseline_with_the_same_layers(name):
 
     info = zoo.get_model_info(name)
     shape = SMALL_INPUT.get(name, info.input_shape)
-    assert name in BASELINES, f"write a plain Keras {name} in zoo/bench/keras_peer.py for zoo bench"
+    assert name in BASELINES, f"write a plain Keras {name} in benchmarks/keras_peer.py"
     ours = zoo.build(name, input_shape=shape, num_classes=7)
     theirs = build_baseline(name, shape, 7)
     assert _layer_signature(theirs) == _layer_signature(ours)
@@ -62,11 +64,15 @@ def test_matmul_peak_is_measured():
     assert peak["peak_gflops"] >= peak["median_gflops"] > 0
 
 
-def test_bench_command_writes_json_and_markdown(tmp_path):
+def test_bench_peers_writes_json_and_markdown(tmp_path):
+    """`zoo bench`'s report with the hand-written Keras baseline timed beside the zoo: the
+    script takes every option of `zoo bench` (one run covers both: the zoo's fields and the
+    peers')."""
     out = tmp_path / "results" / "tiny.json"
-    result = CliRunner().invoke(main, [
-        "bench", "lenet5", "--batch-size", "16", "--steps", "2", "--repeats", "2",
-        "--inference-batch", "8", "--augment", "--note", "test run", "--json", str(out)])
+    result = CliRunner().invoke(bench_peers.main, [
+        "lenet5", "--batch-size", "16", "--steps", "2", "--repeats", "2",
+        "--inference-batch", "8", "--augment", "--note", "test run", "--no-torch",
+        "--json", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["machine"]["cpu_count"] >= 1 and report["machine"]["backend"]
@@ -97,29 +103,32 @@ def test_bench_command_writes_json_and_markdown(tmp_path):
     markdown = out.with_suffix(".md").read_text()
     assert "| lenet5 | 32x32x1 | 16 × 2 |" in markdown
     assert f"| {min(row['repeat_ratios']):.2f}x |" in markdown  # the worst repeat
-    assert "test run" in markdown and "zoo bench lenet5" in markdown
+    assert "test run" in markdown and "benchmarks/bench_peers.py" in markdown
+    assert "torch" not in row  # --no-torch
+    assert format_markdown(report) in markdown  # `zoo bench`'s tables first
 
     # Without TensorFlow (JAX GPU machines) the SavedModel columns say why they are empty.
     row["inference"]["saved_model"] = None
     row["inference"]["saved_model_note"] = "skipped: TensorFlow is not installed"
     row["baseline_images_per_s"] = row["ratio"] = row["cpu_ratio"] = None
-    text = format_markdown(report)
+    text = bench_peers.format_peers_markdown(report)
     assert "skipped: TensorFlow is not installed" in text and "| n/a |" in text
 
 
 def test_bench_times_both_paths_under_its_dtype_policy(tmp_path):
-    """--dtype-policy reaches both models. bench_training's clear_session() resets Keras'
-    global policy, which once left both paths in float32 under a report titled
-    mixed_bfloat16."""
+    """--dtype-policy reaches the zoo's model and the baseline timed beside it.
+    bench_training's clear_session() resets Keras' global policy, which once left both paths
+    in float32 under a report titled mixed_bfloat16."""
     import keras
 
     from zoo.bench.run import bench_training
     from zoo.training.dtype_policy import dtype_policy_scope
 
-    settings = BenchSettings(batch_size=8, steps=1, repeats=1, dtype_policy="mixed_bfloat16",
-                             torch=False)
+    settings = BenchSettings(batch_size=8, steps=1, repeats=1, dtype_policy="mixed_bfloat16")
     with dtype_policy_scope("mixed_bfloat16"):  # as benchmark() sets it around every model
-        row, result = bench_training("lenet5", settings, tmp_path)
+        row, result = bench_training(
+            "lenet5", settings, tmp_path,
+            alongside=lambda work: bench_peers.Peers(work, settings, torch=False))
     assert row["zoo_dtype_policy"] == row["baseline_dtype_policy"] == "mixed_bfloat16"
     assert result.model.get_layer("predictions").compute_dtype == "float32"
     assert keras.config.dtype_policy().name == "float32"  # nothing leaks out
@@ -137,7 +146,7 @@ def test_bench_dataset_times_the_sets_own_images(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "zoo-home"))
     contents, _ = make_idx_set("fashion_mnist", monkeypatch, n_train=100, n_test=20)
     args = ["bench", "lenet5", "--dataset", "fashion_mnist", "--batch-size", "16", "--steps",
-            "2", "--repeats", "1", "--inference-batch", "4", "--augment", "--no-torch"]
+            "2", "--repeats", "1", "--inference-batch", "4", "--augment"]
     before = CliRunner().invoke(main, [*args, "--json", str(tmp_path / "none.json")])
     assert before.exit_code == 1 and len(before.output.strip().splitlines()) == 1
     assert "zoo data import fashion_mnist PATH" in before.output
@@ -167,7 +176,12 @@ def test_bench_dataset_times_the_sets_own_images(tmp_path, monkeypatch):
     assert row["dataset"] == "fashion_mnist" and report["settings"]["dataset"] == "fashion_mnist"
     assert row["data_shape"] == [28, 28, 1] and row["input_shape"] == [32, 32, 1]
     assert "--dataset fashion_mnist" in report["command"]
-    assert "real training images of `fashion_mnist` (28x28x1)" in out.with_suffix(".md").read_text()
+    markdown = out.with_suffix(".md").read_text()
+    assert "real training images of `fashion_mnist` (28x28x1)" in markdown
+    # `zoo bench` times the zoo alone: no peer, no ratio.
+    assert "baseline_images_per_s" not in row and "ratio" not in row
+    assert row["zoo_images_per_s"]["median"] > 0 and row["zoo_cpu_images_per_s"]["median"] > 0
+    assert "| lenet5 | 32x32x1 | 16 × 2 |" in markdown and "baseline" not in markdown
 
     # More images than the training split holds (90 after the validation slice): one line.
     too_many = CliRunner().invoke(main, [*args[:5], "64", *args[6:], "--json", str(out)])
@@ -199,7 +213,7 @@ def test_pytorch_peer_has_the_zoo_models_weights_and_trains(name):
     pytest.importorskip("torch")
     import numpy as np
 
-    from zoo.bench.torch_peer import torch_peer
+    from benchmarks.torch_peer import torch_peer
 
     info = zoo.get_model_info(name)
     images = np.zeros((8, *info.input_shape), dtype=np.uint8)
@@ -216,7 +230,7 @@ def test_pytorch_peer_is_timed_in_its_own_process_without_tensorflow(tmp_path):
 
     import numpy as np
 
-    from zoo.bench.torch_peer import run_in_own_process
+    from benchmarks.torch_peer import run_in_own_process
 
     images = np.zeros((8, 32, 32, 1), dtype=np.uint8)
     report = run_in_own_process("lenet5", images, np.arange(8) % 10, 10, batch_size=4,
@@ -233,3 +247,17 @@ def test_pytorch_peer_is_timed_in_its_own_process_without_tensorflow(tmp_path):
                               dtype_policy="mixed_float16") is None  # no CPU counterpart
     assert run_in_own_process("resnet50", images, np.arange(8) % 10, 10, batch_size=4, seed=0,
                               epochs=1, work_dir=tmp_path) is None  # nobody wrote one
+
+
+def test_peer_options_point_to_the_benchmark_scripts(tmp_path):
+    """The peers left the package: `zoo bench --versus-torch` and `--no-torch` say in one
+    line which script in benchmarks/ does it now, and measure nothing."""
+    out = tmp_path / "none.json"
+    for flag, script in [("--versus-torch", "benchmarks/versus_torch.py"),
+                         ("--no-torch", "benchmarks/bench_peers.py"),
+                         ("--torch", "benchmarks/bench_peers.py")]:
+        result = CliRunner().invoke(main, ["bench", "lenet5", flag, "--json", str(out)])
+        assert result.exit_code == 2, result.output
+        (error,) = [line for line in result.output.splitlines() if line.startswith("Error")]
+        assert f"{flag} moved out of the package: run python {script}" in error
+    assert not out.exists()

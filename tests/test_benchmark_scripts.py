@@ -5,23 +5,15 @@ arithmetic they used to write out themselves."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import importlib
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 def load_script(name: str):
-    """A module of benchmarks/ (not a package) loaded from its file."""
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """A module of the benchmarks package (the checkout's root is on pytest's pythonpath)."""
+    return importlib.import_module(f"benchmarks.{name}")
 
 
 def spy(monkeypatch, module, name: str) -> list:
@@ -43,7 +35,7 @@ def test_package_weights_reports_the_library_digest_and_scaled_accuracy(
 
     import zoo
     import zoo.core.runs
-    import zoo.data
+    import zoo.data.batches
     import zoo.weights.store
     from zoo.data.dataset import fit_images
     from zoo.data.load import load_dataset
@@ -57,7 +49,7 @@ def test_package_weights_reports_the_library_digest_and_scaled_accuracy(
     monkeypatch.setattr(zoo.core.runs, "load_run_metrics", lambda run: {"test_accuracy": 0.1})
     monkeypatch.setattr(zoo.core.runs, "load_run_model", lambda run: trained)
     digested, scaled = spy(monkeypatch, zoo.weights.store, "digests"), spy(
-        monkeypatch, zoo.data, "to_float")
+        monkeypatch, zoo.data.batches, "to_float")
 
     script.main([str(tmp_path / "run"), "lenet5", "test"])
     report = json.loads(capsys.readouterr().out.split("\n\nfor the entry")[0])
@@ -77,7 +69,7 @@ def test_package_weights_reports_the_library_digest_and_scaled_accuracy(
 
 
 def test_transfer_fashion_feeds_the_frozen_bottom_images_scaled_by_the_library(monkeypatch):
-    import zoo.data
+    import zoo.data.batches
 
     script = load_script("transfer_fashion")
     images = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1), dtype=np.uint8)
@@ -90,7 +82,7 @@ def test_transfer_fashion_feeds_the_frozen_bottom_images_scaled_by_the_library(m
 
     features = object.__new__(script.FrozenFeatures)  # no backbone: only the feeding
     features.bottom, features.input_shape, features.cache = Bottom(), (8, 8, 1), None
-    scaled = spy(monkeypatch, zoo.data, "to_float")
+    scaled = spy(monkeypatch, zoo.data.batches, "to_float")
     maps = features.maps(images)
     assert len(scaled) == 1
     # What the script computed by hand before, to the bit.

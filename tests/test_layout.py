@@ -56,3 +56,37 @@ def _importers_of(module: str) -> list[str]:
 
 def test_close_matches_for_mistyped_names_come_from_one_helper():
     assert _importers_of("difflib") == ["zoo/core/names.py"]
+
+
+def _imported_names(tree) -> set[str]:
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    return names | {n.module for n in ast.walk(tree)
+                    if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module}
+
+
+# Where Keras' own backend is PyTorch, tuning's GPU sharing asks it for the GPUs and caps its
+# memory, as it asks JAX and TensorFlow under theirs: the backend's runtime, not a peer.
+TORCH_BACKEND_RUNTIME = {"tuning/sharing.py", "tuning/workers.py"}
+
+
+def test_installed_package_never_imports_torch_or_the_benchmarks():
+    """zoo, recipes and tuning are what pip installs; the PyTorch and hand-written Keras peers
+    live in benchmarks/, which imports the package, never the other way (nor as a module name
+    handed to `python -m`)."""
+    offenders = []
+    for folder in ("zoo", "recipes", "tuning"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(), str(path))
+            modules = _imported_names(tree) | {
+                n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+                and isinstance(n.value, str) and n.value.startswith("benchmarks.")}
+            name = str(path.relative_to(ROOT))
+            banned = ("benchmarks",) if name in TORCH_BACKEND_RUNTIME else ("torch", "benchmarks")
+            offenders += [f"{name}: {m}" for m in sorted(modules) if m.split(".")[0] in banned]
+    assert not offenders, offenders
+
+
+def test_benchmark_code_in_the_package_stays_small():
+    """What `zoo bench` ships (zoo/bench and its command) times the zoo's own models only."""
+    files = [*(ROOT / "zoo" / "bench").glob("*.py"), ROOT / "zoo" / "cli" / "bench.py"]
+    assert sum(len(path.read_text().splitlines()) for path in files) < 1000

@@ -4,7 +4,7 @@ parts (batch-norm vgg_small, augmentation) checked against the zoo's."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import subprocess
@@ -20,12 +20,8 @@ torch = pytest.importorskip("torch")
 
 
 def load_script(name: str = "time_to_accuracy"):
-    """A module of benchmarks/ (not a package) loaded from its file."""
-    spec = importlib.util.spec_from_file_location(name, SCRIPT.with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
-    spec.loader.exec_module(module)
-    return module
+    """A module of the benchmarks package (the checkout's root is on pytest's pythonpath)."""
+    return importlib.import_module(f"benchmarks.{name}")
 
 
 def run_script(tmp_path, *args) -> dict:
@@ -70,7 +66,7 @@ def test_torch_vgg_small_with_batch_norm_is_the_zoos_layer_for_layer():
     import keras
 
     import zoo
-    from zoo.bench.torch_models import build_torch_peer
+    from benchmarks.torch_models import build_torch_peer
 
     shape = (32, 32, 1)
     model = zoo.build("vgg_small", input_shape=shape, num_classes=10, normalization="batch")
@@ -122,14 +118,14 @@ def test_torch_augmentation_keeps_range_and_shape_and_is_off_at_zero():
 
 
 @pytest.mark.parametrize("dtype_policy", ["float32", "mixed_bfloat16"])
-def test_torch_peer_takes_device_and_precision_from_zoo_bench_torch_peer(monkeypatch,
-                                                                         dtype_policy):
+def test_torch_peer_takes_device_and_precision_from_the_benchmarks_torch_peer(
+        monkeypatch, dtype_policy):
     """One rule for both GPU comparisons: the device (TF32 float32 matmuls on CUDA, as JAX),
-    memory format and autocast of `zoo bench --versus-torch`'s peer."""
+    memory format and autocast of benchmarks/versus_torch.py's peer."""
     from dataclasses import replace
     from types import SimpleNamespace
 
-    from zoo.bench import torch_peer
+    from benchmarks import torch_peer
 
     calls: dict[str, list] = {"training_device": [], "precision_settings": []}
     for name, found in calls.items():

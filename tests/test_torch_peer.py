@@ -1,7 +1,7 @@
-"""The PyTorch peer of `zoo bench`: the same architectures as the registry, layer by layer and
-output for output, and a training loop that runs in every feeding and precision.
+"""benchmarks/torch_peer.py, the zoo's PyTorch peer: the same architectures as the registry, layer
+by layer and output for output, and a training loop that runs in every feeding and precision.
 
-Speed is the benchmark's job (`zoo bench --versus-torch`); here only correctness, on the CPU.
+Speed is the benchmark's job (benchmarks/versus_torch.py); here only correctness, on the CPU.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo.bench.torch_models import TORCH_PEERS, build_torch_peer
+from benchmarks.torch_models import TORCH_PEERS, build_torch_peer
 
 torch = pytest.importorskip("torch")
 
@@ -109,7 +109,7 @@ def test_every_model_the_issue_names_has_a_peer():
 @pytest.mark.parametrize("feeding", ["float", "host", "device"])
 @pytest.mark.parametrize("dtype_policy", ["float32", "mixed_bfloat16"])
 def test_torch_peer_trains_in_every_feeding_and_precision(feeding, dtype_policy):
-    from zoo.bench.torch_peer import TorchPeer
+    from benchmarks.torch_peer import TorchPeer
 
     images = np.random.default_rng(0).integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
     peer = TorchPeer("vgg_small", images, np.arange(10) % 10, 10, batch_size=4, seed=0,
@@ -136,7 +136,7 @@ def test_torch_peer_trains_in_every_feeding_and_precision(feeding, dtype_policy)
 
 
 def test_torch_peer_refuses_what_it_cannot_run():
-    from zoo.bench.torch_peer import TorchPeer
+    from benchmarks.torch_peer import TorchPeer
 
     images = np.zeros((4, 32, 32, 1), dtype=np.uint8)
     with pytest.raises(ValueError, match="feeding must be one of float, host, device"):
@@ -146,10 +146,10 @@ def test_torch_peer_refuses_what_it_cannot_run():
 
 
 def test_cuda_training_uses_tf32_matmuls_and_mixed_bfloat16_channels_last(monkeypatch):
-    """The rules both GPU comparisons share (zoo bench --versus-torch, time_to_accuracy):
+    """The rules both GPU comparisons share (versus_torch, time_to_accuracy):
     float32 on CUDA with TF32 matmuls, as JAX's default precision does; only flags are set,
     so no GPU is needed."""
-    from zoo.bench.torch_peer import precision_settings, training_device
+    from benchmarks.torch_peer import precision_settings, training_device
 
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     before = torch.get_float32_matmul_precision()
@@ -168,17 +168,17 @@ def test_cuda_training_uses_tf32_matmuls_and_mixed_bfloat16_channels_last(monkey
 
 
 def test_torch_matmul_peak_is_measured():
-    from zoo.bench.torch_peer import matmul_peak
+    from benchmarks.torch_peer import matmul_peak
 
     peak = matmul_peak(64, "bfloat16", device="cpu", repeats=3)
     assert peak["peak_gflops"] >= peak["median_gflops"] > 0 and peak["size"] == 64
 
 
 def test_torch_side_runs_a_job_file_and_steps_down_when_out_of_memory(tmp_path, monkeypatch):
-    """The PyTorch side of --versus-torch: facts, peaks and one row per configuration; a
+    """The PyTorch side of versus_torch.py: facts, peaks and one row per configuration; a
     batch that runs out of memory is recorded and the next smaller one is timed."""
-    from zoo.bench import torch_peer
-    from zoo.bench.peer_jobs import read_results
+    from benchmarks import torch_peer
+    from benchmarks.peer_jobs import read_results
 
     real = torch_peer.TorchPeer
 

@@ -1,4 +1,4 @@
-"""`zoo bench --versus-torch`: the zoo against its PyTorch peer, each side in its own process.
+"""benchmarks/versus_torch.py: the zoo against its PyTorch peer, each side in its own process.
 
 Correctness only (fields, files, batch search, synchronised timing, no TensorFlow under JAX);
 speed is the benchmark's job on a GPU.
@@ -15,15 +15,15 @@ import pytest
 from click.testing import CliRunner
 
 import zoo
-from zoo.bench.peer_jobs import (
+from benchmarks import versus_torch
+from benchmarks.peer_jobs import (
     batch_candidates,
     is_out_of_memory,
     largest_batch_that_fits,
     read_results,
 )
-from zoo.bench.report import format_markdown
-from zoo.bench.versus_torch import VersusSettings, combine
-from zoo.cli import main
+from benchmarks.versus_report import format_versus_markdown
+from benchmarks.versus_torch import VersusSettings, combine
 
 ROOT = Path(__file__).resolve().parents[1]
 XLA_OOM = "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 2147483648 bytes."
@@ -80,7 +80,7 @@ def test_epoch_timer_waits_for_the_device_before_it_stops(monkeypatch):
 def test_device_batches_stay_backend_tensors_and_cover_every_image():
     import keras
 
-    from zoo.bench.zoo_timing import device_batches
+    from benchmarks.zoo_timing import device_batches
 
     images = np.arange(10 * 2 * 2 * 1, dtype=np.uint8).reshape(10, 2, 2, 1)
     batches = device_batches(images, np.arange(10), batch_size=4, seed=0)
@@ -98,10 +98,10 @@ def test_device_batches_stay_backend_tensors_and_cover_every_image():
 
 def test_zoo_side_times_both_feedings_and_steps_down_when_out_of_memory(tmp_path,
                                                                         monkeypatch):
-    """The zoo's side of --versus-torch (in this process here): facts, peaks, one row per
+    """The zoo's side of the comparison (in this process here): facts, peaks, one row per
     feeding; a batch that runs out of memory is recorded and the next one is timed, and the
     device feeding starts from the batch that fitted."""
-    from zoo.bench import zoo_timing
+    from benchmarks import zoo_timing
 
     real_host = zoo_timing._ModelRuns.host
 
@@ -161,12 +161,10 @@ def test_report_combines_both_sides_into_ratios_and_fractions_of_peak():
     assert host["zoo"]["fraction_of_peak"] == pytest.approx(48 * 6000 / 2e12)
     assert device["ratio"] is None and device["zoo"] == {"error": "XlaRuntimeError: boom"}
 
-    from zoo.bench.versus_torch import _report
-
-    report = {**_report(settings, {"zoo": zoo_lines, "torch": torch_lines},
-                        {"zoo": [], "torch": []}), "command": "zoo bench"}
-    text = format_markdown(report)
-    assert "# zoo bench --versus-torch: Test GPU" in text
+    report = {**versus_torch._report(settings, {"zoo": zoo_lines, "torch": torch_lines},
+                                     {"zoo": [], "torch": []}), "command": "versus_torch.py"}
+    text = format_versus_markdown(report)
+    assert "# zoo versus PyTorch: Test GPU" in text
     assert "| lenet5 | 32x32x1 | float32 | host | 8 × 2 (did not fit: zoo: 16) | " \
            "48.0 [32.0–64.0] | 24.0 [16.0–32.0] | 2.00x | 1.00x |" in text
     assert "| device | – / 4 × 2 (did not fit: PyTorch: 8) | failed: XlaRuntimeError: boom |" \
@@ -177,14 +175,12 @@ def test_report_combines_both_sides_into_ratios_and_fractions_of_peak():
 def test_each_model_runs_in_a_pair_of_processes_zoo_first(monkeypatch):
     """Per model: the zoo's process, then PyTorch's at the zoo's batch and steps; the peaks
     are measured by the first pair only; the report is written after every process."""
-    from zoo.bench import versus_torch
-
     started = []
 
     class FakeSide:
         def __init__(self, command, env):
             spec = json.loads(Path(command[-2]).read_text())
-            side = "torch" if "zoo.bench.torch_peer" in command else "zoo"
+            side = "torch" if "benchmarks.torch_peer" in command else "zoo"
             started.append((side, [job["model"] for job in spec["jobs"]], spec["measure_peak"],
                             [(job["batch_sizes"][0], job["steps"]) for job in spec["jobs"]]))
             rows = [{"dtype_policy": "float32", "feeding": "host", "batch_size": 6, "steps": 3,
@@ -218,8 +214,6 @@ def test_a_kill_during_the_torch_side_keeps_what_was_measured(monkeypatch):
     """SIGTERM (timeout) or Ctrl-C while PyTorch's side runs: that process is stopped, and
     the report with the zoo's rows and PyTorch's finished ones is written before the
     interruption goes on."""
-    from zoo.bench import versus_torch
-
     zoo_rows = _lines("zoo", 1000.0, [
         {"dtype_policy": "float32", "feeding": f, "batch_size": 8, "steps": 2,
          "wall": [1.0, 0.5], "out_of_memory": []} for f in ("host", "device")])
@@ -231,7 +225,7 @@ def test_a_kill_during_the_torch_side_keeps_what_was_measured(monkeypatch):
     class FakeSide:
         def __init__(self, command, env):
             self.results = Path(command[-1])
-            side = "torch" if "zoo.bench.torch_peer" in command else "zoo"
+            side = "torch" if "benchmarks.torch_peer" in command else "zoo"
             self.results.write_text("".join(json.dumps(line) + "\n" for line in
                                             (zoo_rows if side == "zoo" else torch_rows)))
             self.side = side
@@ -262,20 +256,17 @@ def test_a_kill_during_the_torch_side_keeps_what_was_measured(monkeypatch):
 
 
 def test_versus_torch_refuses_what_it_cannot_compare(tmp_path):
+    """In one line, before any process starts or any file is written."""
     runner = CliRunner()
     out = tmp_path / "none.json"
     for args, message in [
-        (["--versus-torch", "--augment"], "--augment cannot go with --versus-torch"),
-        (["--feeding", "host"], "--feeding and --peak-size go with --versus-torch"),
-        (["--dtype-policy", "float32", "--dtype-policy", "mixed_bfloat16"],
-         "give one --dtype-policy"),
-        (["--versus-torch", "--dtype-policy", "mixed_float16"],
-         "compares dtype policies float32 and mixed_bfloat16"),
+        (["lenet5", "--dtype-policy", "mixed_float16"],
+         "takes dtype policies float32 and mixed_bfloat16"),
+        (["lenet6"], "lenet5"),  # close matches
     ]:
-        result = runner.invoke(main, ["bench", "lenet5", *args, "--json", str(out)])
-        assert result.exit_code != 0 and message in result.output, result.output
-    result = runner.invoke(main, ["bench", "lenet6", "--versus-torch", "--json", str(out)])
-    assert result.exit_code == 1 and "lenet5" in result.output
+        result = runner.invoke(versus_torch.main, [*args, "--json", str(out)])
+        assert result.exit_code == 1, result.output
+        assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not out.exists()
 
 
@@ -288,7 +279,7 @@ def test_versus_torch_runs_end_to_end_under_jax_without_tensorflow(tmp_path,
     python, env = python_without_tensorflow
     out = tmp_path / "results" / "versus.json"
     done = subprocess.run(
-        [*python, "-m", "zoo", "bench", "lenet5", "--versus-torch", "--batch-size", "8",
+        [*python, str(ROOT / "benchmarks" / "versus_torch.py"), "lenet5", "--batch-size", "8",
          "--steps", "2", "--repeats", "1", "--peak-size", "64", "--dtype-policy", "float32",
          "--dtype-policy", "mixed_bfloat16", "--json", str(out)],
         env=env, capture_output=True, text=True, timeout=600, check=False)
@@ -310,7 +301,7 @@ def test_versus_torch_runs_end_to_end_under_jax_without_tensorflow(tmp_path,
             assert 0 < row[side]["fraction_of_peak"]
         assert row["ratio"] == pytest.approx(row["zoo"]["images_per_s"]["median"]
                                              / row["torch"]["images_per_s"]["median"])
-    assert "--versus-torch" in report["command"]
+    assert report["command"].startswith("python benchmarks/versus_torch.py lenet5")
     markdown = out.with_suffix(".md").read_text()
     assert markdown.count("| lenet5 | 32x32x1 |") == 4
     assert "zoo lenet5 mixed_bfloat16 device: batch 8 x 2 steps" in done.stderr

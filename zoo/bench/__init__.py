@@ -1,11 +1,8 @@
-"""`zoo bench`: training and inference speed of zoo models against hand-written peers.
+"""`zoo bench`: training and inference speed of the zoo's own models.
 
-``run`` measures (``benchmark``), ``report`` writes the JSON and Markdown results,
-``keras_peer`` and ``torch_models`` hold the same models written out by hand in plain Keras and
-PyTorch, the way a user would without the zoo, and ``torch_peer`` trains the PyTorch ones.
-``versus_torch`` (`zoo bench --versus-torch`) times the zoo against its PyTorch peer on a GPU,
-each side in a process of its own (``zoo_timing`` and ``torch_peer``), talking through the job
-and result files of ``peer_jobs``.
+``run`` measures (``benchmark``), ``report`` writes the JSON and Markdown results. The
+hand-written Keras and PyTorch peers the zoo is compared with live in benchmarks/, beside the
+package, and are never imported by it.
 """
 
 from zoo.bench.report import default_report_path, format_markdown, write_report

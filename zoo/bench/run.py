@@ -1,20 +1,23 @@
-"""`zoo bench`: training and inference speed of zoo models against hand-written Keras peers.
+"""`zoo bench`: training and inference speed of the zoo's own models.
 
 For each model, one process and one set of images (random, or a data set's real training
 images with ``--dataset``) measures
 - the zoo's training path (``zoo.training.train.train``: its input pipeline, compile settings and
-  callbacks) and, interleaved epoch by epoch so both see the same machine load, the plain
-  baseline from ``zoo.bench.keras_peer`` fitted with ``model.fit`` on NumPy arrays;
+  callbacks), each epoch timed once the device has finished it;
 - inference with ``predict_on_batch`` and with the exported SavedModel's serving function, at
   batch 1 (with p50/p99 latency) and at a large batch;
 - the machine's matrix-multiply peak, so that training FLOPs per image (3 x 2 x the
   inspector's MACs) turn throughput into a fraction of what the hardware can do.
 
 The first epoch (tracing, compilation) and the first calls are warm-up and are not counted.
+Something else can be timed beside the zoo, one of its epochs after each of the zoo's so that
+both see the same machine load (``benchmark(..., alongside=...)``): benchmarks/bench_peers.py
+times the hand-written Keras and PyTorch peers that way. The zoo knows nothing of them.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import statistics
@@ -28,9 +31,6 @@ from typing import Any, Callable
 import numpy as np
 
 from recipes import apply_recipes
-from recipes.augment import Augment
-from zoo.bench.keras_peer import build_baseline
-from zoo.bench.peer_jobs import random_images
 from zoo.core.layer_table import summarize
 from zoo.core.registry import get_model_info
 from zoo.core.runs import PREPROCESSING
@@ -71,7 +71,6 @@ class BenchSettings:
     inference_batch: int | None = None
     seed: int = 0
     note: str = ""
-    torch: bool = True  # also time the PyTorch peer where PyTorch and one are available
     # None: random images; else a data set's name or path (as `zoo train --dataset` takes it),
     # whose real training images are timed.
     dataset: str | None = None
@@ -215,6 +214,27 @@ def measure_matmul_peak(dtype: str = "float32", size: int = 1024, repeats: int =
             "median_gflops": statistics.median(rates)}
 
 
+def random_images(input_shape, num_classes: int, count: int, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` random uint8 images of ``input_shape`` (H, W, C) and int64 labels: the same
+    arrays in every process for the same arguments.
+
+    The last call's arrays are kept and returned again, read-only: a benchmark may time one
+    model in several configurations at the same batch size, and drawing AlexNet's 1.4 GB of
+    pixels takes seconds.
+    """
+    return _random_images(tuple(input_shape), num_classes, count, seed)
+
+
+@functools.lru_cache(maxsize=1)
+def _random_images(input_shape: tuple, num_classes: int, count: int, seed: int):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, size=(count, *input_shape), dtype=np.uint8)
+    y = rng.integers(0, num_classes, size=count).astype(np.int64)
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
+
+
 def random_dataset(input_shape, num_classes: int, count: int, seed: int):
     """``count`` random uint8 training images (one batch-sized slice for validation/test)."""
 
@@ -240,12 +260,6 @@ def real_images(data: Dataset, input_shape, count: int, seed: int) -> Dataset:
     return fit_dataset(drawn, tuple(input_shape))
 
 
-def augmentation_layers(seed: int, dataset: str = RANDOM_DATASET) -> list:
-    """The layers of the zoo's ``augment`` recipe for ``dataset``, for the baseline model."""
-
-    return Augment().for_dataset(dataset).make_layers(seed)
-
-
 def wait_for_training(model) -> None:
     """Block until the device has run every training step queued so far.
 
@@ -264,8 +278,8 @@ def epoch_timer(after_epoch: Callable[[int], None] | None = None):
     """A callback recording wall and CPU seconds of each epoch's training batches.
 
     Timing stops where validation starts, once the device has finished the epoch's steps
-    (``wait_for_training``); ``after_epoch(epoch)`` runs when an epoch ends (the benchmark
-    runs one baseline epoch there, so both paths alternate under one load).
+    (``wait_for_training``); ``after_epoch(epoch)`` runs when an epoch ends (what is timed
+    ``alongside`` the zoo runs one epoch there, so both alternate under one load).
     """
     import keras
 
@@ -297,115 +311,102 @@ def epoch_timer(after_epoch: Callable[[int], None] | None = None):
     return EpochTimer()
 
 
-def _rates(images: int, seconds: list[float]) -> dict[str, float]:
-    return spread([images / s for s in seconds[1:]])  # epoch 0 traces and compiles: warm-up
+def rates(images: int, seconds: list[float]) -> dict[str, float]:
+    """Images/s of each timed epoch but the first (tracing, compilation: warm-up)."""
+    return spread([images / s for s in seconds[1:]])
 
 
-def bench_training(name: str, settings: BenchSettings, work_dir: Path,
-                   source: Dataset | None = None) -> tuple[dict[str, Any], Any]:
-    """(row, trained model): images/s of the zoo's training path and of the hand-written
-    baseline, one baseline epoch after each zoo epoch.
+@dataclass
+class Workload:
+    """One model's training measurement: the model, its batch and steps, and the images."""
 
-    Args:
-        name: a registered model.
-        settings: what to measure.
-        work_dir: a scratch folder (the PyTorch peer's data, exports).
-        source: the loaded data set of ``settings.dataset`` (its real training images are
-            timed, its class count sets the model's); None times random images.
-    """
+    name: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    macs: int
+    batch_size: int
+    steps: int
+    dataset: str  # RANDOM_DATASET or the data set's name, as the augment recipe reads it
+    data: Dataset  # batch_size x steps training images, fitted to the model's input
+    data_shape: tuple[int, ...]  # the images' shape before fitting
+
+    @property
+    def train_flops_per_image(self) -> int:
+        return 3 * 2 * self.macs  # forward, and a backward pass of about twice the forward
+
+
+def plan_workload(name: str, settings: BenchSettings, source: Dataset | None = None
+                  ) -> Workload:
+    """The images, batch and steps that time ``name`` under ``settings``: random images, or
+    ``source``'s training images (its class count sets the model's)."""
     import keras
 
     info = get_model_info(name)
     input_shape = tuple(settings.input_shape or info.input_shape)
     num_classes = source.num_classes if source is not None else info.num_classes
-    hparams = {"input_shape": input_shape, "num_classes": num_classes}
-    macs = summarize(info.builder(**hparams)).total_macs
+    macs = summarize(info.builder(input_shape=input_shape, num_classes=num_classes)).total_macs
     keras.backend.clear_session()
-    flops = 3 * 2 * macs  # forward, and a backward pass of about twice the forward
-    batch = settings.batch_size or default_batch_size(flops)
-    steps = settings.steps or default_steps(flops, batch)
+    batch = settings.batch_size or default_batch_size(6 * macs)
+    steps = settings.steps or default_steps(6 * macs, batch)
     if source is None:
-        dataset = RANDOM_DATASET
         data = random_dataset(input_shape, num_classes, batch * steps, settings.seed)
-    else:
-        dataset = settings.dataset
-        if settings.steps is None:  # the default work, as far as the training split goes
-            steps = max(1, min(steps, len(source.x_train) // batch))
-        data = real_images(source, input_shape, batch * steps, settings.seed)
+        return Workload(name, input_shape, num_classes, macs, batch, steps, RANDOM_DATASET,
+                        data, data.image_shape)
+    if settings.steps is None:  # the default work, as far as the training split goes
+        steps = max(1, min(steps, len(source.x_train) // batch))
+    data = real_images(source, input_shape, batch * steps, settings.seed)
+    return Workload(name, input_shape, num_classes, macs, batch, steps, settings.dataset, data,
+                    source.image_shape)
 
-    preprocessing = augmentation_layers(settings.seed, dataset) if settings.augment else ()
-    # clear_session() above also reset Keras' global dtype policy to float32 (Keras keeps it
-    # in the state it clears), so both paths are given the benchmark's policy again here:
-    # the baseline is built under it and the zoo's plan carries it.
+
+def bench_training(name: str, settings: BenchSettings, work_dir: Path,
+                   source: Dataset | None = None, alongside: Callable | None = None
+                   ) -> tuple[dict[str, Any], Any]:
+    """(row, training result): images/s of the zoo's training path.
+
+    Args:
+        name: a registered model.
+        settings: what to measure.
+        work_dir: a scratch folder.
+        source: the loaded data set of ``settings.dataset`` (its real training images are
+            timed, its class count sets the model's); None times random images.
+        alongside: called with the ``Workload`` before training; what it returns is timed
+            beside the zoo: its ``after_epoch(epoch)`` runs after each of the zoo's epochs,
+            its ``add_to(row)`` adds its measurements to the row at the end.
+    """
+    work = plan_workload(name, settings, source)
+    # clear_session() in plan_workload also reset Keras' global dtype policy (Keras keeps it
+    # in the state it clears): what is timed alongside is built under the benchmark's policy
+    # again, and the zoo's plan carries it.
     with dtype_policy_scope(settings.dtype_policy):
-        baseline = build_baseline(name, input_shape, num_classes, preprocessing)
-    baseline_timer = epoch_timer()
-    if baseline is not None:
-        # Default settings: jit_compile="auto" is no XLA on a CPU-only TF machine, XLA under
-        # JAX; one step per call.
-        baseline.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
-                         metrics=["accuracy"])
-        x_float = to_float(data.x_train)
-
-    def baseline_epoch(epoch: int) -> None:
-        if baseline is not None:
-            baseline.fit(x_float, data.y_train, batch_size=batch, epochs=1, verbose=0,
-                         callbacks=[baseline_timer])
-
-    zoo_timer = epoch_timer(after_epoch=baseline_epoch)
-    plan = TrainPlan(model=name, hparams=hparams, dataset=dataset,
-                     epochs=1 + settings.repeats, batch_size=batch, seed=settings.seed,
+        beside = alongside(work) if alongside is not None else None
+    zoo_timer = epoch_timer(after_epoch=beside.after_epoch if beside is not None else None)
+    hparams = {"input_shape": work.input_shape, "num_classes": work.num_classes}
+    plan = TrainPlan(model=name, hparams=hparams, dataset=work.dataset,
+                     epochs=1 + settings.repeats, batch_size=work.batch_size, seed=settings.seed,
                      dtype_policy=settings.dtype_policy,
                      out=str(work_dir / f"run-{name}"), callbacks=[zoo_timer])
     if settings.augment:
         plan = apply_recipes(plan, ["augment"])
     # The run stays in memory: checkpoints, backups and TensorBoard logs are written at
     # epoch ends, outside the timed window, and would only cost disk and time here.
-    result = train(plan, data=data, verbose=0, write_run=False)
-    torch = None
-    if settings.torch:
-        # Imported here: `python -m zoo.bench.torch_peer` imports this package first.
-        from zoo.bench.torch_peer import run_in_own_process
-
-        # After the Keras paths, in a process of its own: TensorFlow's thread pools sit idle.
-        torch = run_in_own_process(name, data.x_train, data.y_train, num_classes, batch,
-                                   settings.seed, 1 + settings.repeats, work_dir,
-                                   dtype_policy=settings.dtype_policy)
-    images = batch * steps
-    zoo_rate, zoo_cpu = _rates(images, zoo_timer.wall), _rates(images, zoo_timer.cpu)
+    result = train(plan, data=work.data, verbose=0, write_run=False)
+    images = work.batch_size * work.steps
     row: dict[str, Any] = {
-        "model": name, "input_shape": list(input_shape), "batch_size": batch, "steps": steps,
+        "model": name, "input_shape": list(work.input_shape), "batch_size": work.batch_size,
+        "steps": work.steps,
         # The data set's own image shape; `input_shape` is what the model was fed.
-        "dataset": dataset,
-        "data_shape": list((source if source is not None else data).image_shape),
-        "repeats": settings.repeats, "augment": settings.augment, "macs": macs,
-        "train_flops_per_image": flops,
-        "zoo_images_per_s": zoo_rate, "zoo_cpu_images_per_s": zoo_cpu,
-        "baseline_images_per_s": None, "baseline_cpu_images_per_s": None,
-        "ratio": None, "cpu_ratio": None,
+        "dataset": work.dataset, "data_shape": list(work.data_shape),
+        "repeats": settings.repeats, "augment": settings.augment, "macs": work.macs,
+        "train_flops_per_image": work.train_flops_per_image,
+        "zoo_images_per_s": rates(images, zoo_timer.wall),
+        "zoo_cpu_images_per_s": rates(images, zoo_timer.cpu),
         "zoo_jit_compile": bool(result.model.jit_compile),
-        # The policies the two models were built with: what was timed, not what was asked.
+        # The policy the model was built with: what was timed, not what was asked.
         "zoo_dtype_policy": result.model.dtype_policy.name,
-        "baseline_dtype_policy": None if baseline is None else baseline.dtype_policy.name,
-        "baseline_jit_compile": None if baseline is None else bool(baseline.jit_compile),
     }
-    if baseline is not None:
-        base_rate = _rates(images, baseline_timer.wall)
-        base_cpu = _rates(images, baseline_timer.cpu)
-        # Repeat i of the zoo ran right before repeat i of the baseline, under the same load.
-        repeat_ratios = [z / b for z, b in zip(zoo_rate["values"], base_rate["values"])]
-        row.update(baseline_images_per_s=base_rate, baseline_cpu_images_per_s=base_cpu,
-                   ratio=zoo_rate["median"] / base_rate["median"],
-                   cpu_ratio=zoo_cpu["median"] / base_cpu["median"],
-                   repeat_ratios=repeat_ratios)
-    if torch is not None:
-        torch_rate, torch_cpu = _rates(images, torch["wall"]), _rates(images, torch["cpu"])
-        row["torch"] = {"version": torch["version"], "own_process": True,
-                        "dtype_policy": torch["dtype_policy"],
-                        "images_per_s": torch_rate, "cpu_images_per_s": torch_cpu,
-                        "ratio": zoo_rate["median"] / torch_rate["median"],
-                        "cpu_ratio": zoo_cpu["median"] / torch_cpu["median"],
-                        "min_repeat_ratio": zoo_rate["min"] / torch_rate["max"]}
+    if beside is not None:
+        beside.add_to(row)
     return row, result
 
 
@@ -478,8 +479,10 @@ def bench_inference(result, macs: int, large_batch: int, seed: int, work_dir: Pa
 
 
 def benchmark(names: list[str], settings: BenchSettings,
-              progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
-    """Benchmark each model in ``names`` and return the report (machine facts, peak, rows)."""
+              progress: Callable[[str], None] = lambda line: None,
+              alongside: Callable | None = None) -> dict[str, Any]:
+    """Benchmark each model in ``names`` and return the report (machine facts, peak, rows);
+    ``alongside`` as ``bench_training`` takes it."""
     import keras
 
     settings.check()
@@ -502,7 +505,7 @@ def benchmark(names: list[str], settings: BenchSettings,
         rows = []
         with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
             for name in names:
-                row, result = bench_training(name, settings, Path(tmp), source)
+                row, result = bench_training(name, settings, Path(tmp), source, alongside)
                 row["fraction_of_peak"] = (row["zoo_images_per_s"]["median"]
                                            * row["train_flops_per_image"]
                                            / (peaks[compute]["peak_gflops"] * 1e9))
@@ -520,7 +523,6 @@ def benchmark(names: list[str], settings: BenchSettings,
 
 def format_row(row: dict[str, Any]) -> str:
     """One line per model for the terminal."""
-    ratio = ("n/a" if row["ratio"] is None
-             else f"{row['ratio']:.2f}x (CPU time {row['cpu_ratio']:.2f}x)")
-    return (f"{row['model']}: zoo {row['zoo_images_per_s']['median']:.1f} img/s, ratio {ratio}, "
+    return (f"{row['model']}: zoo {row['zoo_images_per_s']['median']:.1f} img/s "
+            f"(CPU time {row['zoo_cpu_images_per_s']['median']:.1f}), "
             f"{100 * row['fraction_of_peak']:.1f}% of peak")

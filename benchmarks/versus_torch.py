@@ -1,4 +1,6 @@
-"""`zoo bench --versus-torch`: the zoo against its PyTorch peer, fed the same way, on one device.
+"""The zoo against its PyTorch peer, fed the same way, on one device (a GPU):
+
+    python benchmarks/versus_torch.py lenet5 vgg_small --json benchmarks/results/versus.json
 
 For every model x dtype policy x feeding (``peer_jobs.FEEDINGS``) this measures training
 images/s of the zoo (``zoo_timing``: its own input path from uint8 host arrays, or the data
@@ -23,26 +25,40 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from zoo.bench.peer_jobs import (
+import click
+
+if not __package__:  # run as a script: the checkout, not benchmarks/, holds the packages
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.peer_jobs import (
     FEEDINGS,
     PEER_POLICIES,
     batch_candidates,
     child_command,
+    child_env,
     read_results,
     registry_macs,
 )
+from benchmarks.script_command import ScriptCommand
+from benchmarks.torch_models import TORCH_PEERS
+from benchmarks.torch_peer import has_torch
+from benchmarks.versus_report import default_versus_path, format_versus_markdown
+from benchmarks.zoo_timing import ACCELERATOR_STEPS
+from zoo.bench.report import write_report
 from zoo.bench.run import BenchError, check_counts, spread
-from zoo.bench.torch_models import TORCH_PEERS
-from zoo.bench.torch_peer import has_torch
-from zoo.bench.zoo_timing import ACCELERATOR_STEPS
-from zoo.core.registry import get_model_info
+from zoo.cli.bench import BACKENDS
+from zoo.cli.options import input_shape_option, parse_shape
+from zoo.core.registry import get_model_info, list_models
+from zoo.training.dtype_policy import DTYPE_POLICIES
 from zoo.training.interrupts import sigterm_as_interrupt
 
 FLOPS_CONVENTION = ("training FLOPs per image = 3 x 2 x forward MACs (2 FLOPs per "
@@ -52,7 +68,7 @@ FLOPS_CONVENTION = ("training FLOPs per image = 3 x 2 x forward MACs (2 FLOPs pe
 
 @dataclass
 class VersusSettings:
-    """What `zoo bench --versus-torch` measures."""
+    """What benchmarks/versus_torch.py measures."""
 
     dtype_policies: tuple[str, ...] = PEER_POLICIES
     feedings: tuple[str, ...] = FEEDINGS
@@ -71,7 +87,7 @@ class VersusSettings:
         """Raise BenchError for settings or models that cannot be compared."""
         for policy in self.dtype_policies:
             if policy not in PEER_POLICIES:
-                raise BenchError(f"--versus-torch compares dtype policies "
+                raise BenchError(f"the PyTorch comparison takes dtype policies "
                                  f"{' and '.join(PEER_POLICIES)} (PyTorch: float32, autocast "
                                  f"bfloat16), got {policy!r}")
         for feeding in self.feedings:
@@ -85,7 +101,7 @@ class VersusSettings:
             get_model_info(name)  # unknown names: close matches
             if name not in TORCH_PEERS:
                 raise BenchError(f"{name} has no PyTorch peer; write one in "
-                                 f"zoo/bench/torch_models.py or leave it out")
+                                 f"benchmarks/torch_models.py or leave it out")
 
 
 def _zoo_jobs(names: list[str], settings: VersusSettings) -> list[dict[str, Any]]:
@@ -122,7 +138,7 @@ def _torch_jobs(zoo_rows: list[dict[str, Any]], jobs: list[dict[str, Any]]
 
 
 # The module each side runs as (`python -m ...`), with its leading arguments.
-SIDES = {"zoo": ("zoo.bench.zoo_timing",), "torch": ("zoo.bench.torch_peer", "jobs")}
+SIDES = {"zoo": ("benchmarks.zoo_timing",), "torch": ("benchmarks.torch_peer", "jobs")}
 
 
 def _run_side(side: str, spec: dict[str, Any], work: Path, env: dict[str, str]
@@ -136,7 +152,8 @@ def _run_side(side: str, spec: dict[str, Any], work: Path, env: dict[str, str]
     spec_file.write_text(json.dumps(spec))
     module, *args = SIDES[side]
     process = subprocess.Popen(child_command(module, *args, str(spec_file),
-                                             str(_results_file(work, side))), env=env)
+                                             str(_results_file(work, side))),
+                               env=child_env(env))
     try:
         status = process.wait()
     except BaseException:
@@ -234,7 +251,7 @@ def compare_with_torch(names: list[str], settings: VersusSettings,
     """
     settings.check(names)
     if not has_torch():
-        raise BenchError("--versus-torch needs PyTorch: pip install 'cnn-zoo[torch]'")
+        raise BenchError("the PyTorch comparison needs PyTorch: pip install torch")
     env = dict(os.environ)
     if settings.backend:
         env["KERAS_BACKEND"] = settings.backend
@@ -303,3 +320,66 @@ def format_versus_row(row: dict[str, Any]) -> str:
     ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"
     return (f"{row['model']} {row['dtype_policy']} {row['feeding']}: zoo {side(row['zoo'])}, "
             f"PyTorch {side(row['torch'])}, zoo/PyTorch {ratio}")
+
+
+@click.command(cls=ScriptCommand)
+@click.argument("names", nargs=-1)
+@click.option("--dtype-policy", "dtype_policies", multiple=True,
+              type=click.Choice(DTYPE_POLICIES),
+              help="Repeatable: float32 and/or mixed_bfloat16 (default both).")
+@click.option("--feeding", "feedings", multiple=True, type=click.Choice(FEEDINGS),
+              help="Repeatable: host (each framework's own input path from uint8 host arrays) "
+                   "and/or device (data set resident on the device, the upper bound); default "
+                   "both.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="The largest batch tried; smaller ones where it does not fit.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Training steps per timed repeat (default: by model cost and device).")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Timed repeats (epochs) after the warm-up epoch.")
+@input_shape_option
+@click.option("--peak-size", type=click.IntRange(min=1), default=None,
+              help="Side of the bf16 matmul that measures the peak (default 8192 on a GPU, "
+                   "1024 on a CPU).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--backend", type=click.Choice(BACKENDS), default=None,
+              help="The zoo side's Keras backend (default: the environment's).")
+@click.option("--json", "json_path", default=None, metavar="OUT",
+              help="JSON report path (Markdown beside it); default benchmarks/results/.")
+@click.option("--note", default="", help="A remark stored with the results (e.g. load).")
+def main(names, dtype_policies, feedings, batch_size, steps, repeats, input_shape, peak_size,
+         seed, backend, json_path, note) -> None:
+    """Time the zoo against its PyTorch peer for models NAMES (default: all registered), every
+    model x --dtype-policy x --feeding, each framework in its own process; write JSON and
+    Markdown, after each process and when stopped."""
+    settings = VersusSettings(
+        dtype_policies=dtype_policies or PEER_POLICIES, feedings=feedings or FEEDINGS,
+        batch_size=batch_size, steps=steps, repeats=repeats,
+        input_shape=parse_shape(input_shape), peak_size=peak_size, seed=seed,
+        backend=backend, note=note)
+    command = shlex.join(["python", "benchmarks/versus_torch.py", *sys.argv[1:]])
+    path = json_path
+
+    def write(report):  # after each side's process and at the end, to the same files
+        nonlocal path
+        path = path or default_versus_path(report)
+        return write_report({**report, "command": command}, path, format_versus_markdown)
+
+    report = compare_with_torch(list(names) or list_models(), settings, progress=click.echo,
+                                checkpoint=write)
+    json_out, md_out = write(report)
+    for row in report["rows"]:
+        click.echo(format_versus_row(row))
+    click.echo(f"results: {json_out} and {md_out}")
+    failed = [side for side in ("zoo", "torch") if report[side]["failure"]]
+    errors = [row for row in report["rows"]
+              if any(row[side] and "error" in row[side] for side in ("zoo", "torch"))]
+    if failed or errors:
+        raise click.ClickException(
+            f"{len(errors)} configuration(s) failed"
+            + (f" and {' and '.join(report[s]['failure'] for s in failed)}" if failed else "")
+            + f"; the results above and in {json_out} say which")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""The PyTorch peer of `zoo bench`: the zoo's models in plain PyTorch (``torch_models``),
+"""The PyTorch peer of the zoo's models: the zoo's models in plain PyTorch (``torch_models``),
 trained with the loop a PyTorch user writes (Adam, cross-entropy on logits, no metrics), each
 epoch timed.
 
@@ -22,7 +22,7 @@ so both GPU comparisons run PyTorch alike. Timing synchronizes the device at
 both ends of an epoch; CUDA kernels run asynchronously, and the time to queue them says
 nothing.
 
-`zoo bench` times the peer in a process of its own (``run_in_own_process``, ``run_jobs``):
+The benchmarks time the peer in a process of its own (``run_in_own_process``, ``run_jobs``):
 beside TensorFlow's or JAX's thread pools and memory in one process, PyTorch's would compete
 with them, which slows PyTorch and flatters the zoo.
 """
@@ -43,18 +43,19 @@ from typing import Any
 
 import numpy as np
 
-from zoo.bench.peer_jobs import (
+from benchmarks.peer_jobs import (
     PEER_POLICIES,
     append_result,
     child_command,
+    child_env,
     error_text,
     largest_batch_that_fits,
     peak_dtypes,
     peak_size,
-    random_images,
     report_row,
 )
-from zoo.bench.torch_models import TORCH_PEERS, build_torch_peer
+from benchmarks.torch_models import TORCH_PEERS, build_torch_peer
+from zoo.bench.run import random_images
 
 TORCH_FEEDINGS = ("float", "host", "device")
 
@@ -280,7 +281,7 @@ def _timed_configuration(job: dict[str, Any], policy: str, feeding: str, batch: 
 
 
 def run_jobs(spec: dict[str, Any], results: Path) -> None:
-    """Time every configuration of ``spec`` (written by `zoo bench --versus-torch`), appending
+    """Time every configuration of ``spec`` (written by benchmarks/versus_torch.py), appending
     one JSON line per configuration to ``results``: its facts, the matmul peak, then rows."""
     import torch
 
@@ -343,11 +344,12 @@ def run_in_own_process(name: str, images: np.ndarray, labels: np.ndarray, num_cl
         return None
     data_file = Path(work_dir) / f"torch-peer-{name}.npz"
     np.savez(data_file, images=images, labels=labels)
-    command = child_command("zoo.bench.torch_peer", "epochs", name, str(data_file),
+    command = child_command("benchmarks.torch_peer", "epochs", name, str(data_file),
                             "--classes", str(num_classes), "--batch-size", str(batch_size),
                             "--seed", str(seed), "--epochs", str(epochs),
                             "--dtype-policy", dtype_policy)
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False,
+                          env=child_env())
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"the PyTorch peer of {name} failed in its own process: {last}")
@@ -358,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the child process.
 
     ``epochs NAME DATA ...``: train one peer on an .npz file, print one JSON line of timings.
-    ``jobs SPEC RESULTS``: run a `zoo bench --versus-torch` job file (``run_jobs``).
+    ``jobs SPEC RESULTS``: run a benchmarks/versus_torch.py job file (``run_jobs``).
     """
     parser = argparse.ArgumentParser(description="Time the PyTorch peer of a zoo model.")
     modes = parser.add_subparsers(dest="mode", required=True)
@@ -370,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
     epochs.add_argument("--seed", type=int, default=0)
     epochs.add_argument("--epochs", type=int, required=True)
     epochs.add_argument("--dtype-policy", choices=PEER_POLICIES, default="float32")
-    jobs = modes.add_parser("jobs", help="run a job file of zoo bench --versus-torch")
+    jobs = modes.add_parser("jobs", help="run a job file of benchmarks/versus_torch.py")
     jobs.add_argument("spec", help="the job file (JSON)")
     jobs.add_argument("results", help="JSON-lines file the results are appended to")
     args = parser.parse_args(argv)

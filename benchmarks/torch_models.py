@@ -1,4 +1,4 @@
-"""The zoo's models written out in plain ``torch.nn``: the PyTorch peers of `zoo bench`.
+"""The zoo's models written out in plain ``torch.nn``: the PyTorch peers the benchmarks time.
 
 Each model is an ``nn.Sequential`` whose children carry the names of the registry model's
 Keras layers (``conv1``, ``pool1``, ``flatten``, ``fc1``, ``fc1_dropout``, ``predictions``),

@@ -1,32 +1,30 @@
-"""What the processes of `zoo bench --versus-torch` share: the job file each side reads, the
-result lines it appends, the random images both train on, and the search for the largest
-batch that fits.
+"""What the processes of benchmarks/versus_torch.py share: the job file each side reads, the
+result lines it appends, how a side is started, and the search for the largest batch that fits
+(both sides train on ``zoo.bench.run.random_images``).
 
 Each framework trains in a process of its own, one after the other, so each has the
 accelerator's memory and the machine's cores to itself (JAX keeps the memory it reserved
 until its process ends). Result lines are appended and flushed as each configuration
-finishes: a side that is killed or crashes keeps what it measured. NumPy only: importing this
-module starts no framework.
+finishes: a side that is killed or crashes keeps what it measured. Importing this module
+starts no framework.
 """
 
 from __future__ import annotations
 
-import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+# The checkout holding the benchmarks package: the sides run as `python -m benchmarks.NAME`.
+ROOT = Path(__file__).resolve().parents[1]
 # How each side is fed: "host" = the framework's usual input path from uint8 arrays in host
 # memory; "device" = the whole data set on the device, batches indexed there (upper bound).
 FEEDINGS = ("host", "device")
 # Keras dtype policies the PyTorch peer has a counterpart for (float32; autocast bfloat16).
 PEER_POLICIES = ("float32", "mixed_bfloat16")
-# Messages of an exhausted accelerator: PyTorch's CUDA allocator, cuDNN/cuBLAS workspaces,
-# XLA (JAX) and TensorFlow.
 # The matmul peaks each side measures, and the product's size: 8192^3 on an accelerator (large
 # enough to reach a GPU's bf16 peak), 1024^3 on a CPU; the spec's "peak_size" overrides it.
 # Both sides use the same size, since the report compares against the better of their peaks.
@@ -43,28 +41,9 @@ def peak_dtypes(spec: dict[str, Any]) -> tuple[str, ...]:
     return PEAK_DTYPES if spec.get("measure_peak", True) else ()
 
 
+# Messages of an exhausted accelerator: PyTorch's CUDA allocator, cuDNN/cuBLAS workspaces,
+# XLA (JAX) and TensorFlow.
 _OUT_OF_MEMORY = ("out of memory", "resource_exhausted", "alloc_failed", "oom when allocating")
-
-
-def random_images(input_shape, num_classes: int, count: int, seed: int
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` random uint8 images of ``input_shape`` (H, W, C) and int64 labels: the same
-    arrays in every process for the same arguments.
-
-    The last call's arrays are kept and returned again, read-only: a side times one model in
-    up to four configurations at the same batch size, and drawing AlexNet's 1.4 GB of pixels
-    takes seconds.
-    """
-    return _random_images(tuple(input_shape), num_classes, count, seed)
-
-
-@functools.lru_cache(maxsize=1)
-def _random_images(input_shape: tuple, num_classes: int, count: int, seed: int):
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 256, size=(count, *input_shape), dtype=np.uint8)
-    y = rng.integers(0, num_classes, size=count).astype(np.int64)
-    x.flags.writeable = y.flags.writeable = False
-    return x, y
 
 
 def registry_macs(model: str, input_shape) -> int | None:
@@ -149,6 +128,14 @@ def read_results(path: Path) -> list[dict[str, Any]]:
 
 def child_command(module: str, *args: str) -> list[str]:
     """``python -m module args`` with this interpreter and its -S (no site-packages) flag,
-    so a child sees the same packages as its parent."""
+    so a child sees the same packages as its parent (run it with ``child_env``)."""
     flags = ["-S"] if sys.flags.no_site else []
     return [sys.executable, *flags, "-m", module, *args]
+
+
+def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: this process's environment) with the checkout first on PYTHONPATH,
+    so that a child finds ``benchmarks`` from any working directory."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env

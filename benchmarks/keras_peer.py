@@ -1,7 +1,7 @@
-"""The benchmark's peers: each zoo model written out by hand, the way a user would without the zoo.
+"""The hand-written Keras peers: each zoo model typed out, as a user would without the zoo.
 
 These are plain ``keras.Sequential`` stacks with the layer settings typed in, not built from the
-registry, so ``zoo bench`` compares the zoo's training path with what a user would write
+registry, so benchmarks/bench_peers.py compares the zoo's training path with what a user would write
 instead. Each builder takes only the input shape, the class count and optional leading layers
 (a naive user puts data augmentation there, inside the model). The test suite checks that every
 baseline has the same layers, output shapes and weights as its zoo model.

@@ -1,4 +1,4 @@
-"""The zoo's side of `zoo bench --versus-torch`, timed in a process of its own.
+"""The zoo's side of benchmarks/versus_torch.py, timed in a process of its own.
 
 For each model and dtype policy the zoo is fed two ways:
 
@@ -14,7 +14,7 @@ plan,
   go through its array adapter, which copies JAX arrays back to NumPy (Keras 3.15).
 
 Epochs are timed by ``zoo.bench.run.epoch_timer``, which waits for the device before it
-stops the clock. Result lines go to the file the parent names (``zoo.bench.peer_jobs``).
+stops the clock. Result lines go to the file the parent names (``benchmarks.peer_jobs``).
 """
 
 from __future__ import annotations
@@ -29,13 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from zoo.bench.peer_jobs import (
+from benchmarks.peer_jobs import (
     append_result,
     error_text,
     largest_batch_that_fits,
     peak_dtypes,
     peak_size,
-    random_images,
     registry_macs,
     report_row,
 )
@@ -46,6 +45,7 @@ from zoo.bench.run import (
     machine_facts,
     measure_matmul_peak,
     random_dataset,
+    random_images,
 )
 from zoo.core.layer_table import summarize
 from zoo.core.registry import get_model_info
@@ -209,7 +209,7 @@ def _time_job(job: dict[str, Any], spec: dict[str, Any], results: Path, accelera
 
 
 def run_jobs(spec: dict[str, Any], results: Path) -> None:
-    """Time every configuration of ``spec`` (written by `zoo bench --versus-torch`), appending
+    """Time every configuration of ``spec`` (written by benchmarks/versus_torch.py), appending
     one JSON line per configuration to ``results``: facts, matmul peaks, then rows."""
     on_accelerator = accelerated()
     append_result(results, {"kind": "facts", "side": "zoo", **machine_facts(),
@@ -227,7 +227,7 @@ def run_jobs(spec: dict[str, Any], results: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m zoo.bench.zoo_timing SPEC RESULTS``: run a job file, append results."""
+    """``python -m benchmarks.zoo_timing SPEC RESULTS``: run a job file, append results."""
     spec, results = argv if argv is not None else sys.argv[1:]
     run_jobs(json.loads(Path(spec).read_text()), Path(results))
 
