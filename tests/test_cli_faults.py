@@ -328,6 +328,24 @@ def test_resuming_a_run_with_another_model_is_refused_naming_both(unfinished_run
     assert snapshot(unfinished_run) == before
 
 
+def test_exporting_an_unfinished_run_says_how_far_it_got_and_needs_allow_unfinished(
+        unfinished_run, tmp_path):
+    from zoo.deploy.export import build_manifest, load_export_source
+
+    before = snapshot(unfinished_run)
+    exports = tmp_path / "exports"
+    assert_one_line_error(*cli("export", unfinished_run, "--format", "keras", "--out", exports),
+                          f"run {unfinished_run} is unfinished", "3 of 3 epochs",
+                          "best val_loss", "--allow-unfinished")
+    assert_one_line_error(*cli("export", unfinished_run / "model.keras", "--out", exports),
+                          "is unfinished")
+    assert not exports.exists() and snapshot(unfinished_run) == before
+    source = load_export_source(unfinished_run, allow_unfinished=True)
+    training = build_manifest(source, "lenet5", 1, {}, tmp_path)["training"]
+    assert training["finished"] is False and training["epochs_done"] == 3
+    assert training["test_metrics"] == {} and "--allow-unfinished" in training["note"]
+
+
 def test_a_finished_run_is_never_overwritten(tiny_run):
     before = snapshot(tiny_run)
     assert_one_line_error(*cli("train", "lenet5", "--out", tiny_run, "--epochs", "1"),

@@ -25,21 +25,28 @@ FORMAT_CHOICES = ("savedmodel", "keras", "tflite", "onnx")
 @click.option("--unsafe", is_flag=True, help="Allow Lambda layers (runs code from the file).")
 @click.option("--tolerance", default=1e-4, show_default=True, type=POSITIVE,
               help="Largest probability difference with Keras a format may show.")
+@click.option("--allow-unfinished", is_flag=True,
+              help="Export a run that has not finished (its best checkpoint so far, never "
+                   "tested); the manifest records it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def export_command(source, formats, name, version, force, out, unsafe, tolerance,
-                   as_json) -> None:
+                   allow_unfinished, as_json) -> None:
     """Export SOURCE (a run directory, a .keras file or a registered model name) to
     saved_models/NAME/VERSION/, verifying every format by reloading it in a fresh process."""
     from zoo.deploy.export import export_model
 
     result = export_model(source, formats=formats, name=name, version=version, force=force,
-                          out=out, unsafe=unsafe, tolerance=tolerance)
+                          out=out, unsafe=unsafe, tolerance=tolerance,
+                          allow_unfinished=allow_unfinished)
     if as_json:
         click.echo(json.dumps(result.manifest, indent=2))
         return
     manifest = result.manifest
     click.echo(f"exported {manifest['model']['name']} as {result.name} version "
                f"{result.version}: {result.path}")
+    if manifest["training"].get("finished") is False:
+        click.echo(f"warning: unfinished run ({manifest['training']['epochs_done']} epochs, "
+                   f"never tested), exported with --allow-unfinished", err=True)
     if not manifest["model"]["trained"]:
         click.echo("warning: untrained model (random weights); its predictions mean nothing",
                    err=True)

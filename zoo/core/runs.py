@@ -200,3 +200,32 @@ def load_run_metrics(source: str | Path) -> dict[str, Any]:
     path = Path(source).expanduser()
     metrics = (path if path.is_dir() else path.parent) / METRICS_FILE
     return json.loads(metrics.read_text()) if metrics.exists() else {}
+
+
+def unfinished_run(source: str | Path) -> dict[str, Any] | None:
+    """How far an unfinished run got, or None for a finished run or a bare `.keras` file.
+
+    A run is finished once ``metrics.json`` (its test scores) is written; until then its
+    ``model.keras`` is the best checkpoint so far. Returns {'run', 'epochs_done',
+    'epochs_planned', 'best_val_loss', 'best_epoch'} (the last two None before any epoch).
+    """
+    path = Path(source).expanduser()
+    run = path if path.is_dir() else path.parent
+    if not (run / CONFIG_FILE).exists() or (run / METRICS_FILE).exists():
+        return None
+    history = read_history(run / HISTORY_FILE)
+    losses = history.get("val_loss", [])
+    best = min(range(len(losses)), key=losses.__getitem__) if losses else None
+    return {"run": str(run), "epochs_done": len(history.get("epoch", losses)),
+            "epochs_planned": json.loads((run / CONFIG_FILE).read_text()).get("epochs"),
+            "best_val_loss": losses[best] if best is not None else None,
+            "best_epoch": best + 1 if best is not None else None}
+
+
+def describe_progress(progress: dict[str, Any]) -> str:
+    """'2 of 30 epochs, best val_loss 0.41 at epoch 2' for ``unfinished_run``'s record."""
+    planned = progress["epochs_planned"]
+    text = f"{progress['epochs_done']}{f' of {planned}' if planned else ''} epochs"
+    if progress["best_val_loss"] is not None:
+        text += f", best val_loss {progress['best_val_loss']:.4g} at epoch {progress['best_epoch']}"
+    return text

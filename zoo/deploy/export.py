@@ -35,9 +35,11 @@ from zoo.core.runs import (
     RUNS_DIR,
     SAVED_MODELS,
     check_writable,
+    describe_progress,
     load_run_config,
     load_run_metrics,
     load_run_model,
+    unfinished_run,
     write_json_atomic,
 )
 from zoo.deploy import serving
@@ -183,10 +185,30 @@ def choose_version(model_dir: Path, version: int | None, force: bool) -> int:
 
 # --- sources -------------------------------------------------------------------------------
 
-def load_export_source(spec: str | Path, *, unsafe: bool = False) -> ExportSource:
-    """A run directory, a ``.keras`` file, or a registered model name (untrained weights)."""
+def check_finished(spec: str | Path, allow_unfinished: bool) -> dict[str, Any] | None:
+    """Refuse a run that has not finished (no test scores yet) unless ``allow_unfinished``.
+
+    Returns the unfinished run's progress (``zoo.core.runs.unfinished_run``) or None.
+    """
+    progress = unfinished_run(spec) if Path(spec).expanduser().exists() else None
+    if progress is not None and not allow_unfinished:
+        raise ExportError(
+            f"run {progress['run']} is unfinished ({describe_progress(progress)}, no test "
+            f"metrics); run its `zoo train` command again to finish it, or pass "
+            f"--allow-unfinished to export its best checkpoint so far")
+    return progress
+
+
+def load_export_source(spec: str | Path, *, unsafe: bool = False,
+                       allow_unfinished: bool = False) -> ExportSource:
+    """A run directory, a ``.keras`` file, or a registered model name (untrained weights).
+
+    An unfinished run is refused unless ``allow_unfinished``; then its manifest's training
+    section says so ('finished': false, epochs done, best validation loss).
+    """
 
     path = Path(spec).expanduser()
+    progress = check_finished(spec, allow_unfinished)
     if path.exists():
         config = load_run_config(path)
         model = load_run_model(path, unsafe=unsafe)
@@ -197,6 +219,14 @@ def load_export_source(spec: str | Path, *, unsafe: bool = False) -> ExportSourc
                                                  "learning_rate", "optimizer", "seed",
                                                  "train_fraction", "recipes", "backend",
                                                  "keras_version", "weights") if key in config}
+        if progress is not None:
+            training.update(finished=False, epochs_done=progress["epochs_done"],
+                            best_val_loss=progress["best_val_loss"],
+                            best_epoch=progress["best_epoch"],
+                            note="exported unfinished with --allow-unfinished: the best "
+                                 "checkpoint so far, never tested")
+        elif metrics:
+            training["finished"] = True
         model_name = config.get("model") or _default_name(path)
         # The builder's defaults fill in what the run left at its default.
         defaults = (get_model_info(model_name).hyperparameters
@@ -470,6 +500,7 @@ def export_model(
     out: str | Path | None = None,
     unsafe: bool = False,
     tolerance: float = DEFAULT_TOLERANCE,
+    allow_unfinished: bool = False,
 ) -> ExportResult:
     """Export ``source`` to ``OUT/NAME/VERSION/`` (OUT defaults to saved_models/), verified.
 
@@ -484,6 +515,8 @@ def export_model(
         out: the root folder instead of ``saved_models/``.
         unsafe: allow Lambda layers, whose code runs when the model is loaded.
         tolerance: the largest difference from Keras' outputs a format may show.
+        allow_unfinished: export a run that has not finished (its best checkpoint so far,
+            recorded in the manifest) instead of refusing it.
 
     Returns:
         The published version's path, name, number and manifest (with each format's check).
@@ -498,11 +531,12 @@ def export_model(
     if root.exists() and not root.is_dir():
         raise NotADirectoryError(f"--out {root} exists and is not a folder")
 
+    check_finished(source, allow_unfinished)  # before anything is loaded or written
     name = check_export_name(name if name is not None else default_export_name(source))
     model_dir = root / name
     chosen = choose_version(model_dir, version, force)
     check_writable(model_dir)  # a read-only --out fails now, not after the model is traced
-    loaded = load_export_source(source, unsafe=unsafe)
+    loaded = load_export_source(source, unsafe=unsafe, allow_unfinished=allow_unfinished)
     serving_model = build_serving_model(loaded)
     batch = verification_batch(check_source(loaded))
     expected = reference_probabilities(loaded, batch)
