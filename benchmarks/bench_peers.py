@@ -37,7 +37,8 @@ from benchmarks.versus_report import ratio_text
 from recipes.augment import Augment
 from zoo.bench import benchmark, format_markdown, write_report
 from zoo.bench.report import rate_text, yes_no
-from zoo.bench.run import BenchSettings, Workload, epoch_timer, rates
+from zoo.bench.run import BenchSettings, Workload
+from zoo.bench.timing import epoch_timer, rates
 from zoo.cli.bench import bench_options, bench_settings, use_backend
 from zoo.core.registry import list_models
 from zoo.data.batches import to_float

@@ -54,7 +54,8 @@ from benchmarks.torch_peer import has_torch
 from benchmarks.versus_report import default_versus_path, format_versus_markdown
 from benchmarks.zoo_timing import ACCELERATOR_STEPS
 from zoo.bench.report import write_report
-from zoo.bench.run import BenchError, check_counts, spread
+from zoo.bench.run import BenchError, check_counts
+from zoo.bench.timing import spread
 from zoo.cli.bench import BACKENDS
 from zoo.cli.options import input_shape_option, parse_shape
 from zoo.core.registry import get_model_info, list_models

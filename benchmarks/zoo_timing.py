@@ -13,7 +13,7 @@ plan,
   leaves an array already on the device in place), whereas arrays passed to ``fit`` directly
   go through its array adapter, which copies JAX arrays back to NumPy (Keras 3.15).
 
-Epochs are timed by ``zoo.bench.run.epoch_timer``, which waits for the device before it
+Epochs are timed by ``zoo.bench.timing.epoch_timer``, which waits for the device before it
 stops the clock. Result lines go to the file the parent names (``benchmarks.peer_jobs``).
 """
 
@@ -38,15 +38,9 @@ from benchmarks.peer_jobs import (
     registry_macs,
     report_row,
 )
-from zoo.bench.run import (
-    accelerated,
-    default_steps,
-    epoch_timer,
-    machine_facts,
-    measure_matmul_peak,
-    random_dataset,
-    random_images,
-)
+from zoo.bench.machine import accelerated, machine_facts, measure_matmul_peak
+from zoo.bench.run import default_steps, random_dataset, random_images
+from zoo.bench.timing import epoch_timer
 from zoo.core.layer_table import summarize
 from zoo.core.registry import get_model_info
 from zoo.data.batches import has_tensorflow

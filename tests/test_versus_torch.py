@@ -65,13 +65,13 @@ def test_epoch_timer_waits_for_the_device_before_it_stops(monkeypatch):
     soon as it is queued): the timer reads the step counter back once per epoch."""
     import keras
 
-    from zoo.bench import run
+    from zoo.bench import timing
 
     waited = []
-    monkeypatch.setattr(run, "wait_for_training", lambda model: waited.append(model))
+    monkeypatch.setattr(timing, "wait_for_training", lambda model: waited.append(model))
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer="adam", loss="mse")
-    timer = run.epoch_timer()
+    timer = timing.epoch_timer()
     model.fit(np.zeros((8, 3)), np.zeros((8, 2)), batch_size=4, epochs=2, verbose=0,
               callbacks=[timer])
     assert waited == [model, model] and len(timer.wall) == 2

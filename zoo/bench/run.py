@@ -18,10 +18,6 @@ times the hand-written Keras and PyTorch peers that way. The zoo knows nothing o
 from __future__ import annotations
 
 import functools
-import os
-import platform
-import statistics
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -31,27 +27,25 @@ from typing import Any, Callable
 import numpy as np
 
 from recipes import apply_recipes
+from zoo.bench.inference import bench_inference
+from zoo.bench.machine import accelerated, machine_facts, measure_matmul_peak
+from zoo.bench.timing import epoch_timer, rates
 from zoo.core.layer_table import summarize
 from zoo.core.registry import get_model_info
-from zoo.core.runs import PREPROCESSING
-from zoo.data.batches import has_tensorflow, to_float
-from zoo.data.dataset import Dataset, fit_dataset, fit_images
+from zoo.data.dataset import Dataset, fit_dataset
 from zoo.data.load import load_dataset
-from zoo.deploy.export import ExportSource, build_serving_model, write_savedmodel
-from zoo.deploy.serving import INPUT_NAME, SIGNATURE
 from zoo.training.dtype_policy import DTYPE_POLICIES, dtype_policy_scope
 from zoo.training.train import TrainPlan, train
 
 # Name of the random data set; the augment recipe treats it as photos (flips, reflect fill).
 RANDOM_DATASET = "random"
-# Work per timed repeat and per inference measurement, in FLOPs. 1e12 is about 5 s on a 2-core
+# Work per timed repeat, in FLOPs. 1e12 is about 5 s on a 2-core
 # CPU (~190 GFLOP/s): with 1 s repeats (2e11) the worst zoo/baseline repeat of vgg_small and
 # alexnet scattered 0.96-1.05x around parity on an idle machine, timer and scheduling noise
 # rather than a difference between the two paths.
 TRAIN_FLOPS_PER_REPEAT = 1e12
 # Cheap models (LeNet-5) would need thousands of steps: cap a repeat at this many.
 MAX_STEPS_PER_REPEAT = 400
-INFERENCE_FLOPS = 2e10
 
 
 class BenchError(ValueError):
@@ -110,110 +104,6 @@ def default_steps(train_flops_per_image: float, batch_size: int) -> int:
     return int(min(MAX_STEPS_PER_REPEAT, max(2, steps)))
 
 
-def spread(values: list[float]) -> dict[str, float]:
-    """Median, min and max of repeated measurements."""
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "values": list(values)}
-
-
-def latency(seconds: list[float]) -> dict[str, float]:
-    """p50 and p99 of per-call seconds, in milliseconds."""
-    p50, p99 = np.percentile(np.asarray(seconds) * 1e3, [50, 99])
-    return {"p50_ms": float(p50), "p99_ms": float(p99)}
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for package in ("keras", "tensorflow", "jax", "jaxlib", "numpy", "torch", "cnn-zoo"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            pass
-    return found
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _devices() -> list[str]:
-    import keras
-
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return [f"{d.platform}:{getattr(d, 'device_kind', d)}" for d in jax.devices()]
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return [d.name for d in tf.config.list_logical_devices()]
-    return []
-
-
-def accelerated() -> bool:
-    """Whether Keras' backend computes on something other than the CPU."""
-    return any(not d.lower().startswith(("cpu", "/device:cpu")) for d in _devices())
-
-
-def machine_facts() -> dict[str, Any]:
-    """CPU, load, backend, devices and package versions of this run."""
-    import keras
-
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "cpu_model": _cpu_model(),
-        "cpu_count": cpus,
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "backend": keras.backend.backend(),
-        "devices": _devices(),
-        "versions": _versions(),
-    }
-
-
-def _to_host(value) -> Any:
-    """Wait for an (asynchronous) result by copying it, or each of its outputs, to NumPy."""
-    if isinstance(value, dict):
-        return {key: np.asarray(v) for key, v in value.items()}
-    return np.asarray(value)
-
-
-def measure_matmul_peak(dtype: str = "float32", size: int = 1024, repeats: int = 12,
-                        chain: int = 4) -> dict[str, float]:
-    """GFLOP/s of ``size`` x ``size`` matrix products with keras.ops on the active backend.
-
-    Each timed call chains ``chain`` products before waiting for the result, so asynchronous
-    backends (JAX) are timed on the work, not on dispatch. The best repeat is the peak.
-    """
-    import keras
-
-    rng = np.random.default_rng(0)
-    a = keras.ops.convert_to_tensor(rng.standard_normal((size, size), np.float32), dtype=dtype)
-    b = keras.ops.convert_to_tensor(rng.standard_normal((size, size), np.float32) / size,
-                                    dtype=dtype)
-    rates = []
-    for i in range(repeats + 2):
-        start = time.perf_counter()
-        c = a
-        for _ in range(chain):
-            c = keras.ops.matmul(c, b)
-        # float32 on the way out: TensorFlow hands no bfloat16 scalars to NumPy.
-        keras.ops.convert_to_numpy(keras.ops.cast(c[0, 0], "float32"))
-        if i >= 2:  # the first calls load kernels
-            rates.append(2 * size**3 * chain / (time.perf_counter() - start) / 1e9)
-    return {"dtype": dtype, "size": size, "peak_gflops": max(rates),
-            "median_gflops": statistics.median(rates)}
-
-
 def random_images(input_shape, num_classes: int, count: int, seed: int
                   ) -> tuple[np.ndarray, np.ndarray]:
     """``count`` random uint8 images of ``input_shape`` (H, W, C) and int64 labels: the same
@@ -258,62 +148,6 @@ def real_images(data: Dataset, input_shape, count: int, seed: int) -> Dataset:
                     data.x_val[:held_out], data.y_val[:held_out],
                     data.x_test[:held_out], data.y_test[:held_out], data.class_names)
     return fit_dataset(drawn, tuple(input_shape))
-
-
-def wait_for_training(model) -> None:
-    """Block until the device has run every training step queued so far.
-
-    JAX (and TensorFlow or PyTorch on a GPU) return from a step once it is queued; Keras'
-    loop can be many steps ahead of the device when an epoch's last batch is handed over.
-    Reading the optimizer's step counter to the host waits for the last step's results.
-    """
-    import keras
-
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None:
-        keras.ops.convert_to_numpy(optimizer.iterations)
-
-
-def epoch_timer(after_epoch: Callable[[int], None] | None = None):
-    """A callback recording wall and CPU seconds of each epoch's training batches.
-
-    Timing stops where validation starts, once the device has finished the epoch's steps
-    (``wait_for_training``); ``after_epoch(epoch)`` runs when an epoch ends (what is timed
-    ``alongside`` the zoo runs one epoch there, so both alternate under one load).
-    """
-    import keras
-
-    class EpochTimer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.wall: list[float] = []
-            self.cpu: list[float] = []
-            self._start = self._stop = None
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start, self._stop = (time.perf_counter(), time.process_time()), None
-
-        def on_test_begin(self, logs=None):
-            if self._start is not None and self._stop is None:
-                wait_for_training(self.model)
-                self._stop = (time.perf_counter(), time.process_time())
-
-        def on_epoch_end(self, epoch, logs=None):
-            if self._stop is None:
-                wait_for_training(self.model)
-            stop = self._stop or (time.perf_counter(), time.process_time())
-            self.wall.append(stop[0] - self._start[0])
-            self.cpu.append(stop[1] - self._start[1])
-            self._start = None
-            if after_epoch is not None:
-                after_epoch(epoch)
-
-    return EpochTimer()
-
-
-def rates(images: int, seconds: list[float]) -> dict[str, float]:
-    """Images/s of each timed epoch but the first (tracing, compilation: warm-up)."""
-    return spread([images / s for s in seconds[1:]])
 
 
 @dataclass
@@ -408,74 +242,6 @@ def bench_training(name: str, settings: BenchSettings, work_dir: Path,
     if beside is not None:
         beside.add_to(row)
     return row, result
-
-
-def _time_calls(function: Callable[[Any], Any], batch, calls: int, warmup: int = 1
-                ) -> list[float]:
-    for _ in range(warmup):
-        _to_host(function(batch))
-    seconds = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        _to_host(function(batch))
-        seconds.append(time.perf_counter() - start)
-    return seconds
-
-
-def _inference(function: Callable[[Any], Any], images: np.ndarray, macs: int,
-               large_batch: int) -> dict[str, Any]:
-    """Images/s at batch 1 and at ``large_batch``, and batch-1 latency, of one function."""
-    forward = max(2 * macs, 1)
-    calls_1 = int(min(200, max(3, INFERENCE_FLOPS // forward)))
-    calls_n = int(min(30, max(2, INFERENCE_FLOPS // (forward * large_batch))))
-    single = _time_calls(function, images[:1], calls_1)
-    batched = _time_calls(function, images[:large_batch], calls_n)
-    return {"batch1_images_per_s": spread([1 / s for s in single]),
-            "large_batch": large_batch,
-            "large_batch_images_per_s": spread([large_batch / s for s in batched]),
-            "batch1_latency": latency(single), "calls": [calls_1, calls_n]}
-
-
-def saved_model_server(model, name: str, path: Path) -> Callable[[Any], Any] | None:
-    """The serving function of ``model`` exported as `zoo export` does (uint8 images in), or
-    None without TensorFlow."""
-
-    if not has_tensorflow():
-        return None
-    import tensorflow as tf
-
-    source = ExportSource(model=model, model_name=name, hyperparameters={},
-                          class_names=[str(c) for c in range(model.output_shape[-1])],
-                          preprocessing=PREPROCESSING, origin="zoo bench", trained=True)
-    write_savedmodel(build_serving_model(source), path)
-    loaded = tf.saved_model.load(str(path))
-    serve = loaded.signatures[SIGNATURE]
-    # The lambda keeps `loaded` alive: the signature only weakly references its variables.
-    return lambda images: (loaded, serve(**{INPUT_NAME: tf.constant(images)}))[1]
-
-
-def bench_inference(result, macs: int, large_batch: int, seed: int, work_dir: Path,
-                    source: Dataset | None = None) -> dict[str, Any]:
-    """Keras predict_on_batch and SavedModel serving speed of a finished training run, on
-    random images or on ``source``'s test images (repeated if fewer than ``large_batch``)."""
-
-    model = result.model
-    shape = tuple(model.input_shape[1:])
-    if source is None:
-        rng = np.random.default_rng(seed)
-        images = rng.integers(0, 256, size=(large_batch, *shape), dtype=np.uint8)
-    else:
-        picks = np.arange(large_batch) % len(source.x_test)
-        images = fit_images(source.x_test[picks], shape)
-    report = {"keras_predict": _inference(model.predict_on_batch, to_float(images), macs,
-                                          large_batch)}
-    server = saved_model_server(model, model.name, work_dir / f"export-{model.name}")
-    if server is None:
-        report["saved_model"] = None
-        report["saved_model_note"] = "skipped: TensorFlow is not installed"
-    else:
-        report["saved_model"] = _inference(server, images, macs, large_batch)
-    return report
 
 
 def benchmark(names: list[str], settings: BenchSettings,
