@@ -1,7 +1,7 @@
 """SIGTERM handled as Ctrl-C, so that a kill (`timeout`, a scheduler) keeps finished work.
 
-Commands that run children or write results as they go (`zoo tune --workers`, `zoo bench
---versus-torch`) already turn KeyboardInterrupt into "stop the children, write what was
+Commands that run children or write results as they go (`zoo tune --workers`,
+benchmarks/versus_torch.py) already turn KeyboardInterrupt into "stop the children, write what was
 measured, exit non-zero"; inside ``sigterm_as_interrupt`` a SIGTERM takes the same path.
 """
 
