@@ -100,4 +100,27 @@ def preview_command(name, out, per_class, data_dir) -> None:
     click.echo(f"wrote {preview_grid(name, out, per_class=per_class, data_dir=data_dir)}")
 
 
+@data_group.command("cache")
+@click.option("--clear", is_flag=True, help="Delete every decoded image folder in the cache.")
+def cache_command(clear) -> None:
+    """Show (or --clear) the cache of image folders decoded into memory ($ZOO_HOME/folders;
+    budget $ZOO_FOLDER_CACHE_GB, default 4; streamed folders are never cached)."""
+    from zoo.data import folder_cache
+
+    if clear:
+        freed = folder_cache.clear()
+        click.echo(f"cleared {folder_cache.cache_root()}: {freed / 2**20:,.1f} MiB freed")
+        return
+    entries = folder_cache.entries()
+    used = sum(e.bytes for e in entries)
+    click.echo(f"{folder_cache.cache_root()}: {len(entries)} decoded folder(s), "
+               f"{used / 2**20:,.1f} MiB of {folder_cache.budget_bytes() / 2**20:,.0f} MiB")
+    for e in reversed(entries):  # most recently used first
+        from datetime import datetime
+
+        used_at = datetime.fromtimestamp(e.last_used).strftime("%Y-%m-%d %H:%M")
+        click.echo(f"  {e.bytes / 2**20:>9,.1f} MiB  {e.images:>8,} images  "
+                   f"{'x'.join(map(str, e.shape)):<11} used {used_at}  {e.root}")
+
+
 COMMANDS = [data_group]

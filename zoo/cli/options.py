@@ -78,6 +78,44 @@ def dataset_options(function):
                              "sub-folders.")(function)
 
 
+SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20,
+              "mib": 2**20, "g": 2**30, "gb": 2**30, "gib": 2**30, "t": 2**40, "tb": 2**40,
+              "tib": 2**40}
+
+
+def parse_size(value: str | None) -> int | None:
+    """'512MiB', '2GB', '3.5g' or a number of bytes -> bytes (powers of 1024)."""
+    if value is None:
+        return None
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
+    if not match or match.group(2).lower() not in SIZE_UNITS or float(match.group(1)) <= 0:
+        raise click.BadParameter(f"{value!r} is not a size; write e.g. 512MiB, 2GiB or 3.5g")
+    return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
+
+
+def input_options(function):
+    """--stream / --in-memory, --memory-budget and --skip-bad-images: the input path
+    (zoo.data.input_choice) of every command that trains or reads an image folder."""
+    function = click.option(
+        "--skip-bad-images", is_flag=True,
+        help="While streaming, skip unreadable images (counted and reported) instead of "
+             "stopping at the first.")(function)
+    function = click.option(
+        "--memory-budget", default=None, metavar="SIZE",
+        help="Stream an image folder whose images, decoded at the model's input size, exceed "
+             "this (e.g. 2GiB); default a quarter of the available memory.")(function)
+    function = click.option(
+        "--in-memory", "input_mode", flag_value="in-memory",
+        help="Decode the whole data set into memory first (the fast path for small sets).")(
+        function)
+    return click.option(
+        "--stream", "input_mode", flag_value="stream",
+        help="Stream an image folder: decode, resize and batch it on the fly in parallel "
+             "workers, with flat memory. Default: stream only past --memory-budget.")(function)
+
+
 deterministic_option = click.option(
     "--deterministic", is_flag=True,
     help="Same seed, same history: TensorFlow picks deterministic kernels and runs "

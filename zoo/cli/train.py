@@ -9,9 +9,11 @@ from zoo.cli.options import (
     dataset_options,
     deterministic_option,
     dtype_policy_option,
+    input_options,
     input_shape_option,
     parse_assignments,
     parse_shape,
+    parse_size,
     set_option,
 )
 
@@ -19,6 +21,7 @@ from zoo.cli.options import (
 @click.command("train")
 @click.argument("name")
 @dataset_options
+@input_options
 @click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default="32", show_default=True,
               help="Mini-batch size, or 'auto' for the largest power of two that fits.")
@@ -36,9 +39,9 @@ from zoo.cli.options import (
 @set_option
 @click.option("--out", default=None, help="Run directory (default saved_models/runs/NAME-TIME); "
                                           "an interrupted run resumes when given the same one.")
-def train_command(name, dataset, data_dir, epochs, batch_size, learning_rate, optimizer, seed,
-                  deterministic, dtype_policy, train_fraction, recipes, input_shape, assignments,
-                  out) -> None:
+def train_command(name, dataset, data_dir, input_mode, memory_budget, skip_bad_images, epochs,
+                  batch_size, learning_rate, optimizer, seed, deterministic, dtype_policy,
+                  train_fraction, recipes, input_shape, assignments, out) -> None:
     """Train model NAME on a data set and write a run directory (config, history, best
     .keras, test metrics, TensorBoard logs, curves)."""
     from zoo.training.train import TrainPlan, train
@@ -50,13 +53,15 @@ def train_command(name, dataset, data_dir, epochs, batch_size, learning_rate, op
     plan = TrainPlan(model=name, hparams=hparams, dataset=dataset, data_dir=data_dir,
                      epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                      optimizer=optimizer, seed=seed, deterministic=deterministic,
-                     train_fraction=train_fraction, dtype_policy=dtype_policy, out=out)
+                     train_fraction=train_fraction, dtype_policy=dtype_policy, out=out,
+                     input_mode=input_mode or "auto", memory_budget=parse_size(memory_budget),
+                     skip_bad_images=skip_bad_images)
     if recipes:
         from recipes import apply_recipes
 
         plan = apply_recipes(plan, recipes)
     plan.batch_size = resolve_batch_size(plan)
-    result = train(plan)
+    result = train(plan, announce=click.echo)
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
     click.echo(f"run: {result.run_dir}")
     click.echo(f"{metrics} ({result.seconds:.1f} s training)")

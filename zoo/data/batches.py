@@ -73,14 +73,14 @@ def make_batches(
     ds = ds.batch(batch_size).map(gather, num_parallel_calls=workers)
     if augment is not None:
         ds = ds.map(augment, num_parallel_calls=workers)
-    return ds.prefetch(PREFETCH_BATCHES).with_options(_fixed_pipeline_options(tf))
+    return ds.prefetch(PREFETCH_BATCHES).with_options(fixed_pipeline_options(tf))
 
 
 # Batches the pipeline prepares ahead of training: one in use, one ready.
 PREFETCH_BATCHES = 2
 
 
-def _fixed_pipeline_options(tf):
+def fixed_pipeline_options(tf):
     """tf.data options with the autotuner off.
 
     Keras starts every epoch (and every validation pass) by creating a new iterator while the

@@ -79,12 +79,14 @@ class Dataset:
         if train_fraction < 1.0:
             if not 0.0 < train_fraction <= 1.0:
                 raise DataError(f"train fraction must be in (0, 1], got {train_fraction}")
-            picks = _stratified_pick(data.y_train, train_fraction, rng)
+            picks = stratified_pick(data.y_train, train_fraction, rng)
             data = replace(data, x_train=data.x_train[picks], y_train=data.y_train[picks])
         return data
 
 
-def _stratified_pick(labels: np.ndarray, fraction: float, rng) -> np.ndarray:
+def stratified_pick(labels: np.ndarray, fraction: float, rng) -> np.ndarray:
+    """Sorted indices of ``fraction`` of each class of ``labels`` (at least one each), drawn
+    with ``rng``: what ``Dataset.subset(train_fraction=...)`` keeps."""
     picks = []
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
@@ -92,8 +94,10 @@ def _stratified_pick(labels: np.ndarray, fraction: float, rng) -> np.ndarray:
     return np.sort(np.array(picks))
 
 
-def split_arrays(name: str, x: np.ndarray, y: np.ndarray, class_names: list[str]) -> Dataset:
-    """Split arrays 70/15/15, stratified by class, with a fixed seed."""
+def split_indices(y: np.ndarray) -> dict[str, np.ndarray]:
+    """{'train', 'val', 'test': sorted indices} of a 70/15/15 split of labels ``y``, stratified
+    by class, with a fixed seed. Depends on the labels alone, so that arrays and file lists
+    of the same labels split the same way."""
     rng = np.random.default_rng(SPLIT_SEED)
     train, val, test = [], [], []
     for c in np.unique(y):
@@ -103,7 +107,14 @@ def split_arrays(name: str, x: np.ndarray, y: np.ndarray, class_names: list[str]
         val.extend(idx[:n_val])
         test.extend(idx[n_val:n_val + n_test])
         train.extend(idx[n_val + n_test:])
-    train, val, test = (np.sort(np.array(s, dtype=np.int64)) for s in (train, val, test))
+    return {name: np.sort(np.array(s, dtype=np.int64))
+            for name, s in (("train", train), ("val", val), ("test", test))}
+
+
+def split_arrays(name: str, x: np.ndarray, y: np.ndarray, class_names: list[str]) -> Dataset:
+    """Split arrays 70/15/15, stratified by class, with a fixed seed."""
+    split = split_indices(y)
+    train, val, test = split["train"], split["val"], split["test"]
     data = Dataset(name, x[train], y[train], x[val], y[val], x[test], y[test], class_names)
     check_every_class_in_every_split(data)
     return data
@@ -115,22 +126,26 @@ def check_every_class_in_every_split(data: Dataset) -> None:
     A class without training images cannot be learned, and one missing from validation or test
     would silently be left out of the scores (a flat folder needs 3 images per class).
     """
-    counts = {split: np.bincount(labels, minlength=data.num_classes)
-              for split, labels in (("train", data.y_train), ("validation", data.y_val),
-                                    ("test", data.y_test))}
-    short = [c for c in range(data.num_classes) if min(n[c] for n in counts.values()) == 0]
+    check_split_labels(data.name, data.class_names,
+                       {"train": data.y_train, "validation": data.y_val, "test": data.y_test})
+
+
+def check_split_labels(name: str, class_names: list[str], labels: dict[str, np.ndarray]) -> None:
+    """``check_every_class_in_every_split`` on the labels of each split (train, validation,
+    test), before any image is decoded."""
+    counts = {split: np.bincount(y, minlength=len(class_names)) for split, y in labels.items()}
+    short = [c for c in range(len(class_names)) if min(n[c] for n in counts.values()) == 0]
     if not short:
         return
-    listed = "; ".join(f"{data.class_names[c]!r}: " + ", ".join(f"{n[c]} {split}" for split, n
-                                                                  in counts.items())
+    listed = "; ".join(f"{class_names[c]!r}: " + ", ".join(f"{n[c]} {split}" for split, n
+                                                             in counts.items())
                        for c in short[:5])
     more = f" and {len(short) - 5} more" if len(short) > 5 else ""
     raise DataError(
-        f"data set {data.name}: every class needs images in the training, validation and test "
+        f"data set {name}: every class needs images in the training, validation and test "
         f"splits, but {listed}{more}. Add images to those classes (at least 3 each in a "
         f"folder of class sub-folders) or remove them"
     )
-
 
 
 def fit_images(x: np.ndarray, input_shape: tuple[int, int, int], *, what: str = "data set"

@@ -1,10 +1,10 @@
-"""Folders of images: class sub-folders, optionally inside train/ val/ test/ split folders.
+"""Folders of images decoded into memory: class sub-folders, optionally inside train/ val/ test/.
 
-``root/train/<class>/*.png`` + ``root/test/<class>/...`` (+ optional ``val/``) keeps those splits,
-as torchvision's and tfds' ImageFolder layouts do; a missing val/ (or test/) is carved out of
-train/, stratified and seeded. A flat ``root/<class>/...`` is split 70/15/15 as before.
-Decoded arrays are cached by content (every file's path, size and modification time), so a
-second run over an unchanged folder skips decoding.
+The folder is listed and split once by ``zoo.data.listing`` (the streaming path starts from the
+same listing). Given the model's input shape, each image is decoded straight to it
+(``zoo.data.decode.read_fitted``: no full-size copy); without one, images keep their most common
+stored size. Decoded arrays are cached by content and shape in ``$ZOO_HOME/folders/`` within a
+size budget (``zoo.data.folder_cache``), so a second run over an unchanged folder skips decoding.
 """
 
 from __future__ import annotations
@@ -14,68 +14,39 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import cache
-from zoo.data.dataset import (
-    IMAGE_SUFFIXES,
-    SPLIT_SEED,
-    VALIDATION_FRACTION,
-    DataError,
-    Dataset,
-    check_every_class_in_every_split,
-    split_arrays,
-)
+from zoo.data import folder_cache
+from zoo.data.dataset import Dataset, check_every_class_in_every_split
+from zoo.data.decode import read_fitted
 from zoo.data.images import open_image
+from zoo.data.listing import FolderListing, list_image_folder
 
-SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
-CACHE_VERSION = 2  # bump when decoding changes, so old cached arrays are not reused
+CACHE_VERSION = 3  # bump when decoding changes, so old cached arrays are not reused
 PROGRESS_MIN_FILES = 200  # below this, decoding is quick enough without a progress bar
 
 
-def _class_folders(path: Path) -> list[str]:
-    return sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def split_layout(path: Path) -> dict[str, Path] | None:
-    """{split: folder} when ``path`` holds train/ and test/ or val/ sub-folders, else None."""
-    found = {}
-    for split, names in SPLIT_FOLDERS.items():
-        folder = next((path / n for n in names if (path / n).is_dir()), None)
-        if folder is not None:
-            found[split] = folder
-    return found if "train" in found and len(found) > 1 else None
-
-
-def _list_images(folder: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
-    files, labels = [], []
-    for label, cls in enumerate(classes):
-        if not (folder / cls).is_dir():
-            continue
-        found = sorted(f for f in (folder / cls).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
-        files.extend(found)
-        labels.extend([label] * len(found))
-    return files, labels
-
-
-def _content_key(files: list[Path]) -> str:
-    digest = hashlib.sha256(f"v{CACHE_VERSION}".encode())
-    for f in files:
-        stat = f.stat()
-        digest.update(f"{f.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+def _content_key(listing: FolderListing, shape: tuple[int, int, int] | None) -> str:
+    digest = hashlib.sha256(f"v{CACHE_VERSION} {shape}".encode())
+    for f, size, mtime in zip(listing.files, listing.sizes, listing.mtimes):
+        digest.update(f"{Path(f).resolve()}\0{size}\0{mtime}\n".encode())
     return digest.hexdigest()[:32]
 
 
-def decode_images(files: list[Path]) -> np.ndarray:
-    """Decode image files into one uint8 (N, H, W, C) array, with a progress bar for many.
+def _progress(files: list[str]):
+    from tqdm import tqdm
+
+    return tqdm(files, desc="decoding images", unit="img", disable=len(files) < PROGRESS_MIN_FILES)
+
+
+def decode_images(files: list[str]) -> np.ndarray:
+    """Decode image files into one uint8 (N, H, W, C) array at their stored size.
 
     Each file is decoded by ``zoo.data.images.open_image`` (every mode scaled to 8 bits, or
     refused naming the file). Grey stays 1 channel unless any image has colour; the most
     common size wins and other images are resized to it.
     """
     from PIL import Image
-    from tqdm import tqdm
 
-    bar = tqdm(files, desc="decoding images", unit="img", disable=len(files) < PROGRESS_MIN_FILES)
-    images = [open_image(f) for f in bar]
+    images = [open_image(f) for f in _progress(files)]
     channels = 1 if all(img.mode == "L" for img in images) else 3
     sizes = [img.size for img in images]
     size = max(set(sizes), key=sizes.count)
@@ -88,91 +59,49 @@ def decode_images(files: list[Path]) -> np.ndarray:
     return out
 
 
-def _decode_cached(files: list[Path]) -> np.ndarray:
-    folder = cache.zoo_home() / "folders" / _content_key(files)
-    if (folder / cache.MANIFEST).is_file():
-        return np.load(folder / "images.npy")
-    images = decode_images(files)
-    cache.write_folder_atomic(folder, {"images": images}, {"files": len(files)})
+def decode_fitted(files: list[str], shape: tuple[int, int, int]) -> np.ndarray:
+    """Decode image files straight to the model's ``shape``: one (N, H, W, C) uint8 array,
+    filled in place (no list of full-size images)."""
+    out = np.empty((len(files), *shape), dtype=np.uint8)
+    for i, f in enumerate(_progress(files)):
+        out[i] = read_fitted(f, shape)
+    return out
+
+
+def decoded_listing(listing: FolderListing, shape: tuple[int, int, int] | None) -> np.ndarray:
+    """Every listed image decoded (to ``shape`` when given), from the cache when it holds them.
+
+    The array is memory-mapped from the cache, so taking the splits copies each image once.
+    """
+    key = _content_key(listing, shape)
+    cached = folder_cache.load(key)
+    if cached is not None:
+        return cached
+    images = (decode_images(listing.files) if shape is None
+              else decode_fitted(listing.files, tuple(shape)))
+    folder_cache.store(key, images, root=listing.root)
     return images
 
 
-def _carve(labels: np.ndarray, fraction: float, rng) -> np.ndarray:
-    """Indices of a stratified ``fraction`` of ``labels``; every class keeps one image back."""
-    picks = []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        # At least one image of each class is carved out, so every class is in every split.
-        picks.extend(idx[:min(max(1, round(fraction * len(idx))), len(idx) - 1)])
-    return np.sort(np.array(picks, dtype=np.int64))
-
-
-def _check_classes(path: Path, classes: list[str]) -> None:
-    if not classes:
-        raise DataError(
-            f"data folder {path} has no class sub-folders; put each class's images in its own "
-            f"sub-folder (e.g. {path}/cat/1.png, {path}/dog/1.png), optionally inside train/ "
-            f"and test/ folders"
-        )
-    if len(classes) < 2:
-        raise DataError(
-            f"data folder {path} has a single class ({classes[0]!r}); a classifier needs at least "
-            f"two class sub-folders"
-        )
-
-
-def load_split_folders(path: Path, layout: dict[str, Path]) -> Dataset:
-    """root/train|val|test/<class>/ images -> a Dataset keeping those splits."""
-    classes = _class_folders(layout["train"])
-    _check_classes(layout["train"], classes)
-    for split, folder in layout.items():
-        extra = sorted(set(_class_folders(folder)) - set(classes))
-        if extra:
-            raise DataError(f"{folder} has classes that {layout['train']} lacks "
-                            f"({', '.join(extra)}); every class needs training images")
-    listed = {split: _list_images(folder, classes) for split, folder in layout.items()}
-    present = set(listed["train"][1])
-    for cls_index, cls in enumerate(classes):
-        if cls_index not in present:
-            raise DataError(f"class folder {layout['train'] / cls} holds no images "
-                            f"({', '.join(sorted(IMAGE_SUFFIXES))})")
-    all_files = [f for files, _ in listed.values() for f in files]
-    images = _decode_cached(all_files)
-    arrays, start = {}, 0
-    for split, (files, labels) in listed.items():
-        arrays[split] = (images[start:start + len(files)], np.array(labels, dtype=np.int64))
-        start += len(files)
-    rng = np.random.default_rng(SPLIT_SEED)
-    for missing in ("val", "test"):
-        if missing not in arrays:
-            x, y = arrays["train"]
-            picks = _carve(y, VALIDATION_FRACTION, rng)
-            keep = np.setdiff1d(np.arange(len(y)), picks)
-            arrays[missing] = (x[picks], y[picks])
-            arrays["train"] = (x[keep], y[keep])
-    data = Dataset(path.name, *arrays["train"], *arrays["val"], *arrays["test"], classes)
+def dataset_from_listing(listing: FolderListing, shape: tuple[int, int, int] | None = None
+                         ) -> Dataset:
+    """The listing's images decoded into memory, split as listed."""
+    images = decoded_listing(listing, shape)
+    parts = []
+    for split in ("train", "val", "test"):
+        idx = listing.splits[split]
+        parts += [np.asarray(images[idx]), listing.labels[idx]]
+    data = Dataset(listing.name, *parts, listing.class_names)
     check_every_class_in_every_split(data)
     return data
 
 
-def load_image_folder(path: Path) -> Dataset:
+def load_image_folder(path: Path, image_shape: tuple[int, int, int] | None = None) -> Dataset:
     """A folder of class sub-folders (split 70/15/15), or of train/ test/ (val/) split folders.
 
     Args:
         path: the folder.
+        image_shape: decode every image straight to this (H, W, C); None keeps the images'
+            most common stored size.
     """
-    if not path.is_dir():
-        raise DataError(f"data folder {path} does not exist or is not a folder")
-    layout = split_layout(path)
-    if layout is not None:
-        return load_split_folders(path, layout)
-    classes = _class_folders(path)
-    _check_classes(path, classes)
-    files, labels = _list_images(path, classes)
-    present = set(labels)
-    for label, cls in enumerate(classes):
-        if label not in present:
-            raise DataError(f"class folder {path / cls} holds no images "
-                            f"({', '.join(sorted(IMAGE_SUFFIXES))})")
-    images = _decode_cached(files)
-    return split_arrays(path.name, images, np.array(labels, dtype=np.int64), classes)
+    return dataset_from_listing(list_image_folder(path), image_shape)

@@ -92,8 +92,12 @@ def _to_eight_bit(path, img):
     raise _refuse(path, img, "which the zoo cannot scale to 8 bits")
 
 
-def open_image(path: str | Path):
+def open_image(path: str | Path, draft_size: tuple[int, int] | None = None):
     """The image file as a loaded 8-bit Pillow image in mode 'L' or 'RGB', scaled from its mode.
+
+    ``draft_size`` (width, height) lets a JPEG decode at the smallest DCT scale (1/2, 1/4,
+    1/8) that still covers that size (Pillow's ``Image.draft``): far fewer pixels to decode
+    when the model's input is much smaller than the stored image (zoo.data.decode).
 
     Raises ImageDecodeError (a DataError) naming the file for a missing, unreadable, too
     large or unsupported image.
@@ -102,6 +106,8 @@ def open_image(path: str | Path):
 
     try:
         with Image.open(path) as img:
+            if draft_size is not None and img.format == "JPEG":
+                img.draft(None, draft_size)
             return _to_eight_bit(path, img)
     except FileNotFoundError:
         raise ImageDecodeError(f"image {path} does not exist") from None

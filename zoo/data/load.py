@@ -70,9 +70,14 @@ def load_tfds(name: str, data_dir: str | None) -> Dataset:
     return Dataset(f"tfds:{name}", x, y, *arrays["validation"], *arrays["test"], class_names)
 
 
-def load_dataset(spec: str = DEFAULT_DATASET, *, data_dir: str | None = None) -> Dataset:
+def load_dataset(spec: str = DEFAULT_DATASET, *, data_dir: str | None = None,
+                 image_shape: tuple[int, int, int] | None = None) -> Dataset:
     """Load 'digits', an imported set (mnist, fashion_mnist, cifar10, cifar100), 'tfds:NAME'
-    or a folder path into a split Dataset."""
+    or a folder path into a split Dataset.
+
+    ``image_shape`` lets a folder decode each image straight to the model's (H, W, C);
+    other sources are fitted afterwards (``fit_dataset``), as without it.
+    """
     from zoo.data.catalog import CATALOG
 
     if spec == "digits":
@@ -87,7 +92,7 @@ def load_dataset(spec: str = DEFAULT_DATASET, *, data_dir: str | None = None) ->
     if path.exists():
         from zoo.data.folders import load_image_folder
 
-        return load_image_folder(path)
+        return load_image_folder(path, image_shape)
     raise DataError(
         f"unknown data set {spec!r}: use 'digits' (embedded), one of {', '.join(CATALOG)} "
         f"(after `zoo data import`), 'tfds:NAME' (a prepared "

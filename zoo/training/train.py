@@ -28,8 +28,11 @@ from zoo.core.runs import (
     write_json_atomic,
 )
 from zoo.data.batches import make_batches
-from zoo.data.dataset import DEFAULT_DATASET, Dataset, fit_dataset
+from zoo.data.dataset import DEFAULT_DATASET, DataError, Dataset, fit_dataset
+from zoo.data.input_choice import InputChoice, choose_input
+from zoo.data.listing import FolderListing, list_image_folder
 from zoo.data.load import load_dataset
+from zoo.data.stream import ImageStream
 from zoo.training import resume
 from zoo.training.dtype_policy import DtypePolicyError, check_dtype_policy, dtype_policy_scope
 from zoo.training.gradient_registry import custom_gradient_names, forget_custom_gradients
@@ -82,6 +85,13 @@ class TrainPlan:
     # fine-tuning after its head phase): history is appended with continuous epoch numbers,
     # and the best checkpoint is only replaced by a better one.
     initial_epoch: int = 0
+    # Input path (zoo.data.input_choice): "auto" streams an image folder whose images, decoded
+    # at the model's input size, exceed memory_budget bytes (None: a quarter of the available
+    # memory); "stream" / "in-memory" force either.
+    input_mode: str = "auto"
+    memory_budget: float | None = None
+    # Streaming: skip (and count) unreadable images instead of stopping at the first.
+    skip_bad_images: bool = False
 
     def config(self) -> dict[str, Any]:
         """The JSON-serializable part of the plan, as written to config.json."""
@@ -101,6 +111,9 @@ class TrainPlan:
             "dtype_policy": self.dtype_policy,
             "train_fraction": self.train_fraction,
             "recipes": list(self.recipes),
+            "input_mode": self.input_mode,
+            "memory_budget": self.memory_budget,
+            "skip_bad_images": self.skip_bad_images,
         }
 
 
@@ -115,7 +128,8 @@ class RunResult:
     seconds: float
 
 
-def resolve_hparams(plan: TrainPlan, data: Dataset) -> dict[str, Any]:
+def resolve_hparams(plan: TrainPlan, data: "Dataset | FolderListing | ImageStream"
+                    ) -> dict[str, Any]:
     """The builder's hyperparameters: the plan's, with input shape and classes filled in."""
     hparams = normalize_hyperparameters(plan.model, plan.hparams)
     info = get_model_info(plan.model)
@@ -176,9 +190,14 @@ def effective_steps_per_execution(plan: TrainPlan) -> int:
     return 1 if keras.backend.backend() == "torch" else plan.steps_per_execution
 
 
-def training_batches(plan: TrainPlan, data: Dataset):
+def training_batches(plan: TrainPlan, data: "Dataset | ImageStream"):
     """(train, validation) input pipelines for a data set already fitted to the model."""
     classes = data.num_classes if plan.one_hot_labels else None
+    if isinstance(data, ImageStream):
+        train = data.batches("train", batch_size=plan.batch_size, shuffle=True, seed=plan.seed,
+                             num_classes=classes, augment=plan.augment)
+        val = data.batches("val", batch_size=max(plan.batch_size, 256), num_classes=classes)
+        return train, val
     train = make_batches(data.x_train, data.y_train, batch_size=plan.batch_size, shuffle=True,
                          seed=plan.seed, num_classes=classes, augment=plan.augment)
     val = make_batches(data.x_val, data.y_val, batch_size=max(plan.batch_size, 256),
@@ -209,6 +228,61 @@ def prepare_data(plan: TrainPlan, data: Dataset | None = None) -> Dataset:
     return data.subset(train_fraction=plan.train_fraction) if plan.train_fraction < 1 else data
 
 
+def image_folder(spec: str) -> Path | None:
+    """The folder ``spec`` names, or None for the other sources (digits, imported, tfds)."""
+    from zoo.data.catalog import CATALOG
+
+    if spec == "digits" or spec in CATALOG or spec.startswith("tfds:"):
+        return None
+    path = Path(spec).expanduser()
+    return path if path.is_dir() else None
+
+
+def open_source(plan: TrainPlan, data: Dataset | None = None) -> "Dataset | FolderListing":
+    """The plan's data before the model's input shape is known: an image folder is only listed
+    and split (``fit_source`` then decodes or streams it); other sources load as arrays."""
+    if data is None and image_folder(plan.dataset) is not None:
+        return list_image_folder(image_folder(plan.dataset))
+    return prepare_data(plan, data)
+
+
+def fit_source(plan: TrainPlan, source: "Dataset | FolderListing",
+               input_shape: tuple[int, int, int]) -> "tuple[Dataset | ImageStream, InputChoice]":
+    """The data at the model's ``input_shape``, in memory or streamed (plan.input_mode), and
+    the choice made."""
+    if isinstance(source, FolderListing):
+        choice = choose_input(len(source.files), input_shape, mode=plan.input_mode,
+                              budget=plan.memory_budget)
+        if choice.streamed:
+            stream = ImageStream(source, input_shape, skip_bad=plan.skip_bad_images)
+            return stream.subset(plan.train_fraction), choice
+        from zoo.data.folders import dataset_from_listing
+
+        data = dataset_from_listing(source, input_shape)
+        data = data.subset(train_fraction=plan.train_fraction) if plan.train_fraction < 1 else data
+        return data, choice
+    images = len(source.x_train) + len(source.x_val) + len(source.x_test)
+    choice = choose_input(images, input_shape, mode=plan.input_mode, budget=plan.memory_budget,
+                          streamable=False, what=f"data set {source.name!r}")
+    return fit_dataset(source, input_shape), choice
+
+
+def split_size(data: "Dataset | ImageStream", split: str) -> int:
+    """Images in ``split`` ('train', 'val', 'test') of arrays or a stream."""
+    if isinstance(data, ImageStream):
+        return data.size(split)
+    return len(getattr(data, f"y_{split}"))
+
+
+def evaluation_batches(data: "Dataset | ImageStream", split: str, *, batch_size: int = 256,
+                       num_classes: int | None = None):
+    """Unshuffled batches of ``split`` for evaluation, from arrays or a stream."""
+    if isinstance(data, ImageStream):
+        return data.batches(split, batch_size=batch_size, num_classes=num_classes)
+    return make_batches(getattr(data, f"x_{split}"), getattr(data, f"y_{split}"),
+                        batch_size=batch_size, shuffle=False, seed=0, num_classes=num_classes)
+
+
 def train(
     plan: TrainPlan,
     *,
@@ -216,6 +290,7 @@ def train(
     data: Dataset | None = None,
     verbose: int | str = "auto",
     write_run: bool = True,
+    announce: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Train ``plan`` and write its run directory; resumes if that directory holds a backup.
 
@@ -227,6 +302,8 @@ def train(
         verbose: Keras' ``fit`` verbosity.
         write_run: False keeps everything in memory (tests, benchmarks, ablations): no run
             directory, checkpoint, history file or curves.
+        announce: called with the lines to show before training: the input path taken
+            (in memory or streamed) and why.
 
     Returns:
         The run directory, the best model (the saved checkpoint when a run was written), the
@@ -240,7 +317,7 @@ def train(
     # The policy is process-wide and read when layers are built: set it around this run
     # only, so that the next run of a sweep, comparison or search starts from the old one.
     with dtype_policy_scope(plan.dtype_policy) as policy:
-        return _train(plan, model, data, verbose, write_run, policy)
+        return _train(plan, model, data, verbose, write_run, policy, announce)
 
 
 def check_plan(plan: TrainPlan, model: "keras.Model | None" = None) -> None:
@@ -255,6 +332,10 @@ def check_plan(plan: TrainPlan, model: "keras.Model | None" = None) -> None:
     if not isinstance(plan.steps_per_execution, int) or plan.steps_per_execution < 1:
         raise TrainingError(f"steps per execution must be a positive integer, got "
                             f"{plan.steps_per_execution!r}")
+    try:
+        choose_input(0, (1, 1, 1), mode=plan.input_mode, budget=plan.memory_budget)
+    except DataError as err:
+        raise TrainingError(str(err)) from None
     if plan.dtype_policy is not None:
         try:
             check_dtype_policy(plan.dtype_policy)
@@ -268,21 +349,24 @@ def check_plan(plan: TrainPlan, model: "keras.Model | None" = None) -> None:
 
 
 def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
-           verbose: int | str, write_run: bool, policy: str) -> RunResult:
+           verbose: int | str, write_run: bool, policy: str,
+           announce: Callable[[str], None] | None) -> RunResult:
     """``train`` after the checks, under the run's dtype policy ``policy``."""
     import keras
 
     _seed_everything(plan.seed, plan.deterministic)
-    data = prepare_data(plan, data)
+    source = open_source(plan, data)
     if model is None:
-        hparams = resolve_hparams(plan, data)
+        hparams = resolve_hparams(plan, source)
         model = get_model_info(plan.model).builder(**hparams)
     else:
         hparams = dict(plan.hparams)
     input_shape = tuple(model.input_shape[1:])
-    data = fit_dataset(data, input_shape)
+    data, choice = fit_source(plan, source, input_shape)
+    if announce is not None:
+        announce(choice.line())
     train_batches, val_batches = training_batches(plan, data)
-    steps_per_epoch = math.ceil(len(data.x_train) / plan.batch_size)
+    steps_per_epoch = math.ceil(split_size(data, "train") / plan.batch_size)
     compile_model(model, plan, steps_per_epoch)
 
     run_dir = Path(plan.out) if plan.out else new_run_dir(plan.model)
@@ -300,7 +384,8 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
                   "steps_per_execution": effective_steps_per_execution(plan),
                   "input_shape": list(input_shape), "class_names": data.class_names,
                   "preprocessing": PREPROCESSING, "dataset_name": data.name,
-                  "train_size": len(data.x_train), "keras_version": keras.__version__,
+                  "train_size": split_size(data, "train"), "input": choice.config(),
+                  "keras_version": keras.__version__,
                   "backend": keras.backend.backend(), "jit_compile": bool(model.jit_compile),
                   "dtype_policy": policy}
         if plan.initial_epoch == 0:  # a later phase of one run (transfer) changes the model
@@ -323,6 +408,10 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
                         initial_epoch=plan.initial_epoch,
                         epochs=plan.initial_epoch + plan.epochs,
                         callbacks=callbacks, verbose=verbose)
+    except Exception as err:
+        if isinstance(data, ImageStream):
+            data.check_read(err)  # a worker's unreadable or changed file, in one line
+        raise
     finally:
         # Otherwise TensorFlow's gradient registry keeps this fit's traced graphs alive after
         # the model is gone: ~10 MB per run in a sweep or search (zoo.training.gradient_registry).
@@ -344,14 +433,23 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
         with warnings.catch_warnings():  # an optimizer of another phase is not restored
             warnings.simplefilter("ignore")
             model.load_weights(run_dir / MODEL_FILE)
-    test = make_batches(data.x_test, data.y_test, batch_size=256, shuffle=False,
-                        seed=plan.seed,
-                        num_classes=data.num_classes if plan.one_hot_labels else None)
-    test_metrics = model.evaluate(test, verbose=0, return_dict=True)
+    test = evaluation_batches(data, "test",
+                              num_classes=data.num_classes if plan.one_hot_labels else None)
+    try:
+        test_metrics = model.evaluate(test, verbose=0, return_dict=True)
+    except Exception as err:
+        if isinstance(data, ImageStream):
+            data.check_read(err)
+        raise
     test_metrics = {f"test_{k}": float(v) for k, v in test_metrics.items()}
+    skipped = list(data.log.skipped) if isinstance(data, ImageStream) else []
+    if skipped and announce is not None:
+        announce(f"skipped {len(skipped):,} unreadable image(s) while streaming, e.g. "
+                 f"{skipped[0]}")
     if write_run:
         write_json_atomic(run_dir / METRICS_FILE,
-                          {**test_metrics, "epochs": len(losses), "train_seconds": seconds})
+                          {**test_metrics, "epochs": len(losses), "train_seconds": seconds,
+                           **({"skipped_images": len(skipped)} if skipped else {})})
         resume.finish_run(run_dir)
         plot_history(history, run_dir / CURVES_FILE, title=f"{plan.model} on {data.name}")
     return RunResult(run_dir, model, history, test_metrics, seconds)
