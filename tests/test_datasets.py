@@ -92,6 +92,21 @@ def test_idx_import_keeps_official_splits_and_pixels(tmp_path, monkeypatch):
     assert np.bincount(data.y_val).tolist() == [1] * 10  # stratified: one of each class
 
 
+def test_imported_validation_split_is_the_same_on_every_load(tmp_path, monkeypatch):
+    from zoo.data.imported import validation_indices
+
+    contents, _ = make_idx_set("mnist", monkeypatch)
+    assert run_cli("data", "import", "mnist", str(write_files(tmp_path / "raw", contents))
+                   ).exit_code == 0
+    first, second = load_dataset("mnist"), load_dataset("mnist")
+    np.testing.assert_array_equal(first.x_val, second.x_val)
+    np.testing.assert_array_equal(first.y_train, second.y_train)
+    labels = np.arange(1000) % 10
+    picks = validation_indices(labels, 100, seed=7)
+    np.testing.assert_array_equal(picks, validation_indices(labels, 100, seed=7))
+    assert not np.array_equal(picks, validation_indices(labels, 100, seed=8))
+
+
 def test_idx_gz_inside_an_archive_and_import_twice(tmp_path, monkeypatch):
     contents, arrays = make_idx_set("fashion_mnist", monkeypatch)
     folder = write_files(tmp_path / "gz", contents, gz=True)

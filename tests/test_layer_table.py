@@ -46,6 +46,27 @@ def test_output_size_rule(size, kernel, stride, expected):
     assert output_size(size, kernel, stride) == expected
 
 
+def test_same_padding_output_size_is_ceil_of_size_over_stride():
+    # 'same' pads so the output is ceil(W/S): 7 at stride 2 gives 4 (floor would say 3).
+    assert output_size(7, 3, 2, "same") == 4
+    assert check_window("conv", (7, 9), (3, 3), (2, 2), "same") == (4, 5)
+
+
+def test_output_size_agrees_with_keras_for_every_padding_and_stride():
+    import keras
+
+    for padding in ("valid", "same"):
+        for size in range(1, 10):
+            for kernel in range(1, 5):
+                for stride in range(1, 4):
+                    if padding == "valid" and kernel > size:
+                        continue
+                    layer = keras.layers.MaxPooling2D(kernel, stride, padding=padding)
+                    expected = layer.compute_output_shape((None, size, size, 1))[1]
+                    assert output_size(size, kernel, stride, padding) == expected, (
+                        size, kernel, stride, padding)
+
+
 def test_non_integer_output_is_warned():
     with pytest.warns(FlooredOutputWarning, match="floors it to 6"):
         check_window("conv", (21, 21), (5, 5), (3, 3), "valid")  # (21-5)/3 = 5.33

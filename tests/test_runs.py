@@ -48,3 +48,18 @@ def test_a_path_that_is_not_a_regular_file_is_refused_untouched(tmp_path, kind):
         write_text_atomic(out, "text")
     assert (out.is_dir() if kind == "folder" else not out.is_file())
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_text_is_written_beside_and_renamed_never_in_place(tmp_path):
+    # A reader holding the old file keeps reading all of it; a write that fails half-way
+    # (here: a character that cannot be encoded, after some text) leaves the old file whole.
+    out = tmp_path / "summary.md"
+    out.write_text("old contents")
+    with out.open() as reader:
+        write_text_atomic(out, "new")
+        assert reader.read() == "old contents"
+    assert out.read_text() == "new"
+    with pytest.raises(UnicodeEncodeError):
+        write_text_atomic(out, "half written \udcff")
+    assert out.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]

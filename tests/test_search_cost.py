@@ -30,6 +30,25 @@ def test_pareto_front(points, direction, front):
         assert any(dominates(q, points[i], direction) for q in points)
 
 
+@pytest.mark.parametrize("objective", ["val_loss", "loss"])
+def test_a_loss_objective_keeps_only_the_lowest_losses_on_the_front(objective):
+    from tuning.pareto import front_rows
+    from tuning.records import SearchPlan, TrialRow
+
+    direction = SearchPlan("lenet5", objective=objective).direction
+    assert direction == "min"
+
+    def row(trial_id, macs, loss):
+        return TrialRow(trial_id, "COMPLETED", {}, loss, params=10, macs=macs, seconds=1.0)
+
+    # Trial 1 costs more than trial 0 and has a higher loss: it is dominated and off the front
+    # (read as an accuracy, it would be the best trial).
+    rows = [row("0", 100, 0.20), row("1", 200, 0.90), row("2", 300, 0.10)]
+    assert [r.trial_id for r in front_rows(rows, "macs", direction)] == ["0", "2"]
+    assert SearchPlan("lenet5", objective="val_accuracy").direction == "max"
+    assert [r.trial_id for r in front_rows(rows, "macs", "max")] == ["0", "1"]
+
+
 # -- budgets ----------------------------------------------------------------------------------
 def test_macs_and_latency_budgets_refuse_before_training():
     from tuning.preflight import Budget, RejectedConfiguration, check_configuration

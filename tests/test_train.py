@@ -94,11 +94,20 @@ def test_interrupted_run_resumes_from_its_last_epoch(tmp_path):
     assert not (out / "metrics.json").exists()
     assert (out / "backup").exists()
     assert not list(out.glob(".partial-*"))  # no half-written model left behind
+    # The best model so far is the one history.csv records: say epoch 0 reached a validation
+    # loss no later epoch can beat. The resumed epochs must then leave model.keras alone.
+    kept = (out / "model.keras").read_bytes()
+    lines = (out / "history.csv").read_text().splitlines()
+    column = lines[0].split(",").index("val_loss")
+    first = lines[1].split(",")
+    first[column] = "1e-09"
+    (out / "history.csv").write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
     resumed = train(TrainPlan(model="lenet5", hparams=TINY, epochs=4, batch_size=64,
                               out=str(out)), verbose=0)
     history = read_history(out / "history.csv")
     assert history["epoch"] == [0.0, 1.0, 2.0, 3.0]  # epoch 0 kept, 1-3 run after resuming
     assert resumed.test_metrics["test_accuracy"] > 0
+    assert (out / "model.keras").read_bytes() == kept
 
 
 def test_nan_loss_stops_with_a_clear_message():

@@ -330,6 +330,25 @@ def test_import_identifies_converts_and_build_loads(tiny_entry):
                                   model.get_layer("block1_conv1").get_weights()[0])
 
 
+def test_a_flipped_byte_in_an_imported_file_reads_corrupt(tiny_entry):
+    from zoo.weights.store import entry_dir, import_weights, read_manifest, verify_entry
+
+    entry, path = tiny_entry
+    import_weights(path)
+    stored = entry_dir(entry) / "model.weights.h5"
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    stored.write_bytes(bytes(data))
+    status, detail = verify_entry(entry)
+    assert status == "corrupt"
+    assert f"expected SHA-256 {read_manifest(entry)['converted_sha256']}" in detail
+    result = CliRunner().invoke(main, ["weights", "verify"])
+    assert result.exit_code == 1 and f"corrupt    {entry.key}" in result.output
+    # Only the entry's own file matches it: another file's 64-digit SHA-256 does not.
+    other = hashlib.sha256(b"another file").hexdigest()
+    assert entry.matches(entry.checksum, "") and not entry.matches(other, "")
+
+
 def test_altered_file_is_refused_with_both_hashes_unless_unverified(tiny_entry, tmp_path):
     from zoo.weights.store import WeightsImportError, entry_dir, import_weights, read_manifest
 
