@@ -13,11 +13,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from zoo.core.geometry import GeometryError, output_size  # noqa: E402
 from zoo.core.registry import (  # noqa: E402
     UnknownModelError,
-    build,
     get_model_info,
     list_models,
     register_model,
 )
+from zoo.weights.factory import build  # noqa: E402
 
 __version__ = "0.1.0"
 

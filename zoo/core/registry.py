@@ -225,25 +225,12 @@ def normalize_hyperparameters(name: str, hparams: dict[str, Any]) -> dict[str, A
     return coerce_booleans(get_model_info(name).hyperparameters, hparams)
 
 
-def build(name: str, *, weights: str | None = None, **hparams: Any):
+def build(name: str, **hparams: Any):
     """Build the registered model ``name`` with the given keyword hyperparameters.
 
-    Args:
-        name: a registered model name (``zoo list``); an unknown one fails with close matches.
-        weights: None (freshly initialised), the name of one of the model's weights entries
-            (``zoo weights list``; 'imagenet' picks its ImageNet entry that is present), or
-            the path of a Keras ``.weights.h5`` file.
-        **hparams: the builder's keyword hyperparameters (``zoo show NAME`` lists them with
-            their defaults), e.g. ``input_shape=(32, 32, 3), num_classes=10``; a weights entry
-            supplies the ones its file needs. Unknown names and values of the wrong type are
-            refused before Keras builds anything.
-
-    Returns:
-        The uncompiled ``keras.Model``.
+    The registry's one way in: every build goes through here (``zoo.build``, the facade in
+    ``zoo.weights.factory``, adds ``weights=``). Unknown names and values of the wrong type are
+    refused before Keras builds anything. Returns the uncompiled ``keras.Model``.
     """
     hparams = normalize_hyperparameters(name, hparams)
-    if weights is not None:
-        from zoo.weights.load import build_with_weights
-
-        return build_with_weights(name, weights, **hparams)
     return get_model_info(name).builder(**hparams)

@@ -30,8 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zoo.weights.grey import adapt_layers
+
 if TYPE_CHECKING:
     import keras
+
+    from zoo.weights.entry import Preprocessing
 
 TORCH_BATCHNORM_EPSILON = 1e-5
 WEIGHTED_KINDS = {"Conv2D": "conv", "DepthwiseConv2D": "depthwise", "Dense": "dense",
@@ -244,6 +248,61 @@ def keras_h5_to_layers(path: str | Path, model: "keras.Model") -> dict[str, list
 
 
 # ---------------------------------------------------------------- LPIPS pickled NumPy
+
+
+def _is_grey_first_conv(index: int, expected: list[tuple], found: list[tuple]) -> bool:
+    """Whether the model's first weighted layer is a 1-channel version of the file's RGB
+    convolution (same kernel size, outputs and bias)."""
+    return (index == 0 and len(expected[0]) == 4 and expected[0][2] == 1 and found[0][2] == 3
+            and expected[0][:2] + expected[0][3:] == found[0][:2] + found[0][3:]
+            and expected[1:] == found[1:])
+
+
+def read_keras_weights(path: str | Path, model: "keras.Model",
+                       grey: Preprocessing | None = None) -> dict[str, list[np.ndarray]]:
+    """The weights of a Keras 3 ``.weights.h5`` for ``model``'s layers, matched by layer name.
+
+    Layers of the file that the model lacks (a top left out) are skipped; a weighted layer of
+    the model that the file lacks, or a shape that differs, raises with the fix. With ``grey``
+    (the preprocessing the file's RGB weights expect), a model built for 1-channel images gets
+    its first convolution summed over the colour channels (``zoo.weights.grey``).
+    """
+    import h5py
+
+    stored: dict[str, list[np.ndarray]] = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if name.endswith("/vars") and "name" in obj.attrs and len(obj):
+                stored[str(obj.attrs["name"])] = [np.asarray(obj[k])
+                                                  for k in sorted(obj, key=int)]
+        f.visititems(visit)
+    result, missing, adapt = {}, [], False
+    layers = weighted_layers(model)
+    for index, layer in enumerate(layers):
+        if layer.name not in stored:
+            missing.append(layer.name)
+            continue
+        arrays = stored[layer.name]
+        expected = [tuple(w.shape) for w in layer.weights]
+        found = [tuple(a.shape) for a in arrays]
+        if grey is not None and expected != found and _is_grey_first_conv(index, expected,
+                                                                          found):
+            adapt = True
+        elif expected != found:
+            raise ConversionError(
+                f"{path}: layer {layer.name!r} holds {found}, the model needs {expected}. "
+                f"Build the model as the weights were made (see `zoo weights info`), or "
+                f"without its top (--set include_top=false) to use the convolutions at "
+                f"another input size")
+        result[layer.name] = arrays
+    if missing:
+        raise ConversionError(
+            f"{path} has no weights for layer(s) {', '.join(missing[:6])}"
+            f"{' ...' if len(missing) > 6 else ''}: the file holds fewer layers (the "
+            f"convolutions only?); build with include_top=False")
+    if adapt:
+        adapt_layers(result, layers, 0, grey)
+    return result
 
 
 def lpips_to_layers(tree: dict[str, Any], model: "keras.Model", *, origin: str = "checkpoint"

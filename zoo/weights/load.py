@@ -1,4 +1,4 @@
-"""Loading weights into a model: ``zoo.build(name, weights=...)`` and the commands' --weights.
+"""Which file --weights means, and loading it into a built model (``zoo.weights.factory``).
 
 ``--weights`` takes an entry name of the model (``zoo weights list``), 'imagenet' (the model's
 ImageNet entry that is present, in table order), or the path of a Keras ``.weights.h5``. Layers
@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from zoo.weights.catalog import (
     IMAGENET,
     UnknownWeightsError,
@@ -21,8 +19,7 @@ from zoo.weights.catalog import (
     get_entry,
     imagenet_candidates,
 )
-from zoo.weights.entry import UNIT_SCALE, Preprocessing, WeightsEntry
-from zoo.weights.grey import adapt_layers
+from zoo.weights.entry import UNIT_SCALE, WeightsEntry
 from zoo.weights.store import import_command, is_present, read_manifest, weights_file
 
 if TYPE_CHECKING:
@@ -105,63 +102,6 @@ def resolve(model: str, weights: str) -> ResolvedWeights:
     return ResolvedWeights(file, entry, provenance)
 
 
-def _is_grey_first_conv(index: int, expected: list[tuple], found: list[tuple]) -> bool:
-    """Whether the model's first weighted layer is a 1-channel version of the file's RGB
-    convolution (same kernel size, outputs and bias)."""
-    return (index == 0 and len(expected[0]) == 4 and expected[0][2] == 1 and found[0][2] == 3
-            and expected[0][:2] + expected[0][3:] == found[0][:2] + found[0][3:]
-            and expected[1:] == found[1:])
-
-
-def read_keras_weights(path: str | Path, model: "keras.Model",
-                       grey: Preprocessing | None = None) -> dict[str, list[np.ndarray]]:
-    """The weights of a Keras 3 ``.weights.h5`` for ``model``'s layers, matched by layer name.
-
-    Layers of the file that the model lacks (a top left out) are skipped; a weighted layer of
-    the model that the file lacks, or a shape that differs, raises with the fix. With ``grey``
-    (the preprocessing the file's RGB weights expect), a model built for 1-channel images gets
-    its first convolution summed over the colour channels (``zoo.weights.grey``).
-    """
-    import h5py
-
-    from zoo.weights.convert import ConversionError, weighted_layers
-
-    stored: dict[str, list[np.ndarray]] = {}
-    with h5py.File(path, "r") as f:
-        def visit(name, obj):
-            if name.endswith("/vars") and "name" in obj.attrs and len(obj):
-                stored[str(obj.attrs["name"])] = [np.asarray(obj[k])
-                                                  for k in sorted(obj, key=int)]
-        f.visititems(visit)
-    result, missing, adapt = {}, [], False
-    layers = weighted_layers(model)
-    for index, layer in enumerate(layers):
-        if layer.name not in stored:
-            missing.append(layer.name)
-            continue
-        arrays = stored[layer.name]
-        expected = [tuple(w.shape) for w in layer.weights]
-        found = [tuple(a.shape) for a in arrays]
-        if grey is not None and expected != found and _is_grey_first_conv(index, expected,
-                                                                          found):
-            adapt = True
-        elif expected != found:
-            raise ConversionError(
-                f"{path}: layer {layer.name!r} holds {found}, the model needs {expected}. "
-                f"Build the model as the weights were made (see `zoo weights info`), or "
-                f"without its top (--set include_top=false) to use the convolutions at "
-                f"another input size")
-        result[layer.name] = arrays
-    if missing:
-        raise ConversionError(
-            f"{path} has no weights for layer(s) {', '.join(missing[:6])}"
-            f"{' ...' if len(missing) > 6 else ''}: the file holds fewer layers (the "
-            f"convolutions only?); build with include_top=False")
-    if adapt:
-        adapt_layers(result, layers, 0, grey)
-    return result
-
-
 def load_into(model: "keras.Model", resolved: ResolvedWeights, *, grey: bool = False) -> None:
     """Fill ``model`` from a resolved weights file (all layers checked before any is set).
 
@@ -169,22 +109,7 @@ def load_into(model: "keras.Model", resolved: ResolvedWeights, *, grey: bool = F
     convolution is summed over the colour channels, normalisation folded in
     (``zoo.weights.grey``; pair it with ``grey_preprocessing_layers``).
     """
-    from zoo.weights.convert import assign
+    from zoo.weights.convert import assign, read_keras_weights
 
     preprocessing = resolved.entry.preprocessing if resolved.entry else UNIT_SCALE
     assign(model, read_keras_weights(resolved.path, model, preprocessing if grey else None))
-
-
-def build_with_weights(name: str, weights: str, **hparams: Any) -> "keras.Model":
-    """``zoo.build(name, weights=...)``: the model built as the entry needs, weights loaded.
-
-    The entry's hyperparameters (e.g. ``include_top=False`` for a file without classifier)
-    apply under the caller's.
-    """
-    from zoo.core.registry import get_model_info
-
-    resolved = resolve(name, weights)
-    entry_hparams = dict(resolved.entry.hparams) if resolved.entry else {}
-    model = get_model_info(name).builder(**{**entry_hparams, **hparams})
-    load_into(model, resolved)
-    return model

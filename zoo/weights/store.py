@@ -134,19 +134,18 @@ def choose_entry(path: Path, sha256: str, md5: str, *, as_key: str | None,
 
 def build_architecture(entry: WeightsEntry, **overrides: Any) -> "keras.Model":
     """The model the entry's file fills, built with the entry's hyperparameters."""
-    from zoo.core.registry import get_model_info, list_models
+    from zoo.core.registry import build, list_models
     from zoo.weights.applications import APPLICATION_BUILDERS
 
     hparams = {**entry.hparams, **overrides}
     if entry.model in list_models():
-        return get_model_info(entry.model).builder(**hparams)
+        return build(entry.model, **hparams)
     return APPLICATION_BUILDERS[entry.model](**hparams)
 
 
 def convert_file(entry: WeightsEntry, path: Path, model: "keras.Model") -> dict[str, list]:
     """The file's weights converted for ``model`` by the entry's converter, by layer name."""
     from zoo.weights import convert
-    from zoo.weights.load import read_keras_weights
     from zoo.weights.pth import read_state_dict
     from zoo.weights.safe_pickle import load_numpy_pickle
 
@@ -156,7 +155,7 @@ def convert_file(entry: WeightsEntry, path: Path, model: "keras.Model") -> dict[
         return convert.keras_h5_to_layers(path, model)
     if entry.converter == "lpips_numpy":
         return convert.lpips_to_layers(load_numpy_pickle(path), model, origin=str(path))
-    return read_keras_weights(path, model)
+    return convert.read_keras_weights(path, model)
 
 
 def import_weights(path: str | Path, *, unverified: bool = False,
