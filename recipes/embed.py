@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from recipes.transfer import classifier_input
 from zoo.core.runs import atomic_write
 from zoo.data.batches import to_float
 from zoo.data.dataset import Dataset, fit_images
 from zoo.viz.figure import headless_pyplot, save_figure
+from zoo.weights.backbone import classifier_input
 
 if TYPE_CHECKING:
     import keras

@@ -38,6 +38,7 @@ from zoo.core.runs import (
 from zoo.data.dataset import Dataset, fit_images
 from zoo.models.layers import classifier
 from zoo.training.train import TrainPlan, train
+from zoo.weights.backbone import classifier_input
 
 if TYPE_CHECKING:
     import keras
@@ -122,22 +123,6 @@ class TransferResult:
 
 
 # ---------------------------------------------------------------- sources
-
-
-def classifier_input(model: "keras.Model"):
-    """The tensor feeding the model's final Dense classifier (its last hidden features).
-
-    Trailing weightless layers (a separate softmax, dropout) are skipped; a model without a
-    Dense classifier on top (``include_top=False``) is its own feature extractor.
-    """
-    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    i = len(layers) - 1
-    while i > 0 and not layers[i].weights and type(layers[i]).__name__ in (
-            "Activation", "Softmax", "Dropout"):
-        i -= 1
-    if type(layers[i]).__name__ == "Dense":
-        return layers[i].input
-    return model.outputs[0]
 
 
 def _base_from_model(model: "keras.Model") -> "keras.Model":

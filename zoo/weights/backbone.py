@@ -9,6 +9,7 @@ convolution weights do not depend on the input size.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from zoo.core.hyperparameter_types import coerce_booleans
@@ -66,7 +67,7 @@ def pretrained_backbone(name: str, weights: str, *,
         images_shape: the shape of the images it will see (H, W, C), for the default size.
         hparams: further builder hyperparameters (they must fit the weights).
     """
-    from zoo.core.registry import get_model_info, list_models
+    from zoo.core.registry import build, get_model_info, list_models
     from zoo.weights.applications import APPLICATION_BUILDERS
 
     resolved = resolve(name, weights)
@@ -76,7 +77,7 @@ def pretrained_backbone(name: str, weights: str, *,
         info = get_model_info(name)
         hparams = coerce_booleans(info.hyperparameters, hparams)
         native = tuple(hparams.get("input_shape", info.input_shape))
-        builder = info.builder
+        builder = partial(build, name)
     else:
         native, builder = (224, 224, 3), APPLICATION_BUILDERS[name]
         hparams = coerce_booleans(builder_defaults(builder), hparams)
@@ -97,12 +98,26 @@ def pretrained_backbone(name: str, weights: str, *,
     return Backbone(model, layers, resolved, {**hparams, "input_shape": list(shape)}, headless)
 
 
+def classifier_input(model: "keras.Model"):
+    """The tensor feeding the model's final Dense classifier (its last hidden features).
+
+    Trailing weightless layers (a separate softmax, dropout) are skipped; a model without a
+    Dense classifier on top (``include_top=False``) is its own feature extractor.
+    """
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    i = len(layers) - 1
+    while i > 0 and not layers[i].weights and type(layers[i]).__name__ in (
+            "Activation", "Softmax", "Dropout"):
+        i -= 1
+    if type(layers[i]).__name__ == "Dense":
+        return layers[i].input
+    return model.outputs[0]
+
+
 def feature_extractor(backbone: Backbone) -> "keras.Model":
     """[0, 1] images -> feature vectors: the preprocessing, then the backbone below its
     classifier (the hidden features; avg-pooled maps when headless)."""
     import keras
-
-    from recipes.transfer import classifier_input
 
     base = keras.Model(backbone.model.inputs, classifier_input(backbone.model),
                        name=f"{backbone.model.name}_features")
