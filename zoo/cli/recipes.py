@@ -41,7 +41,7 @@ def recipes_command() -> None:
 @click.option("--out", default="augment-preview.png", show_default=True, help="PNG to write.")
 def augment_preview_command(recipes, dataset, data_dir, images, copies, seed, out) -> None:
     """Save a grid of training images beside augmented versions of them."""
-    from recipes.augment import augment_preview
+    from recipes.augment_preview import augment_preview
 
     path = augment_preview(out, list(recipes) or None, dataset=dataset, data_dir=data_dir,
                            images=images, copies=copies, seed=seed)
