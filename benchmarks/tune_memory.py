@@ -43,7 +43,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     import tuning.resources as resources
     import tuning.tuners as tuners
-    from tuning.search import SearchPlan, run_search
+    from tuning.tune import SearchPlan, run_search
 
     if args.cleanup == "none":
         tuners.free_memory = lambda keep_gradients=None: None

@@ -43,7 +43,7 @@ def main() -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    from tuning.search import SearchPlan, run_search
+    from tuning.tune import SearchPlan, run_search
 
     space = dict(s.split("=", 1) for s in (args.space or [
         "filters=4:16", "kernel_sizes=3,5", "learning_rate=0.0003,0.001,0.003,0.01"]))

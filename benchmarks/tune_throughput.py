@@ -35,7 +35,7 @@ def main() -> None:
                  "TensorFlow; with KERAS_BACKEND=jax it runs on Keras 3 alone)")
     import keras
 
-    from tuning.search import SearchPlan, run_search
+    from tuning.tune import SearchPlan, run_search
     from zoo.data.batches import has_tensorflow
 
     with tempfile.TemporaryDirectory() as folder:

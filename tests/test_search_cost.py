@@ -157,12 +157,13 @@ TINY = dict(model="lenet5", epochs=1, train_fraction=0.1, batch_size=64, retrain
 
 def _search(folder: Path, **settings):
     import tuning.search as search
+    import tuning.tune as tune
 
     lines: list[str] = []
     cwd = os.getcwd()
     os.chdir(folder)
     try:
-        result = search.run_search(search.SearchPlan(**{**TINY, **settings}), echo=lines.append)
+        result = tune.run_search(search.SearchPlan(**{**TINY, **settings}), echo=lines.append)
     finally:
         os.chdir(cwd)
     return result, lines

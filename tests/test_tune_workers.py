@@ -251,6 +251,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
 def test_workers_run_each_trial_once_stop_on_ctrl_c_and_resume(tmp_path):
     import tuning.search as search
+    import tuning.tune as tune
 
     out = tmp_path / "search"
     args = [sys.executable, "-m", "zoo", "tune", *SEARCH, "--out", str(out), "--workers", "2"]
@@ -310,7 +311,7 @@ def test_workers_run_each_trial_once_stop_on_ctrl_c_and_resume(tmp_path):
 
     # The same results, in the same form, as a single-process search of the same space.
     single = tmp_path / "single"
-    search.run_search(search.SearchPlan(
+    tune.run_search(search.SearchPlan(
         model="lenet5", algorithm="grid", space={"kernel_sizes": "3,5", "filters": "4"},
         only=True, max_trials=1, epochs=1, train_fraction=0.05, batch_size=64, retrain=False,
         out=str(single)), echo=lambda line: None)

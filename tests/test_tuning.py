@@ -99,7 +99,7 @@ def test_bad_space_is_refused_with_a_clear_message(overrides, message):
     ({"dtype_policy": "float8"}, "unknown dtype policy 'float8'"),
 ])
 def test_bad_search_is_refused_before_anything_runs(change, message):
-    from tuning.search import SearchPlan, run_search
+    from tuning.tune import SearchPlan, run_search
 
     plan = SearchPlan(model="lenet5", out="search", **change)
     with pytest.raises(ValueError, match=message):
@@ -284,6 +284,7 @@ GRID = dict(model="lenet5", algorithm="grid", epochs=1, train_fraction=0.1, batc
 def grid_search(tmp_path_factory):
     """lenet5 over conv kernels {5, 15}^2: two impossible configurations, one crash."""
     import tuning.search as search
+    import tuning.tune as tune
     import tuning.tuners as tuners
 
     folder = tmp_path_factory.mktemp("search")
@@ -300,7 +301,7 @@ def grid_search(tmp_path_factory):
     try:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(tuners, "ZooHyperModel", Crashing)
-            result = search.run_search(search.SearchPlan(out="s", **GRID), echo=lines.append)
+            result = tune.run_search(search.SearchPlan(out="s", **GRID), echo=lines.append)
     finally:
         os.chdir(cwd)
     return folder, result, lines
@@ -313,6 +314,7 @@ def test_search_trains_every_trial_and_the_retrain_under_its_dtype_policy(tmp_pa
     import keras
 
     import tuning.search as search
+    import tuning.tune as tune
     import tuning.tuners as tuners
     from zoo.core.runs import load_run_config, load_run_model
 
@@ -323,7 +325,7 @@ def test_search_trains_every_trial_and_the_retrain_under_its_dtype_policy(tmp_pa
                                               compile_model(model, *args))[1])
     lines: list[str] = []
     monkeypatch.chdir(tmp_path)
-    result = search.run_search(search.SearchPlan(
+    result = tune.run_search(search.SearchPlan(
         model="lenet5", algorithm="grid", max_trials=1, epochs=1, train_fraction=0.1,
         batch_size=64, space={"filters": "4,8"}, only=True, retrain_epochs=1, out="s",
         dtype_policy="mixed_bfloat16"), echo=lines.append)
@@ -409,13 +411,14 @@ def test_best_model_is_saved_as_a_run_and_reloads(grid_search):
 
 def test_resume_does_not_repeat_finished_trials(grid_search):
     import tuning.search as search
+    import tuning.tune as tune
 
     folder, first, _ = grid_search
     lines: list[str] = []
     cwd = os.getcwd()
     os.chdir(folder)
     try:
-        again = search.run_search(search.SearchPlan(out="s", **GRID), echo=lines.append)
+        again = tune.run_search(search.SearchPlan(out="s", **GRID), echo=lines.append)
     finally:
         os.chdir(cwd)
     assert again.trials_run_here == 0
@@ -438,6 +441,7 @@ def test_hyperband_interrupted_mid_bracket_resumes_each_trial_once(tmp_path, mon
     from keras_tuner.engine.trial import Trial
 
     import tuning.search as search
+    import tuning.tune as tune
     import tuning.tuners as tuners
 
     out = tmp_path / "search"
@@ -470,14 +474,14 @@ def test_hyperband_interrupted_mid_bracket_resumes_each_trial_once(tmp_path, mon
     monkeypatch.setattr(tuners, "ZooHyperModel", Spying)
     lines: list[str] = []
     with pytest.raises(KeyboardInterrupt):
-        search.run_search(plan, echo=lines.append)
+        tune.run_search(plan, echo=lines.append)
     ended = [line.split()[1] for line in lines if line.startswith("trial ")]
     assert ended == ["0000", "0001", "0002"] and len(fits) == 4 and fits[3][1] is True
     scores = {p.parent.name: Trial.load(str(p)).score for p in out.glob("tuner/trial_*/trial.json")}
 
     fits.clear()
     lines.clear()
-    result = search.run_search(plan, echo=lines.append)
+    result = tune.run_search(plan, echo=lines.append)
     assert [line.split()[1] for line in lines if line.startswith("trial ")] == [
         "0003", "0004", "0005"]  # finished trials not again, the interrupted one once
     trials = {p.parent.name.removeprefix("trial_"): Trial.load(str(p))
@@ -521,6 +525,7 @@ def test_a_trial_retried_after_running_out_of_memory_records_only_the_retry(
 
     import tuning.isolation as isolation
     import tuning.search as search
+    import tuning.tune as tune
     import tuning.tuners as tuners
     from tuning.preflight import Measure
 
@@ -558,7 +563,7 @@ def test_a_trial_retried_after_running_out_of_memory_records_only_the_retry(
     monkeypatch.setattr(tuners, "ZooHyperModel", FirstAttemptOutOfMemory)
     monkeypatch.setattr(isolation, "run_isolated", child)
     lines: list[str] = []
-    result = search.run_search(plan, echo=lines.append)
+    result = tune.run_search(plan, echo=lines.append)
     assert any("out of memory at batch 64; retrying once at batch 32" in line for line in lines)
     [row] = result.rows
     assert row.status == "COMPLETED" and row.batch_size == 32 and row.epochs == 2

@@ -1,11 +1,11 @@
 """Hyperparameter search with keras-tuner: the tuners, oracles and trial bookkeeping are its own.
 
-``run_search(plan)`` derives the space from the builder (``tuning.space``), checks that it
-holds at least one buildable configuration, and runs one of keras-tuner's tuners (random,
-Hyperband, Bayesian optimisation, grid) over a ``ZooHyperModel`` whose ``build`` calls the
-registry and whose ``fit`` trains with zoo.training.train's pieces. Results land in
-``plan.out``: the tuner's own project (which makes the search resumable), a table of trials
-(Markdown and CSV), a plot of the objective against the parameter count, the best
+``search_here(plan)`` (called by ``tuning.tune.run_search``) derives the space from the builder
+(``tuning.space``), checks that it holds at least one buildable configuration, and runs one of
+keras-tuner's tuners (random, Hyperband, Bayesian optimisation, grid) over a ``ZooHyperModel``
+whose ``build`` calls the registry and whose ``fit`` trains with zoo.training.train's pieces.
+Results land in ``plan.out``: the tuner's own project (which makes the search resumable), a table
+of trials (Markdown and CSV), a plot of the objective against the parameter count, the best
 hyperparameters as JSON, and the best configuration retrained by ``zoo.training.train.train``
 into a normal run directory.
 
@@ -251,25 +251,24 @@ class PreparedSearch:
     distribution: str
 
 
-def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchResult:
-    """Run (or resume) the search described by ``plan`` and write its results.
+def search_here(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchResult:
+    """Run (or resume) ``plan``'s search in this process and write its results.
 
     Args:
-        plan: the model, data set, algorithm, trial budget, search space overrides and
-            distribution role (``SearchPlan``); results go to ``plan.out_dir``. With
-            ``plan.workers``, this process serves keras-tuner's chief oracle and that many
-            worker processes train the trials (``tuning.workers``).
+        plan: the search (``SearchPlan``) for this process's role: local, or one chief or
+            worker of a distributed search (``--chief``/``--worker``). A plan with
+            ``workers`` runs through ``tuning.tune.run_search``, which starts them.
         echo: called with each progress line.
 
     Returns:
         The trials table, the best trial and, unless ``plan.retrain`` is off, the run
-        directory of the best configuration retrained with ``zoo.training.train.train``.
+        directory of the best configuration retrained with ``zoo.training.train.train``
+        (a worker returns only what it ran; the chief writes the results).
     """
     validate_plan(plan)
     if plan.workers is not None:
-        from tuning.workers import search_with_workers
-
-        return search_with_workers(plan, echo)
+        raise ValueError("a search with --workers starts its worker processes from "
+                         "tuning.tune.run_search, not in one process")
     role = _set_role_environment(plan)
     prepared = prepare_search(plan, role, echo)
     tuner = prepared.tuner

@@ -36,7 +36,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from tuning import search
 from tuning.records import SearchPlan, SearchResult
+from tuning.results import format_trial_line
 from tuning.sharing import (
     CPUS_ENV,
     GPU_FRACTION_ENV,
@@ -292,9 +294,6 @@ def search_with_workers(plan: SearchPlan, echo: Callable[[str], None] = print) -
     Returns:
         The same result as a single-process search of ``plan``.
     """
-    from tuning import search
-    from tuning.results import format_trial_line
-
     address = f"{CHIEF_HOST}:{free_port()}"
     host, port = search.parse_address(address)
     chief = {"KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": host,
@@ -382,10 +381,8 @@ def worker_main(argv: Sequence[str]) -> int:
     values = json.loads(argv[0])
     if values.get("input_shape") is not None:
         values["input_shape"] = tuple(values["input_shape"])
-    from tuning.search import run_search
-
     try:
-        run_search(SearchPlan(**values), echo=lambda line: print(line, flush=True))
+        search.search_here(SearchPlan(**values), echo=lambda line: print(line, flush=True))
     except Exception as err:
         import traceback
 

@@ -98,7 +98,7 @@ def tune_command(name, dataset, data_dir, algorithm, max_trials, epochs, objecti
     """Search hyperparameters of model NAME (kernel sizes, feature maps, depth, dropout,
     normalization, learning rate: derived from its builder) with keras-tuner, then retrain the
     best configuration into a run directory."""
-    from tuning.search import SearchPlan, run_search
+    from tuning.tune import SearchPlan, run_search
 
     if max_trials is None and algorithm != "grid":
         max_trials = 10

@@ -1,0 +1,37 @@
+"""`zoo tune`'s one entry: a search in this process, or a chief with worker processes.
+
+``run_search(plan)`` checks the plan, then runs it in this process (``tuning.search``: alone, or
+as one chief or worker of a search spread over machines) or, with ``plan.workers``, as
+keras-tuner's chief of that many worker processes on this machine (``tuning.workers``, each
+worker running ``tuning.search``). Both write the same results into ``plan.out``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from tuning.records import SearchPlan, SearchResult
+from tuning.search import search_here, validate_plan
+from tuning.workers import search_with_workers
+
+__all__ = ["SearchPlan", "SearchResult", "run_search"]
+
+
+def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchResult:
+    """Run (or resume) the search described by ``plan`` and write its results.
+
+    Args:
+        plan: the model, data set, algorithm, trial budget, search space overrides and
+            distribution (``SearchPlan``); results go to ``plan.out_dir``. With
+            ``plan.workers``, this process serves keras-tuner's chief oracle and that many
+            worker processes train the trials (``tuning.workers``).
+        echo: called with each progress line.
+
+    Returns:
+        The trials table, the best trial and, unless ``plan.retrain`` is off, the run
+        directory of the best configuration retrained with ``zoo.training.train.train``.
+    """
+    validate_plan(plan)
+    if plan.workers is not None:
+        return search_with_workers(plan, echo)
+    return search_here(plan, echo)
