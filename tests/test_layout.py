@@ -1,6 +1,10 @@
 """The code's layout: which module owns what, checked on the source (cheap, no imports run)."""
 
 import ast
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,3 +94,125 @@ def test_benchmark_code_in_the_package_stays_small():
     """What `zoo bench` ships (zoo/bench and its command) times the zoo's own models only."""
     files = [*(ROOT / "zoo" / "bench").glob("*.py"), ROOT / "zoo" / "cli" / "bench.py"]
     assert sum(len(path.read_text().splitlines()) for path in files) < 1000
+
+
+# -- one direction: no import loops, no upward imports ------------------------------------------
+PACKAGES = ("zoo", "recipes", "tuning")
+
+
+def _type_checking_block(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        isinstance(test, ast.Name) and test.id == "TYPE_CHECKING"
+        or isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the project modules it imports when it runs, imports inside functions
+    included (those under ``if TYPE_CHECKING:`` never run and are left out)."""
+    files = {}
+    for package in PACKAGES:
+        for path in (root / package).rglob("*.py"):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+
+    def resolve(name: str) -> str | None:
+        while name and name not in files:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = {}
+    for module, path in files.items():
+        tree = ast.parse(path.read_text(), str(path))
+        skipped = {id(n) for block in ast.walk(tree) if _type_checking_block(block)
+                   for statement in block.body for n in ast.walk(statement)}
+        package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+        targets = set()
+        for node in ast.walk(tree):
+            if id(node) in skipped:
+                continue
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package[:len(package) - node.level + 1] + [base] * bool(base))
+                targets.add(base)
+                targets.update(f"{base}.{alias.name}" for alias in node.names)
+        graph[module] = {r for r in map(resolve, targets) if r and r != module}
+    return graph
+
+
+def import_loops(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import loops of ``graph``: its strongly connected components of two or more."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    loops = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for imported in graph[module]:
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            component = []
+            while not component or component[-1] != module:
+                component.append(stack.pop())
+            if len(component) > 1:
+                loops.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return loops
+
+
+def test_ci_runs_exactly_the_readme_lint_and_test_command():
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert f"```bash\n{ci}\n```" in (ROOT / "README.md").read_text()
+    assert "ruff check . && lint-imports && python -m pytest" in ci
+
+
+def test_no_run_time_import_loops():
+    loops = import_loops(import_graph(ROOT))
+    assert not loops, "import loops (imports inside functions count): " + "; ".join(
+        " <-> ".join(loop) for loop in loops)
+
+
+def test_the_loop_check_sees_imports_inside_functions(tmp_path):
+    for package in PACKAGES:
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "zoo" / "low.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from recipes import high\n")
+    (tmp_path / "recipes" / "high.py").write_text("from zoo import low\n")
+    assert import_loops(import_graph(tmp_path)) == []  # type-checking imports never run
+    (tmp_path / "zoo" / "low.py").write_text("def f():\n    from ..recipes.high import g\n")
+    assert import_loops(import_graph(tmp_path)) == [["recipes.high", "zoo.low"]]
+
+
+def _lint_imports(root: Path) -> subprocess.CompletedProcess:
+    """`lint-imports` with the project's contracts, on the code under ``root``."""
+    command = ("import sys; from importlinter.cli import lint_imports_command; "
+               "sys.argv = ['lint-imports', '--no-cache', '--no-logo']; lint_imports_command()")
+    return subprocess.run([sys.executable, "-c", command], cwd=root, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(root)}, timeout=120)
+
+
+def test_an_upward_import_inside_a_function_breaks_the_layers_contract(tmp_path):
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=lambda folder, names: [
+            n for n in names if not n.endswith(".py") and not (Path(folder) / n).is_dir()
+            or n == "__pycache__"])
+    names = tmp_path / "zoo" / "core" / "names.py"
+    names.write_text(names.read_text() + "\n\ndef upward():\n    from recipes import base\n")
+    done = _lint_imports(tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "zoo.core is not allowed to import recipes" in done.stdout, done.stdout
+    assert "zoo.core.names -> recipes.base" in done.stdout, done.stdout
