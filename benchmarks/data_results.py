@@ -195,11 +195,11 @@ def load_text(runs: list[Path]) -> str:
 def params_and_macs(config: dict) -> tuple[int, int]:
     """Parameters and MACs per image of the model as the run built it."""
     from zoo.core.layer_table import summarize
-    from zoo.core.registry import get_model_info
+    from zoo.core.registry import build
 
     hparams = dict(config["hparams"])
     hparams["input_shape"] = tuple(hparams["input_shape"])
-    summary = summarize(get_model_info(config["model"]).builder(**hparams))
+    summary = summarize(build(config["model"], **hparams))
     return summary.total_params, summary.total_macs
 
 

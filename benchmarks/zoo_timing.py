@@ -42,7 +42,7 @@ from zoo.bench.machine import accelerated, machine_facts, measure_matmul_peak
 from zoo.bench.run import default_steps, random_dataset, random_images
 from zoo.bench.timing import epoch_timer
 from zoo.core.layer_table import summarize
-from zoo.core.registry import get_model_info
+from zoo.core.registry import build, get_model_info
 from zoo.data.batches import has_tensorflow
 from zoo.training.dtype_policy import dtype_policy_scope
 from zoo.training.train import TrainPlan, compile_model, train
@@ -145,7 +145,7 @@ class _ModelRuns:
         if self.model is None:  # no host run before, or a device try ran out of memory
             keras.utils.set_random_seed(self.spec["seed"])
             with dtype_policy_scope(self.policy):
-                self.model = get_model_info(self.job["model"]).builder(**self.hparams)
+                self.model = build(self.job["model"], **self.hparams)
             compile_model(self.model, self.plan(batch, timer), steps)
         model, self.model = self.model, None  # a failed try must not keep it alive
         batches = device_batches(images, labels, batch, self.spec["seed"])
@@ -170,8 +170,8 @@ def _macs(job: dict[str, Any]) -> int:
         known = registry_macs(job["model"], job["input_shape"])
         if known is not None:
             return known
-    macs = summarize(info.builder(input_shape=tuple(job["input_shape"]),
-                                  num_classes=job["num_classes"])).total_macs
+    macs = summarize(build(job["model"], input_shape=tuple(job["input_shape"]),
+                           num_classes=job["num_classes"])).total_macs
     _release_memory()
     return macs
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from recipes.base import RecipeError
 from zoo.core.layer_table import summarize
-from zoo.core.registry import get_model_info
+from zoo.core.registry import build
 from zoo.training.train import prepare_data, resolve_hparams
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def estimate_batch_size(plan: "TrainPlan", available_bytes: int | None = None
     """The memory estimate and the batch size it allows (see the module docstring)."""
 
     data = prepare_data(plan)
-    model = get_model_info(plan.model).builder(**resolve_hparams(plan, data))
+    model = build(plan.model, **resolve_hparams(plan, data))
     summary = summarize(model)
     activations = sum(_elements(row.output_shape) for row in summary.rows)
     input_shape = tuple(model.input_shape[1:])

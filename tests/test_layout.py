@@ -216,3 +216,19 @@ def test_an_upward_import_inside_a_function_breaks_the_layers_contract(tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "zoo.core is not allowed to import recipes" in done.stdout, done.stdout
     assert "zoo.core.names -> recipes.base" in done.stdout, done.stdout
+
+
+def test_every_model_build_goes_through_the_registrys_build():
+    """zoo.core.registry.build (or zoo.build, the facade above it) checks the hyperparameters
+    and turns 1/0 into booleans; a ModelInfo's builder called directly skips both."""
+    offenders = []
+    for folder in (*PACKAGES, "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            name = str(path.relative_to(ROOT))
+            if name == "zoo/core/registry.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if (isinstance(node, ast.Attribute) and node.attr == "builder"
+                        and not (isinstance(node.value, ast.Name) and node.value.id == "tfds")):
+                    offenders.append(f"{name}:{node.lineno}")
+    assert not offenders, f"build through zoo.core.registry.build instead: {offenders}"

@@ -31,7 +31,7 @@ from zoo.bench.inference import bench_inference
 from zoo.bench.machine import accelerated, machine_facts, measure_matmul_peak
 from zoo.bench.timing import epoch_timer, rates
 from zoo.core.layer_table import summarize
-from zoo.core.registry import get_model_info
+from zoo.core.registry import build, get_model_info
 from zoo.data.dataset import Dataset, fit_dataset
 from zoo.data.load import load_dataset
 from zoo.training.dtype_policy import DTYPE_POLICIES, dtype_policy_scope
@@ -178,7 +178,7 @@ def plan_workload(name: str, settings: BenchSettings, source: Dataset | None = N
     info = get_model_info(name)
     input_shape = tuple(settings.input_shape or info.input_shape)
     num_classes = source.num_classes if source is not None else info.num_classes
-    macs = summarize(info.builder(input_shape=input_shape, num_classes=num_classes)).total_macs
+    macs = summarize(build(name, input_shape=input_shape, num_classes=num_classes)).total_macs
     keras.backend.clear_session()
     batch = settings.batch_size or default_batch_size(6 * macs)
     steps = settings.steps or default_steps(6 * macs, batch)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoo.core.registry import get_model_info, list_models
+from zoo.core.registry import build, get_model_info, list_models
 from zoo.core.runs import (
     PREPROCESSING,
     RUNS_DIR,
@@ -248,7 +248,7 @@ def load_export_source(spec: str | Path, *, unsafe: bool = False,
         hparams = {**info.hyperparameters, "input_shape": info.input_shape,
                    "num_classes": info.num_classes}
         return ExportSource(
-            model=info.builder(**hparams), model_name=str(spec), hyperparameters=hparams,
+            model=build(str(spec), **hparams), model_name=str(spec), hyperparameters=hparams,
             class_names=[str(i) for i in range(info.num_classes)],
             preprocessing=PREPROCESSING, origin=f"registry:{spec}", trained=False,
         )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from zoo.core.registry import get_model_info, normalize_hyperparameters
+from zoo.core.registry import build, get_model_info, normalize_hyperparameters
 from zoo.core.runs import (
     CONFIG_FILE,
     CURVES_FILE,
@@ -358,7 +358,7 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
     source = open_source(plan, data)
     if model is None:
         hparams = resolve_hparams(plan, source)
-        model = get_model_info(plan.model).builder(**hparams)
+        model = build(plan.model, **hparams)
     else:
         hparams = dict(plan.hparams)
     input_shape = tuple(model.input_shape[1:])
