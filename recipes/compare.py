@@ -25,10 +25,11 @@ import numpy as np
 from recipes import apply_recipes
 from recipes.base import RecipeError
 from zoo.core.registry import get_model_info
-from zoo.core.runs import write_json_atomic, write_text_atomic
+from zoo.core.runs import jsonable, write_json_atomic, write_text_atomic
 from zoo.data.batches import to_float
 from zoo.data.dataset import Dataset, fit_images
 from zoo.data.load import load_dataset
+from zoo.training.settings import TRAINING_SETTINGS, TrainingSettings, settings_of
 from zoo.training.train import TrainingError, TrainPlan, prepare_data, train
 from zoo.viz.figure import headless_pyplot, save_figure
 
@@ -118,30 +119,37 @@ def recipe_set_specs(recipe_set: str) -> list[str]:
     return [spec for spec in recipe_set.split("+") if spec.strip()]
 
 
-@dataclass
-class RunSettings:
-    """What every run of an ablation shares; ``plan`` adds a recipe set and a seed."""
+@dataclass(kw_only=True)
+class RunSettings(TrainingSettings):
+    """What every run of an ablation shares; ``plan`` adds a recipe set and a seed.
 
-    model: str
-    hparams: dict[str, Any]
-    dataset: str
-    data_dir: str | None
-    train_fraction: float
-    epochs: int
-    learning_rate: float
-    batch_size: int
-    optimizer: str
-    deterministic: bool = False  # TensorFlow op determinism: reruns repeat every run
+    The shared training settings are ``TrainingSettings``'; an ablation's defaults are 20
+    epochs on a tenth of the training split, and run ``i`` of a recipe set trains with seed
+    ``seed + i``.
+    """
+
+    model: str = field(kw_only=False)
+    hparams: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 20
+    train_fraction: float = 0.1
 
     def plan(self, recipe_set: str, seed: int, **changes: Any) -> TrainPlan:
-        """The plan of one run: these settings with ``changes`` (plan fields), then the
-        recipe set applied (which refuses clashes, e.g. a recipe setting a --set value)."""
-        base = TrainPlan(model=self.model, hparams=dict(self.hparams), dataset=self.dataset,
-                         data_dir=self.data_dir, epochs=self.epochs,
-                         batch_size=self.batch_size, learning_rate=self.learning_rate,
-                         optimizer=self.optimizer, seed=seed,
-                         train_fraction=self.train_fraction, deterministic=self.deterministic)
+        """The plan of run ``seed`` (0, 1, ...): these settings with ``changes`` (plan fields),
+        then the recipe set applied (which refuses clashes, e.g. a recipe setting a --set
+        value)."""
+        base = TrainPlan(model=self.model, hparams=dict(self.hparams),
+                         **settings_of(self, seed=self.seed + seed))
         return apply_recipes(dataclasses.replace(base, **changes), recipe_set_specs(recipe_set))
+
+
+def run_settings(model: str, settings: dict[str, Any]) -> RunSettings:
+    """``RunSettings`` of ``model`` from ``compare``'s keywords (``hparams`` may be None)."""
+    allowed = {f.name for f in dataclasses.fields(RunSettings)} - {"model"}
+    unknown = sorted(set(settings) - allowed)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {', '.join(unknown)}; the settings "
+                        f"of a comparison are hparams and {', '.join(TRAINING_SETTINGS)}")
+    return RunSettings(model=model, **{**settings, "hparams": dict(settings.get("hparams") or {})})
 
 
 def check_compare_settings(model: str, seeds: int, target: float) -> None:
@@ -207,19 +215,11 @@ def compare(
     model: str,
     recipe_sets: str | Iterable[str],
     *,
-    hparams: dict[str, Any] | None = None,
-    dataset: str = "digits",
-    data_dir: str | None = None,
-    train_fraction: float = 0.1,
-    epochs: int = 20,
     seeds: int = 3,
-    learning_rate: float = 1e-3,
-    batch_size: int = 32,
-    optimizer: str = "adam",
     target: float = 0.9,
-    deterministic: bool = False,
     out: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
+    **settings: Any,
 ) -> Comparison:
     """Train ``model`` under every recipe set and seed; write table, CSVs and curves to ``out``.
 
@@ -227,20 +227,15 @@ def compare(
         model: a registered model name.
         recipe_sets: comma-separated sets, '+' joining recipes within a set, e.g.
             ``"none,augment,augment+dropout:rate=0.3"`` (or a list of such strings).
-        hparams: builder hyperparameters shared by every run.
-        dataset: the data set name (``zoo data list``), a folder, or ``tfds:NAME``.
-        data_dir: tensorflow-datasets' data directory for ``tfds:`` names.
-        train_fraction: the stratified fraction of the training split every run trains on.
-        epochs: epochs per run.
-        seeds: runs per recipe set, seeds 0..seeds-1 (1 to 20).
-        learning_rate: the base learning rate (a recipe may change it).
-        batch_size: the mini-batch size.
-        optimizer: a Keras optimizer name.
+        seeds: runs per recipe set, seeds ``seed`` .. ``seed + seeds - 1`` (1 to 20).
         target: the validation accuracy whose first epoch is reported as epochs-to-target.
-        deterministic: TensorFlow op determinism, so a rerun repeats every run exactly
-            (slower with augmentation; see ``TrainPlan.deterministic``).
         out: the output folder (default ``saved_models/compare/MODEL-TIME``).
         progress: called with one line per finished run.
+        settings: ``RunSettings``' fields shared by every run: ``hparams`` (builder
+            hyperparameters) and the training settings (``dataset``, ``data_dir``,
+            ``train_fraction`` (default 0.1), ``epochs`` (20), ``learning_rate`` (a recipe may
+            change it), ``batch_size``, ``optimizer``, ``seed``, ``deterministic`` (TensorFlow
+            op determinism, so a rerun repeats every run exactly), ``dtype_policy``, ...).
 
     Returns:
         Every run's curves and accuracies, the formatted table and the output folder.
@@ -249,38 +244,33 @@ def compare(
 
     sets = parse_recipe_sets(recipe_sets)
     check_compare_settings(model, seeds, target)
-    settings = RunSettings(model=model, hparams=dict(hparams or {}), dataset=dataset,
-                           data_dir=data_dir, train_fraction=train_fraction, epochs=epochs,
-                           learning_rate=learning_rate, batch_size=batch_size,
-                           optimizer=optimizer, deterministic=deterministic)
+    shared = run_settings(model, settings)
     for recipe_set in sets:  # every bad spec or clash fails here, before training
-        settings.plan(recipe_set, 0)
-    data = load_dataset(dataset, data_dir=data_dir)
-    train_split = prepare_data(settings.plan("none", 0), data)  # the one split every run sees
+        shared.plan(recipe_set, 0)
+    data = load_dataset(shared.dataset, data_dir=shared.data_dir)
+    train_split = prepare_data(shared.plan("none", 0), data)  # the one split every run sees
     out_dir = Path(out) if out else COMPARE_DIR / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
     out_dir.mkdir(parents=True, exist_ok=True)
 
     runs = []
     for recipe_set in sets:
         for seed in range(seeds):
-            run = train_and_measure(settings.plan(recipe_set, seed), recipe_set, data,
+            run = train_and_measure(shared.plan(recipe_set, seed), recipe_set, data,
                                     train_split, target)
             runs.append(run)
             if progress:
                 progress(_run_line(run))
 
     table = format_table(runs, target=target, model=model, dataset=train_split.name,
-                         train_size=len(train_split.x_train), epochs=epochs)
+                         train_size=len(train_split.x_train), epochs=shared.epochs)
     write_text_atomic(out_dir / TABLE_FILE, table)
     write_text_atomic(out_dir / RUNS_FILE, runs_csv(runs))
     write_text_atomic(out_dir / SUMMARY_FILE, _summary_csv(runs, target))
     plot_val_curves(runs, out_dir / CURVES_FILE, title=f"{model} on {train_split.name} "
                     f"({len(train_split.x_train)} training images)")
     write_json_atomic(out_dir / "config.json", {
-        "model": model, "hparams": hparams or {}, "dataset": dataset,
-        "train_fraction": train_fraction, "train_size": len(train_split.x_train),
-        "epochs": epochs, "seeds": seeds, "learning_rate": learning_rate,
-        "batch_size": batch_size, "optimizer": optimizer, "target": target,
+        "model": model, "hparams": jsonable(shared.hparams), **jsonable(settings_of(shared)),
+        "train_size": len(train_split.x_train), "seeds": seeds, "target": target,
         "recipe_sets": sets, "backend": keras.backend.backend()})
     return Comparison(out_dir, runs, target, table)
 

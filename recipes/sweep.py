@@ -30,6 +30,7 @@ from recipes.compare import (
     check_compare_settings,
     parse_recipe_sets,
     recipe_set_specs,
+    run_settings,
     runs_csv,
     train_and_measure,
 )
@@ -44,7 +45,7 @@ from recipes.sweep_resume import (
 from zoo.core.hyperparameter_types import parse_literal
 from zoo.core.names import did_you_mean
 from zoo.core.registry import get_model_info, normalize_hyperparameters
-from zoo.core.runs import write_json_atomic, write_text_atomic
+from zoo.core.runs import jsonable, write_json_atomic, write_text_atomic
 from zoo.data.dataset import Dataset
 from zoo.data.load import load_dataset
 from zoo.training.train import prepare_data
@@ -217,19 +218,11 @@ def compare_sweeps(
     sweeps: Iterable[str],
     recipe_sets: str | Iterable[str] = "none",
     *,
-    hparams: dict[str, Any] | None = None,
-    dataset: str = "digits",
-    data_dir: str | None = None,
-    train_fraction: float = 0.1,
-    epochs: int = 20,
     seeds: int = 3,
-    learning_rate: float = 1e-3,
-    batch_size: int = 32,
-    optimizer: str = "adam",
     target: float = 0.9,
-    deterministic: bool = False,
     out: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
+    **settings: Any,
 ) -> list[SweepResult]:
     """Run every sweep (value x recipe set x seed) like ``zoo compare`` and write its table,
     CSVs and plot to ``out``.
@@ -238,34 +231,25 @@ def compare_sweeps(
         model: a registered model name.
         sweeps: ``KEY=V1,V2,...`` specs (see ``parse_sweep``); each is run on its own.
         recipe_sets: the recipe sets crossed with every value (``zoo compare --recipes``).
-        hparams: builder hyperparameters shared by every run (``--set``).
-        dataset: the data set name, a folder, or ``tfds:NAME``.
-        data_dir: tensorflow-datasets' data directory for ``tfds:`` names.
-        train_fraction: the stratified fraction of the training split every run trains on.
-        epochs: epochs per run.
-        seeds: runs per cell, seeds 0..seeds-1 (1 to 20).
-        learning_rate: the learning rate where it is not swept.
-        batch_size: the mini-batch size where it is not swept.
-        optimizer: a Keras optimizer name.
+        seeds: runs per cell, seeds ``seed`` .. ``seed + seeds - 1`` (1 to 20).
         target: the validation accuracy whose first step count is reported.
-        deterministic: TensorFlow op determinism (see ``compare``).
         out: the output folder (default ``saved_models/compare/MODEL-sweep-TIME``).
         progress: called with one line per finished run.
+        settings: ``RunSettings``' fields shared by every run, as for ``compare``:
+            ``hparams`` (``--set``) and the training settings; the learning rate and batch
+            size apply where they are not swept.
 
     Returns:
         One result per sweep, in the order given.
     """
     check_compare_settings(model, seeds, target)
     sets = parse_recipe_sets(recipe_sets)
-    parsed = [parse_sweep(text, model, hparams) for text in sweeps]
+    settings = run_settings(model, settings)
+    parsed = [parse_sweep(text, model, settings.hparams) for text in sweeps]
     if not parsed:
         raise RecipeError("no --sweep given; e.g. --sweep lr=1e-3,1e-2")
     if len({s.target for s in parsed}) != len(parsed):
         raise RecipeError("the same key is swept twice; give each key one --sweep")
-    settings = RunSettings(model=model, hparams=dict(hparams or {}), dataset=dataset,
-                           data_dir=data_dir, train_fraction=train_fraction, epochs=epochs,
-                           learning_rate=learning_rate, batch_size=batch_size,
-                           optimizer=optimizer, deterministic=deterministic)
     for sweep in parsed:  # every clash between sweep, sets and --set fails before data loads
         for recipe_set in sets:
             for value in sweep.values:
@@ -274,19 +258,20 @@ def compare_sweeps(
                COMPARE_DIR / f"{model}-sweep-{time.strftime('%Y%m%d-%H%M%S')}")
     shared = {name: getattr(settings, name) for name in SHARED_SETTINGS}
     earlier = earlier_config(out_dir, shared)
-    data = load_dataset(dataset, data_dir=data_dir)
+    data = load_dataset(settings.dataset, data_dir=settings.data_dir)
     train_split = prepare_data(settings.plan("none", 0), data)
     out_dir.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     earlier_loads = _earlier_loads(earlier)
     write_json_atomic(out_dir / CONFIG_FILE, {
-        **shared, "learning_rate": learning_rate, "batch_size": batch_size,
+        **jsonable(shared), "learning_rate": settings.learning_rate,
+        "batch_size": settings.batch_size, "seed": settings.seed,
         "train_size": len(train_split.x_train), "seeds": seeds, "target": target,
         "recipe_sets": sets, "sweeps": _sweeps_in_folder(parsed, earlier),
         "load_average_1min": load, "earlier_load_averages_1min": earlier_loads})
     caption = (f"{model} on {train_split.name}, {len(train_split.x_train)} training images, "
-               f"{epochs} epoch(s), {seeds} seed(s), 1-minute load average {load:.1f} at the "
-               f"start")
+               f"{settings.epochs} epoch(s), {seeds} seed(s), 1-minute load average {load:.1f} "
+               f"at the start")
     return [_run_sweep(sweep, sets, seeds, settings, data, train_split, target, out_dir,
                        caption, earlier_loads, progress) for sweep in parsed]
 

@@ -20,17 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from recipes.base import RecipeError
-from recipes.compare import CompareRun
+from recipes.compare import CompareRun, RunSettings
 from zoo.core.runs import jsonable
+from zoo.training.settings import TRAINING_SETTINGS, setting_defaults
 
 CONFIG_FILE = "config.json"
 # What every run of a sweep folder shares; with ``run_key``, a run's full configuration. The
 # learning rate and batch size are per run (a sweep or recipe changes them), and the target is
 # not here: steps to it are recomputed from the stored curves.
-SHARED_SETTINGS = ("model", "hparams", "dataset", "data_dir", "train_fraction", "epochs",
-                   "optimizer", "deterministic")
-# Folders written before these settings were recorded used their defaults.
-UNRECORDED_DEFAULTS = {"data_dir": None, "deterministic": False}
+SHARED_SETTINGS = ("model", "hparams", *(name for name in TRAINING_SETTINGS
+                                          if name not in ("learning_rate", "batch_size", "seed")))
+# Folders written before a setting existed used its default.
+UNRECORDED_DEFAULTS = setting_defaults(RunSettings)
 
 
 def earlier_config(out_dir: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
@@ -64,10 +65,11 @@ def earlier_config(out_dir: Path, settings: dict[str, Any]) -> dict[str, Any] | 
     current = jsonable(settings)
     for name in SHARED_SETTINGS:
         before = old.get(name, UNRECORDED_DEFAULTS.get(name))
-        if before != current[name]:
+        now = current.get(name, UNRECORDED_DEFAULTS.get(name))
+        if before != now:
             raise RecipeError(
                 f"{out_dir} holds sweep runs with {name}={json.dumps(before)}, not "
-                f"{json.dumps(current[name])}; rerun with the same settings to add seeds, "
+                f"{json.dumps(now)}; rerun with the same settings to add seeds, "
                 f"values or recipe sets there, or choose another --out")
     return old
 

@@ -37,6 +37,7 @@ from zoo.core.runs import (
 )
 from zoo.data.dataset import Dataset, fit_images
 from zoo.models.layers import classifier
+from zoo.training.settings import TrainingSettings, settings_of
 from zoo.training.train import TrainPlan, train
 from zoo.weights.backbone import classifier_input
 
@@ -87,9 +88,13 @@ class Source:
     weights: dict[str, Any] | None = None  # provenance of pretrained weights (zoo.weights)
 
 
-@dataclass
-class TransferSettings:
-    """How to transfer: strategy, what stays frozen, the new head and the two phases."""
+@dataclass(kw_only=True)
+class TransferSettings(TrainingSettings):
+    """How to transfer: strategy, what stays frozen, the new head and the two phases.
+
+    The training settings are TrainingSettings' (``learning_rate`` is the head phase's), except
+    ``epochs``: the phases train ``head_epochs`` and ``fine_tune_epochs``.
+    """
 
     strategy: str = "partial"
     freeze: int | None = None  # bottom N base layers frozen throughout
@@ -99,11 +104,7 @@ class TransferSettings:
     head_dropout: float = 0.0
     head_epochs: int = 10
     fine_tune_epochs: int = 10
-    learning_rate: float = 1e-3
     fine_tune_lr: float | None = None  # default learning_rate * FINE_TUNE_LR_FACTOR
-    batch_size: int = 32
-    optimizer: str = "adam"
-    seed: int = 0
     out: str | None = None
 
 
@@ -459,17 +460,19 @@ def _check_settings(settings: TransferSettings) -> str:
 
 
 def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
-             dataset: str = "digits", data_dir: str | None = None, verbose: int | str = "auto",
-             write_run: bool = True) -> TransferResult:
+             dataset: str | None = None, data_dir: str | None = None,
+             verbose: int | str = "auto", write_run: bool = True) -> TransferResult:
     """Train a new head on ``source``'s features (phase 1), then fine-tune (phase 2).
 
     Args:
         source: the pretrained feature extractor (``load_source``).
         data: the target data set, already loaded.
         settings: strategy, frozen layers, the new head, epochs and learning rates of both
-            phases, and the run directory (``settings.out``).
-        dataset: the target data set's name, recorded in the run's config.
-        data_dir: its tensorflow-datasets data directory, recorded likewise.
+            phases, the training settings, and the run directory (``settings.out``).
+        dataset: the target data set's name, recorded in the run's config (default
+            ``settings.dataset``).
+        data_dir: its tensorflow-datasets data directory, recorded likewise (default
+            ``settings.data_dir``).
         verbose: Keras' ``fit`` verbosity.
         write_run: False keeps everything in memory (no run directory).
 
@@ -497,10 +500,10 @@ def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
     if write_run and run_dir.exists() and any(run_dir.iterdir()):
         raise TransferError(f"{run_dir} is not empty; pass another --out or delete it")
 
-    plan = TrainPlan(model=f"transfer-{source.name}", hparams=source.hparams, dataset=dataset,
-                     data_dir=data_dir, epochs=settings.head_epochs,
-                     batch_size=settings.batch_size, learning_rate=settings.learning_rate,
-                     optimizer=settings.optimizer, seed=settings.seed, out=str(run_dir))
+    shared = settings_of(settings, epochs=settings.head_epochs)
+    shared.update({k: v for k, v in (("dataset", dataset), ("data_dir", data_dir)) if v})
+    plan = TrainPlan(model=f"transfer-{source.name}", hparams=source.hparams,
+                     out=str(run_dir), **shared)
     set_trainable(source.base, len(layers))
     head = train(plan, model=model, data=data, verbose=verbose, write_run=write_run)
     result, history = head, dict(head.history)

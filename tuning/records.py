@@ -13,6 +13,7 @@ from typing import Any
 
 from tuning.space import SearchSpace
 from zoo.core.runs import SAVED_MODELS
+from zoo.training.settings import TrainingSettings
 
 
 def trial_seed(seed: int, trial_id: str) -> int:
@@ -27,16 +28,20 @@ COSTS = ("params", "macs", "latency")
 PRUNERS = ("median", "asha")
 
 
-@dataclass
-class SearchPlan:
-    """Everything one search needs; ``zoo tune`` fills it from the command line."""
+@dataclass(kw_only=True)
+class SearchPlan(TrainingSettings):
+    """Everything one search needs; ``zoo tune`` fills it from the command line.
 
-    model: str
-    dataset: str = "digits"
-    data_dir: str | None = None
+    The training settings of every trial (and of the retrained best) are TrainingSettings':
+    5 epochs per trial, deterministic (same command, same table); the learning rate and
+    optimizer where the space does not search them.
+    """
+
+    model: str = field(kw_only=False)
+    epochs: int = 5
+    deterministic: bool = True
     algorithm: str = "random"
     max_trials: int | None = 10
-    epochs: int = 5
     objective: str = "val_accuracy"
     space: dict[str, Any] = field(default_factory=dict)
     only: bool = False
@@ -50,9 +55,6 @@ class SearchPlan:
     prune_warmup_trials: int = 3
     isolate: bool = False  # each trial in a fresh process
     out: str | None = None
-    batch_size: int = 32
-    train_fraction: float = 1.0
-    seed: int = 0
     input_shape: tuple[int, int, int] | None = None
     retrain: bool = True
     retrain_epochs: int | None = None
@@ -61,7 +63,6 @@ class SearchPlan:
     oracle: str | None = None  # host:port of the chief oracle
     tuner_id: str | None = None
     workers: int | None = None  # N: this process serves the chief, N processes train here
-    dtype_policy: str | None = None  # Keras dtype policy of every trial and retrain (None: float32)
 
     @property
     def out_dir(self) -> Path:

@@ -66,6 +66,7 @@ from zoo.core.runs import (
 from zoo.data.dataset import fit_dataset
 from zoo.data.load import load_dataset
 from zoo.training.dtype_policy import check_dtype_policy
+from zoo.training.settings import settings_of
 from zoo.training.train import TrainPlan, _seed_everything, prepare_data, resolve_hparams, train
 
 
@@ -231,11 +232,10 @@ def _retrain(plan: SearchPlan, name: str, hparams: dict, training: dict, data,
         metrics = load_run_metrics(run_dir)
         echo(f"reusing the finished run {run_dir}")
         return run_dir, {k: v for k, v in metrics.items() if k.startswith("test_")}
-    train_plan = TrainPlan(model=plan.model, hparams=hparams, dataset=plan.dataset,
-                           data_dir=plan.data_dir, epochs=plan.retrain_epochs or plan.epochs,
-                           batch_size=plan.batch_size, seed=plan.seed,
-                           train_fraction=plan.train_fraction, out=str(run_dir),
-                           dtype_policy=plan.dtype_policy, **training)
+    # Retrained like `zoo train` (no op determinism), with the trial's searched settings.
+    settings = settings_of(plan, epochs=plan.retrain_epochs or plan.epochs, deterministic=False)
+    train_plan = TrainPlan(model=plan.model, hparams=hparams, out=str(run_dir),
+                           **(settings | training))
     result = train(train_plan, data=data, verbose=0)
     return result.run_dir, result.test_metrics
 
@@ -305,10 +305,7 @@ def prepare_search(plan: SearchPlan, role: str, echo: Callable[[str], None]) -> 
         raise ValueError(f"the grid has {space.size():,} configurations; narrow --space or "
                          f"cap it with --max-trials")
 
-    base = TrainPlan(model=plan.model, hparams=dict(fixed), dataset=plan.dataset,
-                     data_dir=plan.data_dir, epochs=plan.epochs, batch_size=plan.batch_size,
-                     seed=plan.seed, train_fraction=plan.train_fraction, deterministic=True,
-                     dtype_policy=plan.dtype_policy)
+    base = TrainPlan(model=plan.model, hparams=dict(fixed), **settings_of(plan))
     raw = load_dataset(plan.dataset, data_dir=plan.data_dir)
     data = prepare_data(base, raw)
     task = resolve_hparams(base, data)  # input shape and number of classes of this data
@@ -318,7 +315,7 @@ def prepare_search(plan: SearchPlan, role: str, echo: Callable[[str], None]) -> 
 
     from tuning import tuners  # imports keras-tuner: only once the plan has been checked
 
-    _seed_everything(plan.seed, deterministic=True)  # same command, same table (on CPU)
+    _seed_everything(plan.seed, plan.deterministic)  # same command, same table (on CPU)
     if role == "chief":
         # keras-tuner's chief only serves the oracle: its workers train, each with its own
         # data parallelism. Set up here, it would hold devices (on TensorFlow a

@@ -35,6 +35,7 @@ from zoo.core.registry import build, get_model_info
 from zoo.data.dataset import Dataset, fit_dataset
 from zoo.data.load import load_dataset
 from zoo.training.dtype_policy import DTYPE_POLICIES, dtype_policy_scope
+from zoo.training.settings import TrainingSettings, settings_of
 from zoo.training.train import TrainPlan, train
 
 # Name of the random data set; the augment recipe treats it as photos (flips, reflect fill).
@@ -52,9 +53,13 @@ class BenchError(ValueError):
     """Benchmark settings that cannot work (unknown policy, too few steps, ...)."""
 
 
-@dataclass
-class BenchSettings:
-    """What to measure; ``None`` picks a size-dependent default per model."""
+@dataclass(kw_only=True)
+class BenchSettings(TrainingSettings):
+    """What to measure; ``None`` picks a size-dependent default per model.
+
+    The zoo's training path is timed with these training settings (TrainingSettings'), except
+    ``epochs``: it trains one warm-up epoch and ``repeats`` timed ones.
+    """
 
     batch_size: int | None = None
     steps: int | None = None  # training steps per timed repeat
@@ -63,12 +68,10 @@ class BenchSettings:
     augment: bool = False
     dtype_policy: str = "float32"
     inference_batch: int | None = None
-    seed: int = 0
     note: str = ""
     # None: random images; else a data set's name or path (as `zoo train --dataset` takes it),
     # whose real training images are timed.
     dataset: str | None = None
-    data_dir: str | None = None
 
     def check(self) -> None:
         """Raise BenchError for settings that cannot be measured."""
@@ -216,10 +219,10 @@ def bench_training(name: str, settings: BenchSettings, work_dir: Path,
         beside = alongside(work) if alongside is not None else None
     zoo_timer = epoch_timer(after_epoch=beside.after_epoch if beside is not None else None)
     hparams = {"input_shape": work.input_shape, "num_classes": work.num_classes}
-    plan = TrainPlan(model=name, hparams=hparams, dataset=work.dataset,
-                     epochs=1 + settings.repeats, batch_size=work.batch_size, seed=settings.seed,
-                     dtype_policy=settings.dtype_policy,
-                     out=str(work_dir / f"run-{name}"), callbacks=[zoo_timer])
+    plan = TrainPlan(model=name, hparams=hparams, out=str(work_dir / f"run-{name}"),
+                     callbacks=[zoo_timer],
+                     **settings_of(settings, dataset=work.dataset, epochs=1 + settings.repeats,
+                                   batch_size=work.batch_size))
     if settings.augment:
         plan = apply_recipes(plan, ["augment"])
     # The run stays in memory: checkpoints, backups and TensorBoard logs are written at

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import fields, replace
 from typing import Any
 
 import click
 
 from zoo.core.hyperparameter_types import parse_literal
 from zoo.training.dtype_policy import DTYPE_POLICIES
+from zoo.training.settings import TRAINING_SETTINGS, TrainingSettings, setting_defaults
 
 
 class FiniteFloat(click.FloatRange):
@@ -68,14 +71,81 @@ input_shape_option = click.option(
 )
 
 
+# Click types of the shared training settings whose field type alone says too little; the
+# others follow the field's type (bool: a flag, int, float, else text).
+OPTION_TYPES: dict[str, click.ParamType] = {
+    "epochs": click.IntRange(min=1),
+    "batch_size": click.IntRange(min=1),
+    "learning_rate": POSITIVE,
+    "train_fraction": click.FloatRange(0, 1, min_open=True),
+    "dtype_policy": click.Choice(DTYPE_POLICIES),
+}
+
+
+def setting_help(name: str) -> str:
+    """The help text of the shared training setting ``name``."""
+    return {f.name: f for f in fields(TrainingSettings)}[name].metadata["help"]
+
+
+def _setting_option(name: str, default: Any, changes: dict[str, Any]):
+    """The click option of the shared training setting ``name`` (see training_options)."""
+    spec = {f.name: f for f in fields(TrainingSettings)}[name]
+    flag = spec.metadata["flag"]
+    attrs: dict[str, Any] = {"default": default, "help": spec.metadata["help"] or None}
+    if spec.type == "bool":
+        attrs["is_flag"] = "/" not in flag
+    else:
+        kind = {"int": int, "float": float}.get(str(spec.type))
+        attrs["type"] = OPTION_TYPES.get(name, kind)
+        attrs["show_default"] = default is not None
+    attrs.update(changes)
+    return click.option(flag, name, **attrs)
+
+
+def training_options(*names: str, defaults: dict[str, Any] | None = None,
+                     **changes: dict[str, Any]):
+    """The click options of the shared training settings ``names`` (zoo.training.settings);
+    the command receives them as one ``settings`` argument, a TrainingSettings. A command may
+    have several such groups (with the same ``defaults``): they fill one record.
+
+    Args:
+        names: the settings the command offers, in the order of its help.
+        defaults: the command's defaults where they are not TrainingSettings' (they are its
+            record's, e.g. ``RunSettings``' 20 epochs: given here so that ``zoo --help`` needs
+            no recipe imported; tests/test_settings.py checks they agree); settings the command
+            does not offer take these too.
+        changes: click attributes of one option for this command (its own help, or type),
+            e.g. ``epochs={"help": "Epochs per trial."}``.
+    """
+    values = setting_defaults(TrainingSettings) | (defaults or {})
+    unknown = sorted((set(names) | set(values) | set(changes)) - set(TRAINING_SETTINGS))
+    if unknown:
+        raise ValueError(f"not training settings: {', '.join(unknown)}")
+
+    def decorate(function):
+        @functools.wraps(function)
+        def command(*args, **kwargs):
+            given = {name: kwargs.pop(name) for name in names}
+            # Several groups on one command (to keep its help's order) fill one record.
+            earlier = kwargs.pop("settings", None)
+            settings = (replace(earlier, **given) if earlier is not None
+                        else TrainingSettings(**(values | given)))
+            return function(*args, settings=settings, **kwargs)
+
+        for name in reversed(names):
+            command = _setting_option(name, values[name], changes.get(name, {}))(command)
+        return command
+
+    return decorate
+
+
 def dataset_options(function):
     """--dataset and --data-dir, shared by every command that reads data."""
-    function = click.option("--data-dir", default=None,
-                            help="tensorflow-datasets data directory (for tfds: names).")(function)
-    return click.option("--dataset", default="digits", show_default=True,
-                        help="'digits' (embedded); mnist, fashion_mnist, cifar10, cifar100 "
-                             "(after `zoo data import`); 'tfds:NAME'; or a folder of class "
-                             "sub-folders.")(function)
+    for name in ("data_dir", "dataset"):
+        function = _setting_option(name, setting_defaults(TrainingSettings)[name], {})(function)
+    return function
+
+
 
 
 SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20,
@@ -116,17 +186,6 @@ def input_options(function):
              "workers, with flat memory. Default: stream only past --memory-budget.")(function)
 
 
-deterministic_option = click.option(
-    "--deterministic", is_flag=True,
-    help="Same seed, same history: TensorFlow picks deterministic kernels and runs "
-         "augmentation serially (slower; see docs/benchmarks.md).",
-)
+deterministic_option = _setting_option("deterministic", False, {})
 
-dtype_policy_option = click.option(
-    "--dtype-policy", default=None,
-    type=click.Choice(DTYPE_POLICIES),
-    help="Keras dtype policy of the run (default float32): mixed_bfloat16 computes layers in "
-         "bfloat16 with float32 variables, classifier and loss (GPUs with tensor cores, CPUs "
-         "with AVX512_BF16/AMX; docs/training.md). zoo train: same as --recipe "
-         "precision:policy=...",
-)
+dtype_policy_option = _setting_option("dtype_policy", None, {})

@@ -5,15 +5,18 @@ from __future__ import annotations
 import click
 
 from zoo.cli.options import (
-    POSITIVE,
     RATE,
     dataset_options,
-    deterministic_option,
     input_shape_option,
     parse_assignments,
     parse_shape,
     set_option,
+    training_options,
 )
+from zoo.training.settings import settings_of
+
+# recipes.compare.RunSettings' own defaults.
+COMPARE_DEFAULTS = {"epochs": 20, "train_fraction": 0.1}
 
 
 @click.command("recipes")
@@ -59,17 +62,14 @@ def augment_preview_command(recipes, dataset, data_dir, images, copies, seed, ou
                    "builder hyperparameter (normalization=none,batch,group) or RECIPE:PARAM "
                    "(dropout:rate=0,0.3,0.5); ';' separates values that are lists. Each "
                    "--sweep writes its own table and plot.")
-@dataset_options
-@click.option("--train-fraction", default=0.1, show_default=True,
-              type=click.FloatRange(0, 1, min_open=True))
-@click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1))
+@training_options("dataset", "data_dir", "train_fraction", "epochs", "learning_rate",
+                  "batch_size", "optimizer", "deterministic",
+                  defaults=COMPARE_DEFAULTS,
+                  train_fraction={"help": "Train every run on this stratified fraction of the "
+                                          "training split."})
 @click.option("--seeds", default=3, show_default=True, type=click.IntRange(1, 20))
-@click.option("--lr", "learning_rate", default=1e-3, show_default=True, type=POSITIVE)
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
-@click.option("--optimizer", default="adam", show_default=True)
 @click.option("--target", default=0.9, show_default=True, type=RATE,
               help="Validation accuracy whose first epoch (steps with --sweep) is reported.")
-@deterministic_option
 @input_shape_option
 @set_option
 @click.option("--out", default=None, help="Folder for the tables, CSVs and plots "
@@ -77,9 +77,8 @@ def augment_preview_command(recipes, dataset, data_dir, images, copies, seed, ou
                                           "into its own earlier folder trains only the "
                                           "runs it does not hold yet.")
 @click.pass_context
-def compare_command(ctx, name, recipe_sets, sweeps, dataset, data_dir, train_fraction, epochs,
-                    seeds, learning_rate, batch_size, optimizer, target, deterministic,
-                    input_shape, assignments, out) -> None:
+def compare_command(ctx, name, recipe_sets, sweeps, settings, seeds, target, input_shape,
+                    assignments, out) -> None:
     """Train model NAME under each recipe set (same split, several seeds) and tabulate
     train/validation accuracy, their gap, epochs to a target accuracy and time; with --sweep,
     one table and plot per swept setting."""
@@ -87,15 +86,13 @@ def compare_command(ctx, name, recipe_sets, sweeps, dataset, data_dir, train_fra
     shape = parse_shape(input_shape)
     if shape is not None:
         hparams["input_shape"] = shape
-    settings = dict(hparams=hparams, dataset=dataset, data_dir=data_dir,
-                    train_fraction=train_fraction, epochs=epochs, seeds=seeds,
-                    learning_rate=learning_rate, batch_size=batch_size, optimizer=optimizer,
-                    target=target, deterministic=deterministic, out=out, progress=click.echo)
+    arguments = dict(hparams=hparams, **settings_of(settings), seeds=seeds, target=target,
+                     out=out, progress=click.echo)
     if sweeps:
         _refuse_option_also_swept(ctx, sweeps)
         from recipes.sweep import compare_sweeps
 
-        results = compare_sweeps(name, sweeps, recipe_sets or "none", **settings)
+        results = compare_sweeps(name, sweeps, recipe_sets or "none", **arguments)
         for result in results:
             click.echo("")
             click.echo(result.table)
@@ -105,7 +102,7 @@ def compare_command(ctx, name, recipe_sets, sweeps, dataset, data_dir, train_fra
         raise click.UsageError("give --recipes SET,SET,... and/or --sweep KEY=V1,V2,...")
     from recipes.compare import compare
 
-    result = compare(name, recipe_sets, **settings)
+    result = compare(name, recipe_sets, **arguments)
     click.echo("")
     click.echo(result.table)
     click.echo(f"wrote {result.out_dir}/table.md, summary.csv, runs.csv, val_curves.png")

@@ -5,33 +5,27 @@ from __future__ import annotations
 import click
 
 from zoo.cli.options import (
-    POSITIVE,
-    dataset_options,
-    deterministic_option,
-    dtype_policy_option,
     input_options,
     input_shape_option,
     parse_assignments,
     parse_shape,
     parse_size,
     set_option,
+    setting_help,
+    training_options,
 )
+from zoo.training.settings import TRAINING_SETTINGS, settings_of
 
 
 @click.command("train")
 @click.argument("name")
-@dataset_options
+@training_options(
+    *TRAINING_SETTINGS,
+    batch_size={"type": str, "help": "Mini-batch size, or 'auto' for the largest power of two "
+                                     "that fits."},
+    dtype_policy={"help": setting_help("dtype_policy") + " Same as --recipe "
+                                                         "precision:policy=..."})
 @input_options
-@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1))
-@click.option("--batch-size", default="32", show_default=True,
-              help="Mini-batch size, or 'auto' for the largest power of two that fits.")
-@click.option("--lr", "learning_rate", default=1e-3, show_default=True, type=POSITIVE)
-@click.option("--optimizer", default="adam", show_default=True)
-@click.option("--seed", default=0, show_default=True, type=int)
-@deterministic_option
-@dtype_policy_option
-@click.option("--train-fraction", default=1.0, show_default=True, type=click.FloatRange(0, 1,
-              min_open=True), help="Train on this stratified fraction of the training split.")
 @click.option("--recipe", "recipes", multiple=True, metavar="NAME[:k=v,...]",
               help="Apply a recipe (see `zoo recipes`); repeatable, e.g. --recipe augment "
                    "--recipe dropout:rate=0.3.")
@@ -39,9 +33,8 @@ from zoo.cli.options import (
 @set_option
 @click.option("--out", default=None, help="Run directory (default saved_models/runs/NAME-TIME); "
                                           "an interrupted run resumes when given the same one.")
-def train_command(name, dataset, data_dir, input_mode, memory_budget, skip_bad_images, epochs,
-                  batch_size, learning_rate, optimizer, seed, deterministic, dtype_policy,
-                  train_fraction, recipes, input_shape, assignments, out) -> None:
+def train_command(name, settings, input_mode, memory_budget, skip_bad_images, recipes,
+                  input_shape, assignments, out) -> None:
     """Train model NAME on a data set and write a run directory (config, history, best
     .keras, test metrics, TensorBoard logs, curves)."""
     from zoo.training.train import TrainPlan, train
@@ -50,10 +43,7 @@ def train_command(name, dataset, data_dir, input_mode, memory_budget, skip_bad_i
     shape = parse_shape(input_shape)
     if shape is not None:
         hparams["input_shape"] = shape
-    plan = TrainPlan(model=name, hparams=hparams, dataset=dataset, data_dir=data_dir,
-                     epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                     optimizer=optimizer, seed=seed, deterministic=deterministic,
-                     train_fraction=train_fraction, dtype_policy=dtype_policy, out=out,
+    plan = TrainPlan(model=name, hparams=hparams, out=out, **settings_of(settings),
                      input_mode=input_mode or "auto", memory_budget=parse_size(memory_budget),
                      skip_bad_images=skip_bad_images)
     if recipes:

@@ -12,7 +12,9 @@ from zoo.cli.options import (
     parse_assignments,
     parse_shape,
     set_option,
+    training_options,
 )
+from zoo.training.settings import settings_of
 
 
 def _parse_units(text: str | None) -> tuple[int, ...]:
@@ -37,7 +39,7 @@ def _load_target(dataset: str, data_dir: str | None, per_class: int | None, seed
 
 @click.command("transfer")
 @click.argument("source")
-@dataset_options
+@training_options("dataset", "data_dir")
 @click.option("--weights", default=None, metavar="ENTRY|imagenet|PATH",
               help="Weights of a zoo model or keras.applications backbone SOURCE: one of its "
                    "entries (`zoo weights list`), 'imagenet', or a .weights.h5 file.")
@@ -58,13 +60,10 @@ def _load_target(dataset: str, data_dir: str | None, per_class: int | None, seed
 @click.option("--head-dropout", default=0.0, show_default=True, type=RATE)
 @click.option("--head-epochs", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--fine-tune-epochs", default=10, show_default=True, type=click.IntRange(min=0))
-@click.option("--lr", "learning_rate", default=1e-3, show_default=True, type=POSITIVE,
-              help="Learning rate of the head phase.")
+@training_options("learning_rate", learning_rate={"help": "Learning rate of the head phase."})
 @click.option("--fine-tune-lr", default=None, type=POSITIVE,
               help="Learning rate of the fine-tuning phase  [default: --lr / 10]")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
-@click.option("--optimizer", default="adam", show_default=True)
-@click.option("--seed", default=0, show_default=True, type=int)
+@training_options("batch_size", "optimizer", "seed")
 @click.option("--per-class", default=None, type=click.IntRange(min=1),
               help="Use only this many training images per class of the target (few-shot).")
 @input_shape_option
@@ -73,10 +72,9 @@ def _load_target(dataset: str, data_dir: str | None, per_class: int | None, seed
               help="Allow loading a .keras SOURCE with Lambda layers (runs code from the file).")
 @click.option("--out", default=None, help="Run directory (default "
                                           "saved_models/runs/transfer-SOURCE-TIME).")
-def transfer_command(source, dataset, data_dir, weights, strategy, freeze, freeze_until,
+def transfer_command(source, settings, weights, strategy, freeze, freeze_until,
                      fine_tune_layers, head, head_dropout, head_epochs, fine_tune_epochs,
-                     learning_rate, fine_tune_lr, batch_size, optimizer, seed, per_class,
-                     input_shape, assignments, unsafe, out) -> None:
+                     fine_tune_lr, per_class, input_shape, assignments, unsafe, out) -> None:
     """Reuse SOURCE (a run directory or .keras file, a zoo model with --weights, or a
     keras.applications backbone such as MobileNetV2 with --weights) on a new data set:
     new head first, then fine-tuning. Writes a normal run directory."""
@@ -86,9 +84,8 @@ def transfer_command(source, dataset, data_dir, weights, strategy, freeze, freez
         strategy=strategy or "partial", freeze=freeze, freeze_until=freeze_until,
         fine_tune_layers=fine_tune_layers, head_units=_parse_units(head),
         head_dropout=head_dropout, head_epochs=head_epochs, fine_tune_epochs=fine_tune_epochs,
-        learning_rate=learning_rate, fine_tune_lr=fine_tune_lr, batch_size=batch_size,
-        optimizer=optimizer, seed=seed, out=out)
-    data = _load_target(dataset, data_dir, per_class, seed)
+        fine_tune_lr=fine_tune_lr, out=out, **settings_of(settings))
+    data = _load_target(settings.dataset, settings.data_dir, per_class, settings.seed)
     loaded = load_source(source, weights=weights, unsafe=unsafe,
                          hparams=parse_assignments(assignments),
                          input_shape=parse_shape(input_shape), target=data)
@@ -96,7 +93,7 @@ def transfer_command(source, dataset, data_dir, weights, strategy, freeze, freez
         verified = loaded.weights.get("verified")
         click.echo(f"weights: {loaded.weights.get('entry', loaded.weights.get('file'))}"
                    + ("" if verified else " (UNVERIFIED)" if verified is False else ""))
-    result = transfer(loaded, data, settings, dataset=dataset, data_dir=data_dir)
+    result = transfer(loaded, data, settings)
     click.echo(f"strategy: {result.strategy} ({result.reason})")
     frozen = result.frozen_layers
     if result.fine_tuned:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import click
 
-from zoo.cli.options import dataset_options, dtype_policy_option, input_shape_option, parse_shape
+from zoo.cli.options import input_shape_option, parse_shape, training_options
+from zoo.training.settings import settings_of
 
 ALGORITHMS = ("random", "hyperband", "bayesian", "grid")
+# tuning.records.SearchPlan's own defaults (--deterministic is not offered: trials always are).
+TUNE_DEFAULTS = {"epochs": 5, "deterministic": True}
 
 
 def _parse_space(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -23,14 +26,15 @@ def _parse_space(pairs: tuple[str, ...]) -> dict[str, str]:
 
 @click.command("tune")
 @click.argument("name")
-@dataset_options
+@training_options("dataset", "data_dir", defaults=TUNE_DEFAULTS)
 @click.option("--algorithm", default="random", show_default=True,
               help=f"keras-tuner search: {', '.join(ALGORITHMS)}.")
 @click.option("--max-trials", default=None, type=click.IntRange(min=1),
               help="Trials to run (default 10; grid: the whole grid). Refused configurations "
                    "count as trials, as in keras-tuner. Hyperband ignores it.")
-@click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1),
-              help="Epochs per trial (hyperband: the most epochs any model gets).")
+@training_options("epochs", defaults=TUNE_DEFAULTS,
+                  epochs={"help": "Epochs per trial (hyperband: the most epochs any model "
+                                  "gets)."})
 @click.option("--objective", default="val_accuracy", show_default=True,
               help="val_accuracy, val_loss, accuracy or loss.")
 @click.option("--space", "space", multiple=True, metavar="NAME=CHOICES",
@@ -64,10 +68,7 @@ def _parse_space(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--isolate", is_flag=True,
               help="Run each trial in a fresh process (for backends or models that leak "
                    "memory across trials).")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
-@click.option("--train-fraction", default=1.0, show_default=True,
-              type=click.FloatRange(0, 1, min_open=True))
-@click.option("--seed", default=0, show_default=True, type=int)
+@training_options("batch_size", "train_fraction", "seed", defaults=TUNE_DEFAULTS)
 @input_shape_option
 @click.option("--out", default=None,
               help="Search directory (default saved_models/tuning/NAME); running again with "
@@ -89,12 +90,11 @@ def _parse_space(pairs: tuple[str, ...]) -> dict[str, str]:
               help="Train N trials at a time in N worker processes on this machine, with "
                    "keras-tuner's chief oracle in this process on a free local port; each "
                    "worker gets its share of the CPUs and of the GPU memory.")
-@dtype_policy_option
-def tune_command(name, dataset, data_dir, algorithm, max_trials, epochs, objective, space, only,
+@training_options("dtype_policy", defaults=TUNE_DEFAULTS)
+def tune_command(name, settings, algorithm, max_trials, objective, space, only,
                  increasing_filters, max_params, max_macs, max_latency_ms, cost, prune,
-                 prune_warmup_epochs, prune_warmup_trials, isolate, batch_size, train_fraction,
-                 seed, input_shape, out, retrain, retrain_epochs, compare_default, role, oracle,
-                 tuner_id, workers, dtype_policy) -> None:
+                 prune_warmup_epochs, prune_warmup_trials, isolate, input_shape, out, retrain,
+                 retrain_epochs, compare_default, role, oracle, tuner_id, workers) -> None:
     """Search hyperparameters of model NAME (kernel sizes, feature maps, depth, dropout,
     normalization, learning rate: derived from its builder) with keras-tuner, then retrain the
     best configuration into a run directory."""
@@ -103,16 +103,15 @@ def tune_command(name, dataset, data_dir, algorithm, max_trials, epochs, objecti
     if max_trials is None and algorithm != "grid":
         max_trials = 10
     plan = SearchPlan(
-        model=name, dataset=dataset, data_dir=data_dir, algorithm=algorithm,
-        max_trials=max_trials, epochs=epochs, objective=objective, space=_parse_space(space),
+        model=name, **settings_of(settings), algorithm=algorithm,
+        max_trials=max_trials, objective=objective, space=_parse_space(space),
         only=only, increasing_filters=increasing_filters, max_params=max_params,
         max_macs=max_macs, max_latency_ms=max_latency_ms, cost=cost, prune=prune,
         prune_warmup_epochs=prune_warmup_epochs, prune_warmup_trials=prune_warmup_trials,
-        isolate=isolate, out=out,
-        batch_size=batch_size, train_fraction=train_fraction, seed=seed,
-        input_shape=parse_shape(input_shape), retrain=retrain, retrain_epochs=retrain_epochs,
+        isolate=isolate, out=out, input_shape=parse_shape(input_shape), retrain=retrain,
+        retrain_epochs=retrain_epochs,
         compare_default=compare_default, role=role or "local", oracle=oracle,
-        tuner_id=tuner_id, workers=workers, dtype_policy=dtype_policy,
+        tuner_id=tuner_id, workers=workers,
     )
     run_search(plan, echo=click.echo)
 

@@ -28,7 +28,7 @@ from zoo.core.runs import (
     write_json_atomic,
 )
 from zoo.data.batches import make_batches
-from zoo.data.dataset import DEFAULT_DATASET, DataError, Dataset, fit_dataset
+from zoo.data.dataset import DataError, Dataset, fit_dataset
 from zoo.data.input_choice import InputChoice, choose_input
 from zoo.data.listing import FolderListing, list_image_folder
 from zoo.data.load import load_dataset
@@ -36,6 +36,7 @@ from zoo.data.stream import ImageStream
 from zoo.training import resume
 from zoo.training.dtype_policy import DtypePolicyError, check_dtype_policy, dtype_policy_scope
 from zoo.training.gradient_registry import custom_gradient_names, forget_custom_gradients
+from zoo.training.settings import TrainingSettings, settings_of
 from zoo.viz.evaluation import plot_history
 
 if TYPE_CHECKING:
@@ -45,20 +46,16 @@ class TrainingError(RuntimeError):
     """Training cannot start or did not finish sensibly (e.g. the loss became NaN)."""
 
 
-@dataclass
-class TrainPlan:
-    """Everything a training run needs; recipes edit it, ``train`` executes it."""
+@dataclass(kw_only=True)
+class TrainPlan(TrainingSettings):
+    """Everything a training run needs; recipes edit it, ``train`` executes it.
 
-    model: str
+    The shared settings (data set, epochs, batch size, learning rate, optimizer, seed, training
+    fraction, determinism, dtype policy) are ``zoo.training.settings.TrainingSettings``'.
+    """
+
+    model: str = field(kw_only=False)
     hparams: dict[str, Any] = field(default_factory=dict)
-    dataset: str = DEFAULT_DATASET
-    data_dir: str | None = None
-    epochs: int = 30
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    optimizer: str = "adam"
-    seed: int = 0
-    train_fraction: float = 1.0
     out: str | None = None
     # Names (with parameters) of the recipes applied, for the run's config.
     recipes: list[str] = field(default_factory=list)
@@ -68,19 +65,12 @@ class TrainPlan:
     lr_schedule: Callable[[float, int, int], Any] | None = None  # (lr, steps/epoch, epochs)
     optimizer_options: dict[str, Any] = field(default_factory=dict)
     callbacks: list[Any] = field(default_factory=list)
-    # Reproducibility is a choice: True makes TensorFlow pick deterministic kernels, so the
-    # same seed gives the same history, at a cost in speed (docs/benchmarks.md).
-    deterministic: bool = False
     # XLA for the train step: None leaves it to Keras (see compile_model), True/False force it.
     jit_compile: bool | None = None
     # Batches per call into the compiled train step. Fewer Python round trips: LeNet-5 at
     # batch 32 trained about 25% faster with 8 than with 1 on 2 CPU cores. Per-batch
     # callbacks then run every 8th batch.
     steps_per_execution: int = 8
-    # Keras dtype policy while the model is built and trained (zoo.training.dtype_policy): float32,
-    # mixed_float16 or mixed_bfloat16; None keeps the process's current one (float32 unless
-    # something like `zoo bench --dtype-policy` set it). Restored when the run ends.
-    dtype_policy: str | None = None
     # Epochs already in the run directory (a later phase of one run, e.g. transfer's
     # fine-tuning after its head phase): history is appended with continuous epoch numbers,
     # and the best checkpoint is only replaced by a better one.
@@ -98,18 +88,9 @@ class TrainPlan:
         return {
             "model": self.model,
             "hparams": jsonable(self.hparams),
-            "dataset": self.dataset,
-            "data_dir": self.data_dir,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "learning_rate": self.learning_rate,
-            "optimizer": self.optimizer,
+            **jsonable(settings_of(self)),
             "optimizer_options": jsonable(self.optimizer_options),
-            "seed": self.seed,
-            "deterministic": self.deterministic,
             "steps_per_execution": self.steps_per_execution,
-            "dtype_policy": self.dtype_policy,
-            "train_fraction": self.train_fraction,
             "recipes": list(self.recipes),
             "input_mode": self.input_mode,
             "memory_budget": self.memory_budget,
