@@ -80,7 +80,7 @@ def test_zoo_train_offers_every_setting_and_passes_it_on(monkeypatch, tmp_path):
 
     assert set(TRAINING_SETTINGS) <= set(_options(cli_train.train_command))
     plans = []
-    monkeypatch.setattr(training, "train", lambda plan: plans.append(plan) or
+    monkeypatch.setattr(training, "train", lambda plan, **_: plans.append(plan) or
                         training.RunResult(tmp_path, None, {}, {}, 0.0))
     flags = {f.name: f.metadata["flag"] for f in dataclasses.fields(TrainingSettings)}
     args = []
