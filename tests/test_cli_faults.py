@@ -529,6 +529,8 @@ def test_tune_killed_after_a_trial_resumes_without_redoing_it(tmp_path):
     assert code == 0, output
     redone = [line for line in output.splitlines() if line.startswith("trial ")]
     assert len(redone) == 2 - len(finished)
+    if redone:  # kernels 3 then 5 floor pool2's output: one note, not a warning per build
+        assert output.count("note: some configurations floor an output size") == 1, output
     assert (search / "trials.csv").exists()
 
 

@@ -253,6 +253,9 @@ def test_list_info_and_preview(tmp_path, monkeypatch):
     assert "mnist           ready" in listing and "cifar10         not imported" in listing
     info = run_cli("data", "info", "mnist").output
     assert "total" in info and "matches the published MD5" in info
+    # The official split the three below came from (the tiny generated files: 100 + 20).
+    assert "official split: 100 training, 20 test images" in info
+    assert "validation: 10 images of the official training split" in info
     out = tmp_path / "grid.png"
     result = run_cli("data", "preview", "mnist", "--out", str(out), "--per-class", "2")
     assert result.exit_code == 0 and out.stat().st_size > 1000

@@ -49,6 +49,23 @@ def test_a_loss_objective_keeps_only_the_lowest_losses_on_the_front(objective):
     assert [r.trial_id for r in front_rows(rows, "macs", "max")] == ["0", "1"]
 
 
+def test_floored_output_warnings_of_a_search_are_summarised_in_one_line():
+    import warnings
+
+    from tuning.search import floored_outputs_noted
+    from zoo.core.geometry import check_window
+
+    lines: list[str] = []
+    with pytest.warns(UserWarning, match="unrelated"), floored_outputs_noted(lines.append):
+        for _ in range(4):  # one build per trial, retrain, ...: each warns for both axes
+            check_window("pool2", (13, 13), (2, 2), (2, 2), "valid", model="lenet5")
+        warnings.warn("unrelated", UserWarning)  # other warnings pass through
+    assert lines == ["note: some configurations floor an output size (8 warnings, shown "
+                     "once): lenet5: layer 'pool2': height (13 + 2*0 - 2)/2 + 1 is not an "
+                     "integer; Keras floors it to 6 and ignores 1 border pixel(s). (and 1 more "
+                     "like it)"]
+
+
 # -- budgets ----------------------------------------------------------------------------------
 def test_macs_and_latency_budgets_refuse_before_training():
     from tuning.preflight import Budget, RejectedConfiguration, check_configuration

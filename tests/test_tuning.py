@@ -402,7 +402,9 @@ def test_best_model_is_saved_as_a_run_and_reloads(grid_search):
 
     folder, result, _ = grid_search
     run = folder / result.best_run
-    assert run.parent.parent.name == "saved_models"
+    # Below the search's --out (`s`), not in saved_models/runs/ where other searches write.
+    assert run.resolve() == (folder / "s" / "runs" / f"trial{result.best.trial_id}").resolve()
+    assert not (folder / "saved_models").exists()
     model = load_run_model(run)
     assert model.get_layer("conv2").kernel.shape[:2] == (5, 5)
     assert load_run_config(run)["hparams"]["kernel_sizes"] == [5, 5]

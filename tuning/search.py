@@ -58,7 +58,6 @@ from zoo.core.registry import build
 from zoo.core.runs import (
     HISTORY_FILE,
     METRICS_FILE,
-    RUNS_DIR,
     load_run_metrics,
     read_history,
     write_json_atomic,
@@ -68,6 +67,10 @@ from zoo.data.load import load_dataset
 from zoo.training.dtype_policy import check_dtype_policy
 from zoo.training.settings import settings_of
 from zoo.training.train import TrainPlan, _seed_everything, prepare_data, resolve_hparams, train
+
+# The best trial (runs/trialID) and the default configuration (runs/default) are retrained
+# into run directories below --out.
+RETRAIN_DIR = "runs"
 
 
 # -- checks -----------------------------------------------------------------------------------
@@ -224,10 +227,13 @@ def collect_rows(tuner, plan: SearchPlan, space: SearchSpace) -> list[TrialRow]:
 
 def _retrain(plan: SearchPlan, name: str, hparams: dict, training: dict, data,
              echo) -> tuple[Path, dict[str, float]]:
-    """Train a configuration with zoo.training.train into saved_models/runs/<name> (reused if
-    done)."""
+    """Train a configuration with zoo.training.train into OUT/runs/<name> (reused if done).
 
-    run_dir = RUNS_DIR / name
+    Below --out, so that a search's results stay together and a second search with another
+    --out never meets (or reuses) this one's runs.
+    """
+
+    run_dir = plan.out_dir / RETRAIN_DIR / name
     if (run_dir / METRICS_FILE).exists():
         metrics = load_run_metrics(run_dir)
         echo(f"reusing the finished run {run_dir}")
@@ -350,6 +356,40 @@ def quiet_search_warnings():
         yield
 
 
+@contextlib.contextmanager
+def floored_outputs_noted(echo: Callable[[str], None]):
+    """Note once, at the end, that configurations floored an output size.
+
+    Every model a search builds warns again (zoo.core.geometry.FlooredOutputWarning: Keras
+    drops border pixels), once per axis and build: a 2-trial search printed 8 such lines. They
+    are counted here and summarised in one line; other warnings pass through unchanged.
+    """
+    from zoo.core.geometry import FlooredOutputWarning
+
+    seen: dict[str, int] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", FlooredOutputWarning)
+        show = warnings.showwarning
+
+        def note(message, category, *args, **kwargs):
+            if issubclass(category, FlooredOutputWarning):
+                seen[str(message)] = seen.get(str(message), 0) + 1
+            else:
+                show(message, category, *args, **kwargs)
+
+        warnings.showwarning = note
+        try:
+            yield
+        finally:
+            if seen:
+                first = next(iter(seen))
+                others = len(seen) - 1
+                echo(f"note: some configurations floor an output size ({sum(seen.values())} "
+                     f"warnings, shown once): {first}"
+                     + (f" (and {others} more like it)"
+                        if others else ""))
+
+
 def latency_machine() -> str:
     """Where latencies were measured: host, processor, cores and load at the time."""
     import platform
@@ -412,7 +452,7 @@ def finish_search(plan: SearchPlan, prepared: PreparedSearch, result: SearchResu
             "hyperparameters": best.values, "builder_hparams": builder, "training": training,
         })
         if plan.retrain:
-            name = f"{plan.model}-tuned-{out.name}-trial{best.trial_id}"
+            name = f"trial{best.trial_id}"
             echo(f"retraining trial {best.trial_id} with zoo.training.train ...")
             result.best_run, result.best_test_metrics = _retrain(
                 plan, name, builder, training, raw, echo)
@@ -420,7 +460,7 @@ def finish_search(plan: SearchPlan, prepared: PreparedSearch, result: SearchResu
             echo("training the default configuration for comparison ...")
             default = {k: v for k, v in space.fixed.items()}
             result.default_run, result.default_test_metrics = _retrain(
-                plan, f"{plan.model}-default-{out.name}", default, {}, raw, echo)
+                plan, "default", default, {}, raw, echo)
     if plan.cost:
         default = default_point(plan, space, result)
         plot_pareto(out, rows, plan.objective, plan.cost, plan.direction, plan.model, default)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 from tuning.records import SearchPlan, SearchResult
-from tuning.search import search_here, validate_plan
+from tuning.search import floored_outputs_noted, search_here, validate_plan
 from tuning.workers import search_with_workers
 
 __all__ = ["SearchPlan", "SearchResult", "run_search"]
@@ -32,6 +32,7 @@ def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchR
         directory of the best configuration retrained with ``zoo.training.train.train``.
     """
     validate_plan(plan)
-    if plan.workers is not None:
-        return search_with_workers(plan, echo)
-    return search_here(plan, echo)
+    with floored_outputs_noted(echo):
+        if plan.workers is not None:
+            return search_with_workers(plan, echo)
+        return search_here(plan, echo)

@@ -111,8 +111,13 @@ def dataset_info(name: str, *, data_dir: str | None = None) -> DatasetInfo:
     spec = CATALOG.get(name)
     if spec is not None:
         info.manifest = cache.read_manifest(name)
+        official = dict(info.manifest["counts"]) if info.manifest else dict(spec.splits)
         info.extra = {"title": spec.title, "license": spec.license, "citation": spec.citation,
                       "homepage": spec.homepage, "cache": str(cache.dataset_dir(name)),
-                      "validation": f"{len(data.y_val)} images of the official training split, "
-                                    f"stratified, seeded"}
+                      "official split": f"{official['train']:,} training, {official['test']:,} "
+                                        f"test images (the test split below is the official "
+                                        f"one, unchanged)",
+                      "validation": f"{len(data.y_val):,} images of the official training split "
+                                    f"(stratified, seeded), leaving {len(data.y_train):,} to "
+                                    f"train on"}
     return info
