@@ -55,6 +55,9 @@ class Row:
     runs: tuple[Path, ...]
     machine: str
     load: str = ""  # instead of the RUN.load files (e.g. a GPU shared by concurrent runs)
+    # The `zoo train --preset` that reproduces the row (recipes/presets.py); a test checks it
+    # expands to ``command``.
+    preset: str = ""
 
 
 def seeds(folder: Path, prefix: str, numbers=(0, 1, 2)) -> tuple[Path, ...]:
@@ -67,45 +70,51 @@ COSINE_15 = ("zoo train lenet5 --dataset mnist --epochs 15 --batch-size 64 "
              "--recipe schedule:kind=cosine --seed S")
 ROWS = (
     Row("lenet5", "mnist", "cosine schedule", COSINE_15,
-        seeds(PREVIOUS / "gpu1/runs", "lenet5-mnist-s"), H200, "12 runs at once"),
+        seeds(PREVIOUS / "gpu1/runs", "lenet5-mnist-s"), H200, "12 runs at once",
+        preset="lenet5-mnist-cosine"),
     Row("lenet5", "mnist", "cosine schedule", COSINE_15,
-        seeds(PREVIOUS / "runs", "lenet5-mnist-s", [0]), CPU),
+        seeds(PREVIOUS / "runs", "lenet5-mnist-s", [0]), CPU, preset="lenet5-mnist-cosine"),
     Row("lenet5", "mnist", "weight decay 5e-4 + cosine schedule",
         "zoo train lenet5 --dataset mnist --epochs 15 --batch-size 64 --recipe weight-decay "
         "--recipe schedule:kind=cosine --seed S", seeds(PREVIOUS / "runs", "lenet5-wd-mnist-s"),
-        CPU),
+        CPU, preset="lenet5-mnist-weight-decay"),
     Row("lenet5", "mnist", "augment (no intensity) + weight decay 5e-4 + cosine schedule",
         f"zoo train lenet5 --dataset mnist --epochs 20 --batch-size 64 {LENET_RECIPE} --seed S",
-        seeds(RUNS, "data13-lenet5-mnist-s"), CPU),
+        seeds(RUNS, "data13-lenet5-mnist-s"), CPU, preset="lenet5-mnist"),
     Row("lenet5_modern", "mnist", "augment (no intensity) + weight decay 5e-4 + cosine schedule",
         f"zoo train lenet5_modern --dataset mnist --epochs 20 --batch-size 64 {LENET_RECIPE} "
-        "--seed S", seeds(RUNS, "data13-lenet5_modern-mnist-s"), CPU),
+        "--seed S", seeds(RUNS, "data13-lenet5_modern-mnist-s"), CPU,
+        preset="lenet5_modern-mnist"),
     Row("lenet5_modern", "mnist",
         "augment (no intensity) + batch norm + weight decay 5e-4 + cosine schedule",
         "zoo train lenet5_modern --dataset mnist --epochs 20 --batch-size 64 "
         "--recipe augment:rotation=0.03,brightness=0,contrast=0 --recipe batchnorm "
         "--recipe weight-decay --recipe schedule:kind=cosine --seed S",
-        seeds(RUNS, "data13-lenet5_modern-bn-mnist-s", [0]), CPU),
+        seeds(RUNS, "data13-lenet5_modern-bn-mnist-s", [0]), CPU,
+        preset="lenet5_modern-mnist-batchnorm"),
     Row("lenet5", "fashion_mnist", "cosine schedule",
         "zoo train lenet5 --dataset fashion_mnist --epochs 15 --batch-size 64 "
         "--recipe schedule:kind=cosine --seed S",
         (PREVIOUS / "runs/lenet5-fashion-s0", *seeds(RUNS, "data13-lenet5-fashion-s", [1, 2])),
-        CPU),
+        CPU, preset="lenet5-fashion_mnist"),
     # The search example's default and best configurations, retrained with fresh seeds
     # (docs/tuning.md): 4 % of the training split, as in the search.
     Row("lenet5", "fashion_mnist", "4 % of the training split (2,200 images), no recipe",
         "zoo train lenet5 --dataset fashion_mnist --train-fraction 0.04 --epochs 10 --seed S",
-        seeds(RUNS, "data13-tune-default-fashion-s", [1, 2, 3]), CPU),
+        seeds(RUNS, "data13-tune-default-fashion-s", [1, 2, 3]), CPU,
+        preset="lenet5-fashion_mnist-4pct"),
     Row("lenet5", "fashion_mnist",
         "searched: filters 32,16, kernels 5,3; 4 % of the training split, no recipe",
         "zoo train lenet5 --dataset fashion_mnist --train-fraction 0.04 --epochs 10 "
         "--set filters=32,16 --set kernel_sizes=5,3 --seed S",
-        seeds(RUNS, "data13-tune-best-fashion-s", [1, 2, 3]), CPU),
+        seeds(RUNS, "data13-tune-best-fashion-s", [1, 2, 3]), CPU,
+        preset="lenet5-fashion_mnist-4pct-searched"),
     Row("vgg_small", "fashion_mnist", "batch norm + augment (flip, no rotation) + cosine schedule",
         "zoo train vgg_small --dataset fashion_mnist --input-shape 32,32,1 --epochs 20 "
         "--batch-size 128 --recipe batchnorm --recipe augment:flip=horizontal,fill=constant,"
         "rotation=0.0 --recipe schedule:kind=cosine --seed S",
-        tuple(RUNS / f"vgg_small-fashion-s{seed}" for seed in range(3)), CPU),
+        tuple(RUNS / f"vgg_small-fashion-s{seed}" for seed in range(3)), CPU,
+        preset="vgg_small-fashion_mnist"),
     # The same run in mixed bfloat16, which this CPU (AVX512_BF16) computes 1.7x faster
     # (docs/benchmarks.md): does the accuracy hold?
     Row("vgg_small", "fashion_mnist",
@@ -113,7 +122,8 @@ ROWS = (
         "zoo train vgg_small --dataset fashion_mnist --input-shape 32,32,1 --epochs 20 "
         "--batch-size 128 --recipe batchnorm --recipe augment:flip=horizontal,fill=constant,"
         "rotation=0.0 --recipe schedule:kind=cosine --dtype-policy mixed_bfloat16 --seed S",
-        seeds(RUNS, "vgg_small-fashion-bf16-s", [0]), CPU),
+        seeds(RUNS, "vgg_small-fashion-bf16-s", [0]), CPU,
+        preset="vgg_small-fashion_mnist-bfloat16"),
 )
 
 
@@ -237,6 +247,7 @@ def build(row: Row, runs: list[Path]) -> dict:
         "machine": f"{row.machine}; {', '.join(sorted(backend))}",
         "load": row.load or load_text(runs),
         "command": row.command,
+        "preset": row.preset,
     }
 
 
@@ -248,12 +259,13 @@ def markdown_row(result: dict) -> str:
             f"{result['epochs']} | {top1} ({result['test_top1_per_seed'].replace(' ', ', ')}; "
             f"seeds {result['seeds'].replace(' ', ', ')}) | {result['val_top1_mean']} | "
             f"{result['train_seconds']} | "
-            f"{result['machine']}; {result['load']} |")
+            f"{result['machine']}; {result['load']} | "
+            f"`zoo train --preset {result['preset']} --seed S` |")
 
 
 def markdown_table(results: list[dict]) -> str:
     lines = ["| model | data set | recipe | epochs | test top-1 % (per seed) | val top-1 % "
-             "| training s per run | machine |", "|" + " --- |" * 8]
+             "| training s per run | machine | reproduce |", "|" + " --- |" * 9]
     return "\n".join([*lines, *(markdown_row(r) for r in results)])
 
 

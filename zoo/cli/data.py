@@ -86,6 +86,9 @@ def info_command(name, data_dir) -> None:
         for official, entry in m["checksums"].items():
             verdict = "matches" if entry["matches"] else f"DIFFERS from {entry['published_md5']}"
             click.echo(f"    {official}: MD5 {entry['md5']} ({verdict} the published MD5)")
+    from zoo.cli.models import echo_presets
+
+    echo_presets(dataset=name)
 
 
 @data_group.command("preview")

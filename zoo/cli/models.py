@@ -162,9 +162,23 @@ def show_command(name: str, input_shape: str | None, assignments: tuple[str, ...
         click.echo(format_summary(summary))
         for line in lines:
             click.echo(line)
+        if not is_file:
+            echo_presets(model=name)
     for warning in caught:
         if "floor" in str(warning.message):
             click.echo(f"warning: {warning.message}", err=True)
+
+
+def echo_presets(**where: str) -> None:
+    """The results-table rows of a model or data set, each with its one-command reproduction."""
+    from recipes.presets import list_presets
+    from zoo.cli.recipes import preset_lines
+
+    presets = list_presets(**where)
+    if presets:
+        click.echo("\nmeasured results, each reproduced by one command (`zoo results`):")
+        for line in preset_lines(presets):
+            click.echo(f"  {line}")
 
 
 COMMANDS = [list_command, show_command]

@@ -121,4 +121,29 @@ def _refuse_option_also_swept(ctx: click.Context, sweeps: tuple[str, ...]) -> No
                                    f"{field_name}; drop one of them")
 
 
-COMMANDS = [recipes_command, augment_preview_command, compare_command]
+@click.command("results")
+@click.option("--model", default=None, help="Only the rows of this model.")
+@click.option("--dataset", default=None, help="Only the rows on this data set.")
+def results_command(model, dataset) -> None:
+    """The results table's rows and the one command that reproduces each (a preset of
+    `zoo train`; S is the seed). Figures: test top-1 on the official test split."""
+    from recipes.presets import list_presets
+
+    presets = list_presets(model=model, dataset=dataset)
+    if not presets:
+        raise click.ClickException(f"no results row for {model or 'any model'} on "
+                                   f"{dataset or 'any data set'}; `zoo results` lists them all")
+    for line in preset_lines(presets):
+        click.echo(line)
+
+
+def preset_lines(presets) -> list[str]:
+    """Three lines a preset: what it measured, its command, and the command it stands for."""
+    lines = []
+    for p in presets:
+        lines += [f"{p.name}: {p.model} on {p.dataset}, test top-1 {p.measured}",
+                  f"    {p.short_command}", f"    = {p.command()}"]
+    return lines
+
+
+COMMANDS = [recipes_command, augment_preview_command, compare_command, results_command]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
+from click.core import ParameterSource
 
 from zoo.cli.options import (
     input_options,
@@ -18,7 +21,11 @@ from zoo.training.settings import TRAINING_SETTINGS, settings_of
 
 
 @click.command("train")
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option("--preset", default=None, metavar="PRESET",
+              help="Train as a row of the results table did (`zoo results` lists them): its "
+                   "model, data set, epochs, batch size, recipes and builder arguments. "
+                   "Options given as well replace the preset's value.")
 @training_options(
     *TRAINING_SETTINGS,
     batch_size={"type": str, "help": "Mini-batch size, or 'auto' for the largest power of two "
@@ -33,12 +40,20 @@ from zoo.training.settings import TRAINING_SETTINGS, settings_of
 @set_option
 @click.option("--out", default=None, help="Run directory (default saved_models/runs/NAME-TIME); "
                                           "an interrupted run resumes when given the same one.")
-def train_command(name, settings, input_mode, memory_budget, skip_bad_images, recipes,
+def train_command(name, preset, settings, input_mode, memory_budget, skip_bad_images, recipes,
                   input_shape, assignments, out) -> None:
     """Train model NAME on a data set and write a run directory (config, history, best
     .keras, test metrics, TensorBoard logs, curves)."""
     from zoo.training.train import TrainPlan, train
 
+    if preset is not None:
+        values = preset_values(click.get_current_context(), preset)
+        name, recipes, assignments, input_shape = (values.pop(key) for key in (
+            "name", "recipes", "assignments", "input_shape"))
+        settings = replace(settings, **values)
+    elif name is None:
+        raise click.UsageError("give the model to train (NAME, see `zoo list`) or --preset "
+                               "PRESET (see `zoo results`)")
     hparams = parse_assignments(assignments)
     shape = parse_shape(input_shape)
     if shape is not None:
@@ -55,6 +70,20 @@ def train_command(name, settings, input_mode, memory_budget, skip_bad_images, re
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
     click.echo(f"run: {result.run_dir}")
     click.echo(f"{metrics} ({result.seconds:.1f} s training)")
+
+
+def preset_values(ctx: click.Context, name: str) -> dict:
+    """The preset's option values (Preset.options), except those given on the command line."""
+    from recipes.presets import get_preset
+
+    preset = get_preset(name)
+    given = ctx.params.get("name")
+    if given is not None and given != preset.model:
+        raise click.UsageError(f"--preset {name} trains {preset.model}, not {given}; drop "
+                               f"NAME or the preset")
+    return {key: value if key == "name" or ctx.get_parameter_source(key)
+            is ParameterSource.DEFAULT else ctx.params[key]
+            for key, value in preset.options().items()}
 
 
 def resolve_batch_size(plan) -> int:
