@@ -388,8 +388,10 @@ def test_a_finished_trials_custom_gradients_are_forgotten():
     from tensorflow.python.framework import ops
     from tensorflow.python.ops import custom_gradient
 
+    from zoo.training.tensorflow_compat import PRIVATE_NAMES
+
     assert isinstance(ops._gradient_registry._registry, dict), (
-        f"TensorFlow {tf.__version__} changed {resources.GRADIENT_REGISTRY_HOOK}")
+        f"TensorFlow {tf.__version__} changed {PRIVATE_NAMES['gradient registry']}")
     assert custom_gradient.generate_name().startswith(resources.CUSTOM_GRADIENT_PREFIX)
     import gc
     import weakref

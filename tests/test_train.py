@@ -46,15 +46,15 @@ def test_deterministic_training_repeats_its_history_for_a_seed():
 
 
 def test_default_training_is_not_deterministic_and_does_not_inherit_it():
-    from tensorflow.python.framework import config as tf_config
+    from zoo.training.tensorflow_compat import op_determinism_enabled
 
     train(TrainPlan(model="lenet5", hparams=TINY, epochs=1, batch_size=64, seed=3,
                     deterministic=True), verbose=0, write_run=False)
-    assert tf_config.is_op_determinism_enabled()
+    assert op_determinism_enabled()
     # The next, default run switches it off again (it costs speed, and XLA refuses it).
     result = train(TrainPlan(model="lenet5", hparams=TINY, epochs=3, batch_size=64, seed=3),
                    verbose=0, write_run=False)
-    assert not tf_config.is_op_determinism_enabled()
+    assert not op_determinism_enabled()
     assert result.history["loss"][-1] < result.history["loss"][0]
 
 
@@ -249,3 +249,38 @@ def test_precision_recipe_and_option_set_the_policy_once():
                                       "--recipe", "precision"])
     assert clash.exit_code == 1 and "keep only one" in clash.output
     assert "Traceback" not in clash.output
+
+
+def test_tensorflow_private_names_are_the_ones_written_for():
+    """zoo.training.tensorflow_compat reaches TensorFlow's private names (no public API does
+    what they do); an upgrade that moves or changes one fails here, not in a run."""
+    import importlib
+
+    import tensorflow as tf
+
+    from zoo.training import tensorflow_compat
+
+    resolved = {}
+    for label, dotted in tensorflow_compat.PRIVATE_NAMES.items():
+        parts = dotted.split(".")
+        for cut in range(len(parts), 0, -1):  # the longest importable module, then attributes
+            try:
+                found = importlib.import_module(".".join(parts[:cut]))
+                break
+            except ImportError:
+                continue
+        for name in parts[cut:]:
+            assert hasattr(found, name), (f"TensorFlow {tf.__version__} has no {dotted} "
+                                          f"({label}): port zoo/training/tensorflow_compat.py")
+            found = getattr(found, name)
+        assert isinstance(found, dict) if label == "gradient registry" else callable(found), (
+            f"TensorFlow {tf.__version__} changed {dotted} ({label})")
+        resolved[label] = found
+    before = tensorflow_compat.op_determinism_enabled()
+    try:
+        for enabled in (True, False):
+            tensorflow_compat.set_op_determinism(enabled)
+            assert tensorflow_compat.op_determinism_enabled() is enabled
+    finally:
+        tensorflow_compat.set_op_determinism(before)
+    assert tensorflow_compat.gradient_registry() is resolved["gradient registry"]

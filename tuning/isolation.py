@@ -104,9 +104,10 @@ def _train(job: IsolatedTrial, result: IsolatedResult) -> None:
     from zoo.data.dataset import fit_dataset
     from zoo.data.load import load_dataset
     from zoo.training.dtype_policy import dtype_policy_scope
-    from zoo.training.train import _seed_everything, compile_model, prepare_data, training_batches
+    from zoo.training.seeding import seed_everything
+    from zoo.training.train import compile_model, prepare_data, training_batches
 
-    _seed_everything(trial_seed(job.base.seed, job.trial_id), deterministic=True)
+    seed_everything(trial_seed(job.base.seed, job.trial_id), deterministic=True)
     data = prepare_data(job.base, load_dataset(job.base.dataset, data_dir=job.base.data_dir))
     data = fit_dataset(data, job.space.fixed["input_shape"])
     with dtype_policy_scope(job.base.dtype_policy):

@@ -65,8 +65,9 @@ from zoo.core.runs import (
 from zoo.data.dataset import fit_dataset
 from zoo.data.load import load_dataset
 from zoo.training.dtype_policy import check_dtype_policy
+from zoo.training.seeding import seed_everything
 from zoo.training.settings import settings_of
-from zoo.training.train import TrainPlan, _seed_everything, prepare_data, resolve_hparams, train
+from zoo.training.train import TrainPlan, prepare_data, resolve_hparams, train
 
 # The best trial (runs/trialID) and the default configuration (runs/default) are retrained
 # into run directories below --out.
@@ -321,7 +322,7 @@ def prepare_search(plan: SearchPlan, role: str, echo: Callable[[str], None]) -> 
 
     from tuning import tuners  # imports keras-tuner: only once the plan has been checked
 
-    _seed_everything(plan.seed, plan.deterministic)  # same command, same table (on CPU)
+    seed_everything(plan.seed, plan.deterministic)  # same command, same table (on CPU)
     if role == "chief":
         # keras-tuner's chief only serves the oracle: its workers train, each with its own
         # data parallelism. Set up here, it would hold devices (on TensorFlow a

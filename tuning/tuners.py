@@ -87,7 +87,8 @@ from tuning.results import format_trial_line, trial_row
 from tuning.space import SearchSpace
 from zoo.core.runs import write_text_atomic
 from zoo.training.dtype_policy import dtype_policy_scope
-from zoo.training.train import TrainPlan, _seed_everything, compile_model, training_batches
+from zoo.training.seeding import seed_everything
+from zoo.training.train import TrainPlan, compile_model, training_batches
 
 PROJECT = "tuner"
 # keras-tuner's guard: this many crashed trials in a row stop the search.
@@ -548,7 +549,7 @@ class ZooTrials:
         if self._is_worker() and trial.trial_id.isdigit():
             # Which worker runs which trial depends on timing: seed each trial by its number,
             # so its result does not (as --isolate seeds each trial's process).
-            _seed_everything(trial_seed(self.hypermodel.base.seed, trial.trial_id),
+            seed_everything(trial_seed(self.hypermodel.base.seed, trial.trial_id),
                              deterministic=True)
         super().on_trial_begin(trial)
 

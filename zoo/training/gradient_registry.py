@@ -9,15 +9,13 @@ fit of a LeNet-5; see tuning/resources.py and docs/tuning.md). Such a gradient i
 only while the step that registered it is traced, so once a fit returns its entries can go:
 a later fit that retraces registers new ones.
 
-TensorFlow has no public API to unregister a gradient: ``GRADIENT_REGISTRY_HOOK`` names the
-private attribute used, pinned and tested in tests/test_search_cost.py.
+TensorFlow has no public API to unregister a gradient: the registry is a private attribute,
+reached through ``zoo.training.tensorflow_compat.gradient_registry`` (pinned and tested there).
 """
 
 from __future__ import annotations
 
-# TensorFlow's registry of gradient functions by op name (a private attribute: TensorFlow can
-# register but not unregister), and the prefix of the names tf.custom_gradient gives.
-GRADIENT_REGISTRY_HOOK = "tensorflow.python.framework.ops._gradient_registry._registry"
+# The prefix of the names tf.custom_gradient registers its gradients under.
 CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
 
 
@@ -27,9 +25,9 @@ def _gradient_registry() -> dict | None:
 
     if keras.backend.backend() != "tensorflow":
         return None
-    from tensorflow.python.framework import ops
+    from zoo.training.tensorflow_compat import gradient_registry
 
-    return ops._gradient_registry._registry
+    return gradient_registry()
 
 
 def custom_gradient_names() -> frozenset[str]:

@@ -36,6 +36,7 @@ from zoo.data.stream import ImageStream
 from zoo.training import resume
 from zoo.training.dtype_policy import DtypePolicyError, check_dtype_policy, dtype_policy_scope
 from zoo.training.gradient_registry import custom_gradient_names, forget_custom_gradients
+from zoo.training.seeding import seed_everything
 from zoo.training.settings import TrainingSettings, settings_of
 from zoo.viz.evaluation import plot_history
 
@@ -186,23 +187,6 @@ def training_batches(plan: TrainPlan, data: "Dataset | ImageStream"):
     return train, val
 
 
-def _seed_everything(seed: int, deterministic: bool) -> None:
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    if keras.backend.backend() == "tensorflow":
-        # A process-wide switch, set both ways so one run's choice does not leak into the
-        # next (a deterministic run followed by an XLA one would fail: XLA has no
-        # deterministic max-pool gradient). TensorFlow's public API only switches it on;
-        # Keras' own trainer reads the same private module.
-        from tensorflow.python.framework import config as tf_config
-
-        if deterministic:
-            tf_config.enable_op_determinism()
-        else:
-            tf_config.disable_op_determinism()
-
-
 def prepare_data(plan: TrainPlan, data: Dataset | None = None) -> Dataset:
     """Load the plan's data set (unless given) and apply its training fraction."""
     data = data if data is not None else load_dataset(plan.dataset, data_dir=plan.data_dir)
@@ -335,7 +319,7 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
     """``train`` after the checks, under the run's dtype policy ``policy``."""
     import keras
 
-    _seed_everything(plan.seed, plan.deterministic)
+    seed_everything(plan.seed, plan.deterministic)
     source = open_source(plan, data)
     if model is None:
         hparams = resolve_hparams(plan, source)
