@@ -24,6 +24,7 @@ import numpy as np
 
 from recipes import apply_recipes
 from recipes.base import RecipeError
+from zoo.core.locks import folder_lock
 from zoo.core.registry import get_model_info
 from zoo.core.runs import jsonable, write_json_atomic, write_text_atomic
 from zoo.data.batches import to_float
@@ -247,32 +248,31 @@ def compare(
     shared = run_settings(model, settings)
     for recipe_set in sets:  # every bad spec or clash fails here, before training
         shared.plan(recipe_set, 0)
-    data = load_dataset(shared.dataset, data_dir=shared.data_dir)
-    train_split = prepare_data(shared.plan("none", 0), data)  # the one split every run sees
     out_dir = Path(out) if out else COMPARE_DIR / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out_dir, what="comparison folder"):  # one writer (zoo.core.locks)
+        data = load_dataset(shared.dataset, data_dir=shared.data_dir)
+        train_split = prepare_data(shared.plan("none", 0), data)  # the split every run sees
+        runs = []
+        for recipe_set in sets:
+            for seed in range(seeds):
+                run = train_and_measure(shared.plan(recipe_set, seed), recipe_set, data,
+                                        train_split, target)
+                runs.append(run)
+                if progress:
+                    progress(_run_line(run))
 
-    runs = []
-    for recipe_set in sets:
-        for seed in range(seeds):
-            run = train_and_measure(shared.plan(recipe_set, seed), recipe_set, data,
-                                    train_split, target)
-            runs.append(run)
-            if progress:
-                progress(_run_line(run))
-
-    table = format_table(runs, target=target, model=model, dataset=train_split.name,
-                         train_size=len(train_split.x_train), epochs=shared.epochs)
-    write_text_atomic(out_dir / TABLE_FILE, table)
-    write_text_atomic(out_dir / RUNS_FILE, runs_csv(runs))
-    write_text_atomic(out_dir / SUMMARY_FILE, _summary_csv(runs, target))
-    plot_val_curves(runs, out_dir / CURVES_FILE, title=f"{model} on {train_split.name} "
-                    f"({len(train_split.x_train)} training images)")
-    write_json_atomic(out_dir / "config.json", {
-        "model": model, "hparams": jsonable(shared.hparams), **jsonable(settings_of(shared)),
-        "train_size": len(train_split.x_train), "seeds": seeds, "target": target,
-        "recipe_sets": sets, "backend": keras.backend.backend()})
-    return Comparison(out_dir, runs, target, table)
+        table = format_table(runs, target=target, model=model, dataset=train_split.name,
+                             train_size=len(train_split.x_train), epochs=shared.epochs)
+        write_text_atomic(out_dir / TABLE_FILE, table)
+        write_text_atomic(out_dir / RUNS_FILE, runs_csv(runs))
+        write_text_atomic(out_dir / SUMMARY_FILE, _summary_csv(runs, target))
+        plot_val_curves(runs, out_dir / CURVES_FILE, title=f"{model} on {train_split.name} "
+                        f"({len(train_split.x_train)} training images)")
+        write_json_atomic(out_dir / "config.json", {
+            "model": model, "hparams": jsonable(shared.hparams), **jsonable(settings_of(shared)),
+            "train_size": len(train_split.x_train), "seeds": seeds, "target": target,
+            "recipe_sets": sets, "backend": keras.backend.backend()})
+        return Comparison(out_dir, runs, target, table)
 
 
 def _run_line(run: CompareRun) -> str:

@@ -43,6 +43,7 @@ from recipes.sweep_resume import (
     run_key,
 )
 from zoo.core.hyperparameter_types import parse_literal
+from zoo.core.locks import folder_lock
 from zoo.core.names import did_you_mean
 from zoo.core.registry import get_model_info, normalize_hyperparameters
 from zoo.core.runs import jsonable, write_json_atomic, write_text_atomic
@@ -256,24 +257,24 @@ def compare_sweeps(
                 _plan_for(settings, sweep, recipe_set, value, 0)
     out_dir = (Path(out) if out else
                COMPARE_DIR / f"{model}-sweep-{time.strftime('%Y%m%d-%H%M%S')}")
-    shared = {name: getattr(settings, name) for name in SHARED_SETTINGS}
-    earlier = earlier_config(out_dir, shared)
-    data = load_dataset(settings.dataset, data_dir=settings.data_dir)
-    train_split = prepare_data(settings.plan("none", 0), data)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
-    earlier_loads = _earlier_loads(earlier)
-    write_json_atomic(out_dir / CONFIG_FILE, {
-        **jsonable(shared), "learning_rate": settings.learning_rate,
-        "batch_size": settings.batch_size, "seed": settings.seed,
-        "train_size": len(train_split.x_train), "seeds": seeds, "target": target,
-        "recipe_sets": sets, "sweeps": _sweeps_in_folder(parsed, earlier),
-        "load_average_1min": load, "earlier_load_averages_1min": earlier_loads})
-    caption = (f"{model} on {train_split.name}, {len(train_split.x_train)} training images, "
-               f"{settings.epochs} epoch(s), {seeds} seed(s), 1-minute load average {load:.1f} "
-               f"at the start")
-    return [_run_sweep(sweep, sets, seeds, settings, data, train_split, target, out_dir,
-                       caption, earlier_loads, progress) for sweep in parsed]
+    with folder_lock(out_dir, what="sweep folder"):  # one writer (zoo.core.locks)
+        shared = {name: getattr(settings, name) for name in SHARED_SETTINGS}
+        earlier = earlier_config(out_dir, shared)
+        data = load_dataset(settings.dataset, data_dir=settings.data_dir)
+        train_split = prepare_data(settings.plan("none", 0), data)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+        earlier_loads = _earlier_loads(earlier)
+        write_json_atomic(out_dir / CONFIG_FILE, {
+            **jsonable(shared), "learning_rate": settings.learning_rate,
+            "batch_size": settings.batch_size, "seed": settings.seed,
+            "train_size": len(train_split.x_train), "seeds": seeds, "target": target,
+            "recipe_sets": sets, "sweeps": _sweeps_in_folder(parsed, earlier),
+            "load_average_1min": load, "earlier_load_averages_1min": earlier_loads})
+        caption = (f"{model} on {train_split.name}, {len(train_split.x_train)} training images, "
+                   f"{settings.epochs} epoch(s), {seeds} seed(s), 1-minute load average {load:.1f} "
+                   f"at the start")
+        return [_run_sweep(sweep, sets, seeds, settings, data, train_split, target, out_dir,
+                           caption, earlier_loads, progress) for sweep in parsed]
 
 
 def _run_sweep(sweep: Sweep, sets: list[str], seeds: int, settings: RunSettings, data: Dataset,

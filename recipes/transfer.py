@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo.core.locks import PID_FILE, folder_lock
 from zoo.core.names import did_you_mean
 from zoo.core.registry import build, list_models
 from zoo.core.runs import (
@@ -464,6 +465,9 @@ def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
              verbose: int | str = "auto", write_run: bool = True) -> TransferResult:
     """Train a new head on ``source``'s features (phase 1), then fine-tune (phase 2).
 
+    The run folder is locked (``zoo.core.locks``) for both phases and the files written after
+    them; ``transfer_phases`` does the work.
+
     Args:
         source: the pretrained feature extractor (``load_source``).
         data: the target data set, already loaded.
@@ -483,6 +487,20 @@ def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
     Raises:
         TransferError: conflicting settings, or a non-empty run directory.
     """
+    if not write_run:
+        return transfer_phases(source, data, settings, dataset=dataset, data_dir=data_dir,
+                               verbose=verbose, write_run=False)
+    if not settings.out:
+        settings = replace(settings, out=str(new_run_dir(f"transfer-{source.name}")))
+    with folder_lock(settings.out, what="run folder"):
+        return transfer_phases(source, data, settings, dataset=dataset, data_dir=data_dir,
+                               verbose=verbose, write_run=True)
+
+
+def transfer_phases(source: Source, data: Dataset, settings: TransferSettings, *,
+                    dataset: str, data_dir: str | None, verbose: int | str,
+                    write_run: bool) -> TransferResult:
+    """``transfer``'s two phases and files, with the run folder already locked."""
     import keras
 
     strategy = _check_settings(settings)
@@ -497,7 +515,7 @@ def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
     fit_images(data.x_train[:1], tuple(model.input_shape[1:]), what="target data set")
     fine_tune = strategy != "head" and settings.fine_tune_epochs > 0 and frozen < len(layers)
     run_dir = Path(settings.out) if settings.out else new_run_dir(f"transfer-{source.name}")
-    if write_run and run_dir.exists() and any(run_dir.iterdir()):
+    if write_run and run_dir.exists() and any(p.name != PID_FILE for p in run_dir.iterdir()):
         raise TransferError(f"{run_dir} is not empty; pass another --out or delete it")
 
     shared = settings_of(settings, epochs=settings.head_epochs)

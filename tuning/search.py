@@ -54,6 +54,7 @@ from tuning.results import (
     write_tables,
 )
 from tuning.space import SearchSpace, derive_space, describe
+from zoo.core.locks import folder_lock
 from zoo.core.registry import build
 from zoo.core.runs import (
     HISTORY_FILE,
@@ -277,6 +278,15 @@ def search_here(plan: SearchPlan, echo: Callable[[str], None] = print) -> Search
         raise ValueError("a search with --workers starts its worker processes from "
                          "tuning.tune.run_search, not in one process")
     role = _set_role_environment(plan)
+    # One search per folder (zoo.core.locks): the local search or the chief locks it; a
+    # worker writes its trials into its chief's folder.
+    with (contextlib.nullcontext() if role == "worker" else
+          folder_lock(plan.out_dir, what="search folder")):
+        return _search_here(plan, role, echo)
+
+
+def _search_here(plan: SearchPlan, role: str, echo: Callable[[str], None]) -> SearchResult:
+    """``run_search`` in this process, as ``role`` (local, chief or worker)."""
     prepared = prepare_search(plan, role, echo)
     tuner = prepared.tuner
     start = time.perf_counter()

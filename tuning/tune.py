@@ -13,6 +13,7 @@ from typing import Callable
 from tuning.records import SearchPlan, SearchResult
 from tuning.search import floored_outputs_noted, search_here, validate_plan
 from tuning.workers import search_with_workers
+from zoo.core.locks import folder_lock
 
 __all__ = ["SearchPlan", "SearchResult", "run_search"]
 
@@ -34,5 +35,8 @@ def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchR
     validate_plan(plan)
     with floored_outputs_noted(echo):
         if plan.workers is not None:
-            return search_with_workers(plan, echo)
+            # The chief holds the search folder (zoo.core.locks); its workers write trials
+            # into it for it and take no lock.
+            with folder_lock(plan.out_dir, what="search folder"):
+                return search_with_workers(plan, echo)
         return search_here(plan, echo)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zoo.core.locks import folder_lock
 from zoo.core.registry import build, get_model_info, list_models
 from zoo.core.runs import (
     PREPROCESSING,
@@ -536,6 +537,16 @@ def export_model(
     model_dir = root / name
     chosen = choose_version(model_dir, version, force)
     check_writable(model_dir)  # a read-only --out fails now, not after the model is traced
+    # One export per model folder at a time (zoo.core.locks); taken before the model loads.
+    with folder_lock(model_dir, what="export folder"):
+        return _export_locked(source, formats, name, model_dir, chosen, version, force,
+                              unsafe, tolerance, allow_unfinished)
+
+
+def _export_locked(source: str | Path, formats: list[str], name: str, model_dir: Path,
+                   chosen: int, version: int | None, force: bool, unsafe: bool,
+                   tolerance: float, allow_unfinished: bool) -> ExportResult:
+    """``export_model`` once OUT/NAME is locked: write, verify and publish the version."""
     loaded = load_export_source(source, unsafe=unsafe, allow_unfinished=allow_unfinished)
     serving_model = build_serving_model(loaded)
     batch = verification_batch(check_source(loaded))

@@ -7,13 +7,15 @@ the plan into a run directory under ``saved_models/runs/``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from zoo.core.locks import folder_lock
 from zoo.core.registry import build, get_model_info, normalize_hyperparameters
 from zoo.core.runs import (
     CONFIG_FILE,
@@ -279,10 +281,24 @@ def train(
             ``plan.out``, or a loss that became NaN/inf.
     """
     check_plan(plan, model)
+    if write_run and not plan.out:
+        plan = replace(plan, out=str(new_run_dir(plan.model)))
     # The policy is process-wide and read when layers are built: set it around this run
     # only, so that the next run of a sweep, comparison or search starts from the old one.
-    with dtype_policy_scope(plan.dtype_policy) as policy:
+    with run_folder_lock(plan, write_run), dtype_policy_scope(plan.dtype_policy) as policy:
         return _train(plan, model, data, verbose, write_run, policy, announce)
+
+
+def run_folder_lock(plan: TrainPlan, write_run: bool, writes: bool = True):
+    """The exclusive lock on the run folder ``plan.out`` (``zoo.core.locks``), taken before
+    any data is loaded so that a second command on the same folder stops at once.
+
+    Only a process that writes the folder locks it (``writes``; in a multi-process run,
+    process 0); ``write_run=False`` writes nothing and locks nothing.
+    """
+    if not (write_run and writes):
+        return contextlib.nullcontext()
+    return folder_lock(plan.out, what="run folder")
 
 
 def check_plan(plan: TrainPlan, model: "keras.Model | None" = None) -> None:
