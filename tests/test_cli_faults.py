@@ -423,6 +423,39 @@ def test_simulated_full_disk_while_saving_the_checkpoint(tmp_path, monkeypatch):
     assert not list(out.glob(".partial*")) and not (out / "model.keras").exists()
 
 
+TINY_SEARCH = ["tune", "lenet5", "--space", "kernel_sizes=3,5", "--only", "--max-trials", "2",
+               "--epochs", "1", "--train-fraction", "0.05", "--batch-size", "64", "--no-retrain"]
+
+
+def test_full_disk_while_tuning_is_one_line_and_no_crash(mounted, tmp_path):
+    full = mounted("256k")  # the issue's size: 8 tracebacks, then libhdf5's segfault (139)
+    code, output = zoo_process(*TINY_SEARCH, "--out", full / "search", cwd=tmp_path)
+    assert code == 1, output
+    assert_one_line_error(code, output, "no space left", "disk is full", str(full))
+    assert "Exception ignored" not in output and "FAILED" not in output
+
+
+def test_simulated_full_disk_while_a_trial_saves_its_checkpoint(tmp_path, monkeypatch):
+    """Where no tmpfs can be mounted (not root), the full disk is simulated at Keras' writer."""
+    import keras
+
+    point = tmp_path / "probe"
+    point.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(point)],
+                      capture_output=True).returncode == 0:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+        pytest.skip("a tmpfs can be mounted here: the real full disk variant runs")
+
+    def full_disk(self, filepath, *args, **kwargs):
+        Path(filepath).write_bytes(b"half the weights")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(filepath))
+
+    monkeypatch.setattr(keras.Model, "save_weights", full_disk)
+    code, output = cli(*TINY_SEARCH, "--out", tmp_path / "search")
+    assert_one_line_error(code, output, "no space left", "checkpoint.weights.h5")
+    assert "FAILED" not in output  # the search stops at the first trial, none is run after
+
+
 # -- 4. races and kills, then the same command again ---------------------------------------
 
 def test_two_exports_of_one_version_the_loser_gets_one_line(tiny_run, tmp_path, monkeypatch):
@@ -627,3 +660,66 @@ def test_show_of_a_saved_model_refuses_the_options_that_would_change_it(options,
                           f"zoo show lenet5 {' '.join(options)}")
     assert_one_line_error(*cli("show", tiny_run / "model.keras", *options),
                           "cannot change saved model", f"zoo show MODEL {' '.join(options)}")
+
+
+# -- 7. one writer per folder ----------------------------------------------------------------
+
+HOLD_LOCK = """
+import sys, time
+from zoo.core.locks import folder_lock
+with folder_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def hold_lock(folder: Path) -> subprocess.Popen:
+    """Another process (no TensorFlow: it starts in a moment) holding ``folder``'s lock."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(folder)], env=zoo_env(),
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+def locked_commands(tiny_run: Path, folder: Path) -> dict[str, tuple[list, Path]]:
+    """{command: (arguments writing ``folder``, the folder it locks)}."""
+    return {
+        "train": (["train", "lenet5", "--epochs", "1", "--out", folder], folder),
+        "transfer": (["transfer", tiny_run, "--per-class", "5", "--out", folder], folder),
+        "tune": (["tune", "lenet5", "--space", "kernel_sizes=3,5", "--only", "--epochs", "1",
+                  "--out", folder], folder),
+        "sweep": (["compare", "lenet5", "--sweep", "lr=1e-3,1e-2", "--out", folder], folder),
+        "compare": (["compare", "lenet5", "--recipes", "none", "--out", folder], folder),
+        "export": (["export", tiny_run, "--format", "keras", "--out", folder],
+                   folder / "lenet5"),
+    }
+
+
+@pytest.mark.parametrize("command", ["train", "transfer", "tune", "sweep", "compare", "export"])
+def test_a_second_command_on_a_folder_in_use_stops_at_once_naming_the_holder(
+        command, tiny_run, tmp_path):
+    args, locked = locked_commands(tiny_run, tmp_path / "busy")[command]
+    locked.mkdir(parents=True)
+    (locked / "kept.txt").write_text("the first command's")
+    holder = hold_lock(locked)
+    try:
+        before = snapshot(locked)
+        start = time.monotonic()
+        assert_one_line_error(*cli(*args), str(locked), "in use",
+                              f"process {holder.pid}")
+        assert time.monotonic() - start < 15  # before any data is loaded or model built
+        assert snapshot(locked) == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_lock_left_by_a_killed_command_is_taken_over(tmp_path):
+    run = tmp_path / "run"
+    holder = hold_lock(run)
+    holder.send_signal(signal.SIGKILL)  # the kernel drops its flock; its pid file stays
+    holder.wait()
+    assert (run / ".zoo-lock").read_text().strip() == str(holder.pid)
+    code, output = cli("train", "lenet5", "--epochs", "1", *QUICK_TRAIN, "--out", run)
+    assert code == 0, output
+    assert (run / "metrics.json").exists() and not (run / ".zoo-lock").exists()

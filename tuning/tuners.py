@@ -85,7 +85,7 @@ from tuning.resources import (
 )
 from tuning.results import format_trial_line, trial_row
 from tuning.space import SearchSpace
-from zoo.core.runs import write_text_atomic
+from zoo.core.runs import close_abandoned_h5_files, disk_full_error, write_text_atomic
 from zoo.training.dtype_policy import dtype_policy_scope
 from zoo.training.seeding import seed_everything
 from zoo.training.train import TrainPlan, compile_model, training_batches
@@ -138,6 +138,11 @@ def save_json_atomically(path, obj):
 
 keras_tuner_utils.save_json = save_json_atomically
 
+
+
+class SearchDiskFullError(OSError, errors.FatalError):
+    """The disk filled up during a trial: keras-tuner stops the search (a FatalError) and the
+    CLI reports it as the OSError it is, in one line."""
 
 class ZooHyperModel(keras_tuner.HyperModel):
     """build(hp): the registry's builder at the trial's values; fit: zoo.training.train's pieces.
@@ -484,6 +489,10 @@ class ZooTrials:
             self.last_note = str(err)
             raise
         except Exception as err:  # NaN loss, a bug in a model, ...: FAILED, search goes on
+            full = disk_full_error(err)
+            if full is not None:  # ... but no trial can finish on a full disk: stop it all
+                close_abandoned_h5_files()
+                raise SearchDiskFullError(full.errno, full.strerror, full.filename) from None
             self.last_note = f"{type(err).__name__}: {err}"
             raise errors.FailedTrialError(self.last_note) from err
         history = histories[-1].history

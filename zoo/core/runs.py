@@ -10,6 +10,7 @@ import csv
 import errno
 import json
 import os
+import re
 import time
 import zipfile
 from contextlib import contextmanager
@@ -229,3 +230,51 @@ def describe_progress(progress: dict[str, Any]) -> str:
     if progress["best_val_loss"] is not None:
         text += f", best val_loss {progress['best_val_loss']:.4g} at epoch {progress['best_epoch']}"
     return text
+
+
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+# h5py and TensorFlow report the system's errno and the file inside their message text.
+_ERRNO_IN_TEXT = re.compile(r"errno\s*=\s*(\d+)|\[Errno (\d+)\]")
+_FILE_IN_TEXT = re.compile(r"filename\s*=\s*'([^']*)'")
+
+
+def disk_full_error(err: BaseException | None) -> OSError | None:
+    """An ``OSError`` (ENOSPC or EDQUOT, naming the file where known) when ``err`` or an
+    exception it was raised from says the disk is full, else None."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        code = err.errno if isinstance(err, OSError) else None
+        found = _ERRNO_IN_TEXT.search(str(err))
+        if code is None and found:
+            code = int(found.group(1) or found.group(2))
+        if code in DISK_FULL:
+            named = _FILE_IN_TEXT.search(str(err))
+            filename = getattr(err, "filename", None) or (named.group(1) if named else None)
+            return OSError(code, os.strerror(code), filename)
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def close_abandoned_h5_files() -> int:
+    """Close every h5py file still open in this process; the number closed.
+
+    Keras' ``save_weights`` leaves its HDF5 file open when a write fails (no try/finally), and
+    on a full disk HDF5 then fails again, and crashed with a segmentation fault, when Python
+    finalised the file at exit. Called once a write has failed, never while one is going on.
+    """
+    import gc
+    import sys
+
+    h5py = sys.modules.get("h5py")
+    if h5py is None:
+        return 0
+    closed = 0
+    for obj in gc.get_objects():
+        if isinstance(obj, h5py.File) and obj.id.valid:
+            try:
+                obj.close()
+            except Exception:  # noqa: BLE001 (the flush fails again; the file is closed)
+                pass
+            closed += 1
+    return closed
