@@ -47,6 +47,7 @@ class _QuietLoader(importlib.abc.Loader):
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _QuietFinder)]
         sys.stderr.flush()
         saved = os.dup(2)
         with tempfile.TemporaryFile() as captured:
@@ -68,16 +69,25 @@ class _QuietLoader(importlib.abc.Loader):
 
 
 class _QuietFinder(importlib.abc.MetaPathFinder):
-    """Finds tensorflow as usual, once, and wraps its loader in ``_QuietLoader``."""
+    """Finds tensorflow with the other finders and wraps its loader in ``_QuietLoader``.
+
+    It stays installed until tensorflow is imported: ``importlib.util.find_spec`` (asking
+    whether TensorFlow is installed) calls finders too without importing anything.
+    """
 
     def find_spec(self, name, path=None, target=None):
         if name != "tensorflow":
             return None
-        sys.meta_path.remove(self)  # one import is all it takes
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _QuietLoader(spec.loader)
-        return spec
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is self or find is None:
+                continue
+            spec = find(name, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _QuietLoader(spec.loader)
+                return spec
+        return None
 
 
 def hide_tensorflow_start_up() -> None:
