@@ -58,7 +58,8 @@ def settings_for(method: str, seed: int, fine_tune_lr: float | None = None):
     head = HEAD_EPOCHS + FINE_TUNE_EPOCHS if method == "head" else HEAD_EPOCHS
     return TransferSettings(strategy=method, head_epochs=head,
                             fine_tune_epochs=FINE_TUNE_EPOCHS, learning_rate=LEARNING_RATE,
-                            fine_tune_lr=fine_tune_lr, batch_size=BATCH_SIZE, seed=seed)
+                            fine_tune_lr=fine_tune_lr or LEARNING_RATE / 10,
+                            batch_size=BATCH_SIZE, seed=seed)
 
 
 def method_label(method: str, fine_tune_lr: float | None) -> str:

@@ -75,6 +75,7 @@ def main() -> None:
                 settings = TransferSettings(strategy=strategy, head_epochs=head_epochs,
                                             fine_tune_epochs=FINE_TUNE_EPOCHS,
                                             learning_rate=LEARNING_RATE,
+                                            fine_tune_lr=LEARNING_RATE / 10,
                                             batch_size=BATCH_SIZE, seed=seed)
                 result = transfer(source, target, settings, verbose=0, write_run=False)
                 results.setdefault((shots, strategy), []).append(

@@ -37,6 +37,11 @@ def _load_target(dataset: str, data_dir: str | None, per_class: int | None, seed
     return data.subset(per_class=per_class, seed=seed) if per_class else data
 
 
+# recipes.transfer.TransferSettings' own defaults (tests/test_settings.py checks they agree),
+# stated here so that `zoo --help` imports no recipe.
+TRANSFER_DEFAULTS = {"learning_rate": 1e-2}
+
+
 @click.command("transfer")
 @click.argument("source")
 @training_options("dataset", "data_dir")
@@ -60,9 +65,10 @@ def _load_target(dataset: str, data_dir: str | None, per_class: int | None, seed
 @click.option("--head-dropout", default=0.0, show_default=True, type=RATE)
 @click.option("--head-epochs", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--fine-tune-epochs", default=10, show_default=True, type=click.IntRange(min=0))
-@training_options("learning_rate", learning_rate={"help": "Learning rate of the head phase."})
+@training_options("learning_rate", defaults=TRANSFER_DEFAULTS,
+                  learning_rate={"help": "Learning rate of the new head's phase."})
 @click.option("--fine-tune-lr", default=None, type=POSITIVE,
-              help="Learning rate of the fine-tuning phase  [default: --lr / 10]")
+              help="Learning rate of the fine-tuning phase  [default: --lr / 100]")
 @training_options("batch_size", "optimizer", "seed")
 @click.option("--per-class", default=None, type=click.IntRange(min=1),
               help="Use only this many training images per class of the target (few-shot).")
