@@ -1,5 +1,6 @@
 """Run-directory I/O (zoo/core/runs.py): the one atomic writer."""
 
+import math
 import os
 
 import pytest
@@ -63,3 +64,25 @@ def test_text_is_written_beside_and_renamed_never_in_place(tmp_path):
         write_text_atomic(out, "half written \udcff")
     assert out.read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]
+
+
+def test_history_reading_keeps_complete_rows_and_the_last_of_a_redone_epoch(tmp_path):
+    from zoo.core.runs import history_rows, read_history
+    from zoo.training.resume import best_val_loss, repair_history
+
+    path = tmp_path / "history.csv"
+    assert history_rows(path) == [] and read_history(path) == {}
+    assert best_val_loss(path) is None
+    # Epoch 1 was interrupted, re-done after resuming, and a kill cut the last row short.
+    path.write_text("epoch,loss,val_loss\n0,1.0,0.8\n1,0.9,0.5\n1,0.7,nan\n2,0.6,0.4\n3,0.5,0.")
+    repair_history(path)
+    assert path.read_text().endswith("2,0.6,0.4\n")
+    assert [r["epoch"] for r in history_rows(path)] == [0, 1, 1, 2]
+    history = read_history(path)
+    assert history["epoch"] == [0, 1, 2] and history["loss"] == [1.0, 0.7, 0.6]
+    assert history["val_loss"][::2] == [0.8, 0.4] and math.isnan(history["val_loss"][1])
+    # The bar a resumed run's checkpoint must beat: the lowest finite val_loss ever logged.
+    assert best_val_loss(path) == 0.4
+    path.write_text("epoch,loss,val_loss\n0,1.0,0.8\n1,0.9,0.3\n2,0.7,nan\n3,0.6,0.5\n")
+    repair_history(path)
+    assert path.read_text().endswith("3,0.6,0.5\n") and best_val_loss(path) == 0.3

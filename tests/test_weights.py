@@ -330,6 +330,33 @@ def test_import_identifies_converts_and_build_loads(tiny_entry):
                                   model.get_layer("block1_conv1").get_weights()[0])
 
 
+def test_verify_reads_ok_corrupt_unverified_and_missing_from_the_manifest(tmp_path,
+                                                                         monkeypatch):
+    """zoo weights verify's verdicts, on a stored entry written by hand (no model built)."""
+    import json
+
+    from zoo.weights.store import entry_dir, verify_entry
+
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    entry = WeightsEntry(
+        model="vgg11", name="handmade", description="d", dataset="imagenet",
+        file_name="x.pth", checksum="0" * 64, checksum_kind="sha256", license="l", source="s",
+        converter="torchvision", preprocessing=IMAGENET_MEAN_STD, classifier=True)
+    assert verify_entry(entry)[0] == "missing"
+    folder = entry_dir(entry)
+    folder.mkdir(parents=True)
+    (folder / "model.weights.h5").write_bytes(b"weights")
+    digest = hashlib.sha256(b"weights").hexdigest()
+    manifest = {"verified": True, "converted_sha256": digest, "file_name": "x.pth"}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert verify_entry(entry) == ("ok", str(folder / "model.weights.h5"))
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "verified": False}))
+    assert verify_entry(entry)[0] == "unverified"
+    (folder / "model.weights.h5").write_bytes(b"weighty")  # another file, same length hash
+    status, detail = verify_entry(entry)
+    assert status == "corrupt" and f"expected SHA-256 {digest}, found " in detail
+
+
 def test_a_flipped_byte_in_an_imported_file_reads_corrupt(tiny_entry):
     from zoo.weights.store import entry_dir, import_weights, read_manifest, verify_entry
 
