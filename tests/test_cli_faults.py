@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from image_modes import IMAGE_MODES, mode_copies
+from official_files import make_idx_set, write_files
 
 from zoo.cli import main
 
@@ -723,3 +724,65 @@ def test_a_lock_left_by_a_killed_command_is_taken_over(tmp_path):
     code, output = cli("train", "lenet5", "--epochs", "1", *QUICK_TRAIN, "--out", run)
     assert code == 0, output
     assert (run / "metrics.json").exists() and not (run / ".zoo-lock").exists()
+
+
+# -- 8. advice that fits: the zoo's cache, --out a file ---------------------------------------
+
+def test_a_read_only_zoo_home_is_named_and_folder_training_goes_on_without_it(
+        mounted, tmp_path, monkeypatch, caplog):
+    home = mounted("64k", read_only=True)
+    monkeypatch.setenv("ZOO_HOME", str(home))
+    contents, _ = make_idx_set("mnist", monkeypatch)
+    line = assert_one_line_error(*cli("data", "import", "mnist",
+                                      write_files(tmp_path / "raw", contents)),
+                                 str(home), "set ZOO_HOME")
+    assert "--out" not in line  # `zoo data import` has none
+    folder = image_folder(tmp_path / "images", 3)
+    code, output = cli("train", "lenet5", "--dataset", folder, "--epochs", "1", *TINY,
+                       "--out", tmp_path / "run")
+    assert code == 0, output
+    assert (tmp_path / "run" / "metrics.json").exists()
+    # (logged to the terminal's standard error; caplog holds it in-process)
+    notes = [r.getMessage() for r in caplog.records if "not caching" in r.getMessage()]
+    assert len(notes) == 1 and "set ZOO_HOME" in notes[0], notes
+
+
+def test_out_naming_an_existing_file_says_so(tmp_path):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    for command in (["train", "lenet5", "--epochs", "1"], TINY_SEARCH):
+        line = assert_one_line_error(*cli(*command, "--out", a_file), str(a_file),
+                                     "existing file, not a folder")
+        assert "another zoo command" not in line
+    assert a_file.read_text() == "mine"
+
+
+def test_a_cut_short_cached_data_set_is_called_damaged_with_the_command_that_mends_it(
+        tmp_path, monkeypatch):
+    from zoo.data import cache
+
+    contents, _ = make_idx_set("mnist", monkeypatch)
+    code, output = cli("data", "import", "mnist", write_files(tmp_path / "raw", contents))
+    assert code == 0, output
+    x_train = cache.dataset_dir("mnist") / "x_train.npy"
+    x_train.write_bytes(x_train.read_bytes()[:-5000])  # as a full disk or a cut copy leaves it
+    code, output = cli("data", "list")
+    assert code == 0, output
+    row = next(line for line in output.splitlines() if line.startswith("mnist "))
+    assert "damaged" in row and "ready" not in row
+    assert f"{x_train} is cut short" in output and "zoo data import mnist" in output
+    assert_one_line_error(*cli("train", "lenet5", "--dataset", "mnist", "--epochs", "1"),
+                          str(x_train), "cut short", "zoo data import mnist")
+
+
+def test_cached_data_sets_follow_the_umask(tmp_path, monkeypatch):
+    from zoo.data import cache
+
+    contents, _ = make_idx_set("mnist", monkeypatch)
+    old = os.umask(0o022)
+    try:
+        code, output = cli("data", "import", "mnist", write_files(tmp_path / "raw", contents))
+    finally:
+        os.umask(old)
+    assert code == 0, output
+    assert (cache.dataset_dir("mnist").stat().st_mode & 0o777) == 0o755  # mkdtemp's 0700 before

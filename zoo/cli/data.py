@@ -23,6 +23,8 @@ def list_command(data_dir) -> None:
         sizes = "/".join(f"{n:,}" for n in row.splits.values())
         shape = "x".join(map(str, row.image_shape)) or "-"
         click.echo(f"{row.name:<15} {row.state:<19} {sizes:<20} {shape:<11} {row.where}")
+        if row.problem:
+            click.echo(f"{'':<15} {row.problem}")
         if row.license or row.citation:
             click.echo(f"{'':<15} license: {row.license or '-'}; cite: {row.citation or '-'}")
 

@@ -35,6 +35,14 @@ ERRNO_ADVICE = {
     errno.EMFILE: "too many open files; raise the limit (ulimit -n) and run again",
     errno.EIO: "input/output error from the disk; check the device",
 }
+# The same failures inside the zoo's cache ($ZOO_HOME), which no --out moves.
+CACHE_ADVICE = {
+    errno.EROFS: "the zoo's cache is on a read-only disk; set ZOO_HOME to a writable folder",
+    errno.EACCES: "the zoo's cache is not writable for you; set ZOO_HOME to a folder you own",
+    errno.EPERM: "the zoo's cache is not writable for you; set ZOO_HOME to a folder you own",
+    errno.ENOSPC: "the disk holding the zoo's cache is full; free some space or set ZOO_HOME "
+                  "to a folder on another disk",
+}
 # h5py and TensorFlow report the system's errno inside their message text.
 ERRNO_IN_TEXT = re.compile(r"errno\s*=\s*(\d+)")
 
@@ -49,6 +57,15 @@ def _first_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
+def _in_zoo_home(filename) -> bool:
+    if not filename:
+        return False
+    from zoo.data.cache import zoo_home
+
+    home = os.path.realpath(zoo_home())
+    return os.path.realpath(str(filename)).startswith(home + os.sep)
+
+
 def _os_error_line(err: OSError) -> str:
     if err.errno is None:
         found = ERRNO_IN_TEXT.search(str(err))
@@ -61,6 +78,8 @@ def _os_error_line(err: OSError) -> str:
         path = f"{path} -> {err.filename2}"
     what = err.strerror or os.strerror(err.errno)
     advice = ERRNO_ADVICE.get(err.errno, "check the path and the disk")
+    if err.errno in CACHE_ADVICE and _in_zoo_home(err.filename):
+        advice = CACHE_ADVICE[err.errno]  # no --out moves the cache
     code = errno.errorcode.get(err.errno, err.errno)
     return f"{str(path) + ': ' if path else ''}{what} ({code}): {advice}"
 

@@ -89,6 +89,9 @@ def folder_lock(folder: str | Path, *, what: str = "folder") -> Iterator[Path]:
     command refused after taking the lock leaves nothing behind.
     """
     folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{what} {folder} is an existing file, not a folder; pass "
+                                 f"--out a folder (new or one this command wrote before)")
     key = os.path.realpath(folder)
     if key in _held:
         _held[key] += 1

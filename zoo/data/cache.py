@@ -11,6 +11,7 @@ disk, then renamed in one step.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -21,8 +22,16 @@ from typing import Any
 
 import numpy as np
 
+from zoo.data.dataset import DataError
+
 MANIFEST = "manifest.json"
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+# Writing the cache fails with these when ZOO_HOME is on a read-only disk or not the user's.
+NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+class CacheNotWritableError(DataError):
+    """The zoo's cache folder (ZOO_HOME) cannot be written."""
 
 
 def zoo_home() -> Path:
@@ -56,10 +65,64 @@ def is_ready(name: str) -> bool:
     return read_manifest(name) is not None
 
 
+def damaged_array(path: Path) -> str | None:
+    """Why the .npy file ``path`` cannot be loaded whole (missing, cut short, not .npy), or
+    None when its size is what its header promises. Reads the header only."""
+    try:
+        with path.open("rb") as f:
+            fmt = np.lib.format
+            version = fmt.read_magic(f)
+            read_header = (fmt.read_array_header_1_0 if version == (1, 0)
+                           else fmt.read_array_header_2_0)  # 3.0 is 2.0 with utf-8 names
+            shape, _, dtype = read_header(f)
+            expected = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    except FileNotFoundError:
+        return f"{path} is missing"
+    except (OSError, ValueError) as err:
+        return f"{path} is not a readable .npy file ({err})"
+    size = path.stat().st_size
+    if size < expected:
+        return f"{path} is cut short ({size:,} of {expected:,} bytes)"
+    return None
+
+
+def damaged_files(name: str) -> list[str]:
+    """Why each of an imported set's arrays cannot be loaded ([] when all are whole)."""
+    folder = dataset_dir(name)
+    return [why for key in ARRAYS if (why := damaged_array(folder / f"{key}.npy"))]
+
+
 def load_arrays(name: str) -> dict[str, np.ndarray]:
-    """The cached arrays of an imported set, memory-mapped (read-only, nothing copied yet)."""
+    """The cached arrays of an imported set, memory-mapped (read-only, nothing copied yet).
+
+    Raises DataError naming the first damaged file (a full disk or a copy cut short).
+    """
+    damaged = damaged_files(name)
+    if damaged:
+        raise DataError(f"the cached data set {name!r} is damaged: {damaged[0]}; import it "
+                        f"again with `zoo data import {name} PATH` (or `zoo data fetch "
+                        f"{name}`), which replaces the cached copy")
     folder = dataset_dir(name)
     return {key: np.load(folder / f"{key}.npy", mmap_mode="r") for key in ARRAYS}
+
+
+def current_umask() -> int:
+    """The process's umask (read without changing it where /proc tells it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def _not_writable(err: OSError, root: Path) -> CacheNotWritableError:
+    return CacheNotWritableError(
+        f"the zoo's cache {root} cannot be written ({err.strerror}); set ZOO_HOME to a "
+        f"writable folder (it is {zoo_home()} now)")
 
 
 def _fsync(path: Path) -> None:
@@ -79,8 +142,15 @@ def staged_folder(final: Path) -> Iterator[Path]:
     a hidden ``.NAME.importing-*`` folder that never looks ready (``remove_leftovers``).
     """
     root = final.parent
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.importing-", dir=root))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.importing-", dir=root))
+    except OSError as err:
+        if err.errno in NOT_WRITABLE:
+            raise _not_writable(err, root) from None
+        raise
+    # mkdtemp makes it 0700; the cache follows the umask, so a shared cache stays readable.
+    os.chmod(staging, 0o777 & ~current_umask())
     try:
         yield staging
         for path in staging.iterdir():

@@ -9,6 +9,7 @@ shows and clears it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -68,9 +69,10 @@ def load(key: str) -> np.ndarray | None:
     """The cached array of ``key``, memory-mapped, or None; marks the entry as used."""
     folder = cache_root() / key
     manifest = folder / cache.MANIFEST
-    if not manifest.is_file():
-        return None
-    os.utime(manifest)  # least recently used goes first
+    if not manifest.is_file() or cache.damaged_array(folder / "images.npy"):
+        return None  # a copy cut short (full disk, interrupted copy) is decoded again
+    with contextlib.suppress(OSError):  # a read-only cache is still read
+        os.utime(manifest)  # least recently used goes first
     return np.load(folder / "images.npy", mmap_mode="r")
 
 

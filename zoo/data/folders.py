@@ -10,16 +10,18 @@ size budget (``zoo.data.folder_cache``), so a second run over an unchanged folde
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import numpy as np
 
-from zoo.data import folder_cache
+from zoo.data import cache, folder_cache
 from zoo.data.dataset import Dataset, check_every_class_in_every_split
 from zoo.data.decode import read_fitted
 from zoo.data.images import open_image
 from zoo.data.listing import FolderListing, list_image_folder
 
+logger = logging.getLogger("zoo.data.folders")
 CACHE_VERSION = 3  # bump when decoding changes, so old cached arrays are not reused
 PROGRESS_MIN_FILES = 200  # below this, decoding is quick enough without a progress bar
 
@@ -79,7 +81,11 @@ def decoded_listing(listing: FolderListing, shape: tuple[int, int, int] | None) 
         return cached
     images = (decode_images(listing.files) if shape is None
               else decode_fitted(listing.files, tuple(shape)))
-    folder_cache.store(key, images, root=listing.root)
+    try:
+        folder_cache.store(key, images, root=listing.root)
+    except cache.CacheNotWritableError as err:
+        # The cache only saves decoding next time: train without it, and say so once.
+        logger.warning(f"not caching the decoded images: {err}")
     return images
 
 

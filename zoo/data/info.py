@@ -18,12 +18,14 @@ class DatasetRow:
     """One line of `zoo data list`."""
 
     name: str
-    state: str  # "embedded", "ready", "ready (UNVERIFIED)", "not imported", "prepared (tfds)"
+    state: str  # "embedded", "ready", "ready (UNVERIFIED)", "damaged", "not imported",
+    # "prepared (tfds)"
     where: str
     splits: dict[str, int]
     image_shape: tuple[int, ...]
     license: str = ""
     citation: str = ""
+    problem: str = ""  # why a cached set cannot be loaded, with the command that mends it
 
 
 def catalog_rows() -> list[DatasetRow]:
@@ -36,16 +38,21 @@ def catalog_rows() -> list[DatasetRow]:
                        "E. Alpaydin, C. Kaynak. Optical recognition of handwritten digits, UCI "
                        "Machine Learning Repository, 1998.")]
     for spec in CATALOG.values():
+        problem = ""
         manifest = cache.read_manifest(spec.name)
         if manifest is None:
             state, splits = "not imported", dict(spec.splits)
         else:
             state = "ready" if manifest.get("verified") else "ready (UNVERIFIED)"
             splits = dict(manifest["counts"])
+            damaged = cache.damaged_files(spec.name)
+            if damaged:  # a manifest alone does not make it loadable: the sizes must match
+                state, problem = "damaged", (f"{damaged[0]}; import it again: `zoo data "
+                                             f"import {spec.name} PATH`")
         size = min(spec.validation_size, splits["train"] // 10)
         splits = {"train": splits["train"] - size, "val": size, "test": splits["test"]}
         rows.append(DatasetRow(spec.name, state, str(cache.dataset_dir(spec.name)), splits,
-                               spec.image_shape, spec.license, spec.citation))
+                               spec.image_shape, spec.license, spec.citation, problem))
     return rows
 
 
