@@ -105,3 +105,24 @@ def test_results_lists_every_preset_and_show_lists_a_models():
     shown = CliRunner().invoke(main, ["show", "vgg_small"]).output
     assert "zoo train --preset vgg_small-fashion_mnist --seed S" in shown
     assert "--preset lenet5-mnist " not in shown
+
+
+def test_every_readme_results_row_names_a_command_that_parses():
+    from test_docs_commands import _parse
+
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("## Results", 1)[1].split("\n\n")[2]
+    rows = [line for line in table.splitlines()[2:] if line.startswith("|")]
+    assert len(rows) >= 10
+    for line in rows:
+        cell = line.rstrip(" |").rsplit("|", 1)[1]
+        commands = re.findall(r"`([^`]+)`", cell.split("([")[0])
+        assert commands, line
+        for command in commands:
+            words = shlex.split(command)
+            while "=" in words[0]:  # KERAS_BACKEND=jax ...
+                words = words[1:]
+            if words[0] == "zoo":
+                _parse(words[1:])
+            else:
+                assert words[0] == "python" and (REPO / words[1]).is_file(), command
