@@ -256,6 +256,7 @@ def test_list_info_and_preview(tmp_path, monkeypatch):
     # The official split the three below came from (the tiny generated files: 100 + 20).
     assert "official split: 100 training, 20 test images" in info
     assert "validation: 10 images of the official training split" in info
+    assert "zoo train --preset lenet5-mnist --seed S" in info  # the results rows on MNIST
     out = tmp_path / "grid.png"
     result = run_cli("data", "preview", "mnist", "--out", str(out), "--per-class", "2")
     assert result.exit_code == 0 and out.stat().st_size > 1000
