@@ -20,7 +20,7 @@ import os
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from zoo.core.locks import PID_FILE, folder_lock
 from zoo.core.names import did_you_mean
@@ -38,6 +38,7 @@ from zoo.core.runs import (
 )
 from zoo.data.dataset import Dataset, fit_images
 from zoo.models.layers import classifier
+from zoo.training.cost import InputNote
 from zoo.training.settings import TrainingSettings, settings_of
 from zoo.training.train import TrainPlan, train
 from zoo.weights.backbone import classifier_input
@@ -97,6 +98,7 @@ class Source:
     hparams: dict[str, Any] = field(default_factory=dict)
     preprocess: list[Any] = field(default_factory=list)  # layers put before the base
     weights: dict[str, Any] | None = None  # provenance of pretrained weights (zoo.weights)
+    input_note: InputNote | None = None  # why the input has its size, and the weights' size
 
 
 @dataclass(kw_only=True)
@@ -134,6 +136,9 @@ class TransferResult:
     frozen_layers: list[str]  # base layers frozen in the last phase that ran
     fine_tuned: bool  # whether phase 2 ran
     seconds: float
+    kept_epoch: int | None = None  # the epoch whose model was kept (best val_loss)
+    kept_phase: str | None = None  # 'head' or 'fine-tune'
+    class_metrics: dict[str, Any] = field(default_factory=dict)  # per-class, macro F1
 
 
 # ---------------------------------------------------------------- sources
@@ -244,9 +249,11 @@ def load_source(source: str, *, weights: str | None = None, unsafe: bool = False
                                 f"weights file) or --weights imagenet")
         if weights != "imagenet" and not Path(weights).expanduser().is_file():
             raise FileNotFoundError(f"weights file {weights} does not exist")
+        size_reason = "--input-shape"
         if input_shape is None:
             h, w = target.image_shape[:2] if target is not None else (224, 224)
             input_shape = (max(h, 32), max(w, 32), 3)
+            size_reason = "the images' size, at least 32x32, RGB"
         if input_shape[-1] != 3:
             raise TransferError(f"{source} takes RGB images (3 channels), got --input-shape "
                                 f"{input_shape}; grey images are converted to RGB for you")
@@ -267,7 +274,9 @@ def load_source(source: str, *, weights: str | None = None, unsafe: bool = False
         base = keras.Model(backbone.inputs, backbone.output, name=BASE_NAME)
         return Source(name=source, kind="applications", base=base,
                       hparams={**hparams, "input_shape": list(input_shape)},
-                      preprocess=_preprocessing_layers(source))
+                      preprocess=_preprocessing_layers(source),
+                      input_note=InputNote(size_reason, (224, 224, 3),
+                                           "the ImageNet weights' size"))
     raise TransferError(
         f"unknown source {source!r}: not a run directory or .keras file, not a zoo model"
         f"{did_you_mean(source, list_models(), n=4)} and not a keras.applications backbone"
@@ -300,8 +309,12 @@ def _pretrained_source(source: str, weights: str, hparams: dict[str, Any],
         source, weights, input_shape=input_shape, hparams=hparams,
         images_shape=target.image_shape if target is not None else None)
     base = keras.Model(backbone.model.inputs, classifier_input(backbone.model), name=BASE_NAME)
+    native = backbone.native
+    what = (f"the {backbone.resolved.entry.dataset} weights' size" if backbone.resolved.entry
+            else "the model's default input")
     return Source(name=source, kind="pretrained", base=base, hparams=backbone.hparams,
-                  preprocess=backbone.preprocess, weights=backbone.resolved.provenance)
+                  preprocess=backbone.preprocess, weights=backbone.resolved.provenance,
+                  input_note=InputNote(backbone.size_reason, native, what))
 
 
 # Keras 3.15 warns "Skipping nested container at '_operations_by_depth/...'" while loading a
@@ -474,7 +487,8 @@ def _check_settings(settings: TransferSettings) -> str:
 
 def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
              dataset: str | None = None, data_dir: str | None = None,
-             verbose: int | str = "auto", write_run: bool = True) -> TransferResult:
+             verbose: int | str = "auto", write_run: bool = True,
+             announce: Callable[[str], None] | None = None) -> TransferResult:
     """Train a new head on ``source``'s features (phase 1), then fine-tune (phase 2).
 
     The run folder is locked (``zoo.core.locks``) for both phases and the files written after
@@ -491,6 +505,8 @@ def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
             ``settings.data_dir``).
         verbose: Keras' ``fit`` verbosity.
         write_run: False keeps everything in memory (no run directory).
+        announce: called with what a user should read before paying for the run (class
+            counts, input size and why, MACs, epoch time; ``zoo.training.train.train``).
 
     Returns:
         The run directory, the trained model, the history of both phases, the test metrics
@@ -501,17 +517,18 @@ def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
     """
     if not write_run:
         return transfer_phases(source, data, settings, dataset=dataset, data_dir=data_dir,
-                               verbose=verbose, write_run=False)
+                               verbose=verbose, write_run=False, announce=announce)
     if not settings.out:
         settings = replace(settings, out=str(new_run_dir(f"transfer-{source.name}")))
     with folder_lock(settings.out, what="run folder"):
         return transfer_phases(source, data, settings, dataset=dataset, data_dir=data_dir,
-                               verbose=verbose, write_run=True)
+                               verbose=verbose, write_run=True, announce=announce)
 
 
 def transfer_phases(source: Source, data: Dataset, settings: TransferSettings, *,
                     dataset: str, data_dir: str | None, verbose: int | str,
-                    write_run: bool) -> TransferResult:
+                    write_run: bool, announce: Callable[[str], None] | None = None
+                    ) -> TransferResult:
     """``transfer``'s two phases and files, with the run folder already locked."""
     import keras
 
@@ -535,7 +552,9 @@ def transfer_phases(source: Source, data: Dataset, settings: TransferSettings, *
     plan = TrainPlan(model=f"transfer-{source.name}", hparams=source.hparams,
                      out=str(run_dir), **shared)
     set_trainable(source.base, len(layers))
-    head = train(plan, model=model, data=data, verbose=verbose, write_run=write_run)
+    note = source.input_note or InputNote(f"the {source.kind} source's input")
+    head = train(plan, model=model, data=data, verbose=verbose, write_run=write_run,
+                 announce=announce, input_note=note)
     result, history = head, dict(head.history)
     fine_tune_lr = (settings.fine_tune_lr if settings.fine_tune_lr is not None
                     else settings.learning_rate * FINE_TUNE_LR_FACTOR)
@@ -544,7 +563,8 @@ def transfer_phases(source: Source, data: Dataset, settings: TransferSettings, *
         set_trainable(model.get_layer(BASE_NAME), frozen)
         plan2 = replace(plan, epochs=settings.fine_tune_epochs, learning_rate=fine_tune_lr,
                         initial_epoch=settings.head_epochs)
-        result = train(plan2, model=model, data=data, verbose=verbose, write_run=write_run)
+        result = train(plan2, model=model, data=data, verbose=verbose, write_run=write_run,
+                       announce=announce, input_note=note)
         history = (result.history if write_run else
                    {k: v + result.history.get(k, []) for k, v in history.items()})
     seconds = head.seconds + (result.seconds if fine_tune else 0.0)
@@ -570,11 +590,22 @@ def transfer_phases(source: Source, data: Dataset, settings: TransferSettings, *
         _add_phase_column(run_dir / HISTORY_FILE, settings.head_epochs)
         metrics = _read_json(run_dir / METRICS_FILE)
         metrics.update(train_seconds=seconds,
-                       head_phase_test_accuracy=head.test_metrics.get("test_accuracy"))
+                       head_phase_test_accuracy=head.test_metrics.get("test_accuracy"),
+                       kept_phase=_phase_of(result.kept_epoch, settings.head_epochs))
         write_json_atomic(run_dir / METRICS_FILE, metrics)
         history = read_history(run_dir / HISTORY_FILE)
+    kept = result.kept_epoch if write_run or not fine_tune else (
+        settings.head_epochs + (result.kept_epoch or 0))
     return TransferResult(run_dir, result.model, history, result.test_metrics, strategy, reason,
-                          frozen_names, fine_tune, seconds)
+                          frozen_names, fine_tune, seconds, kept,
+                          _phase_of(kept, settings.head_epochs), result.class_metrics)
+
+
+def _phase_of(epoch: int | None, head_epochs: int) -> str | None:
+    """'head' or 'fine-tune': the phase a 1-based epoch of a transfer run belongs to."""
+    if epoch is None:
+        return None
+    return "head" if epoch <= head_epochs else "fine-tune"
 
 
 def _read_json(path: Path) -> dict[str, Any]:

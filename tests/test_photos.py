@@ -18,8 +18,8 @@ def _cli(*args: str):
 
 # Four grey classes, imbalanced as the inspection photos of issue 30 (1,508 / 295 / 106 / 715
 # scaled down): each image one grey level plus noise; 'small' overlaps 'big' in brightness.
-PHOTO_CLASSES = {"big": (90, 0.30), "medium": (20, 0.62), "small": (10, 0.40),
-                 "large": (40, 0.85)}
+PHOTO_CLASSES = {"big": (90, 0.25), "medium": (20, 0.6), "small": (10, 0.42),
+                 "large": (40, 0.8)}
 
 
 def photo_folder(root, side: int = 16, classes=PHOTO_CLASSES, seed: int = 0):
@@ -194,3 +194,71 @@ def test_transfer_trains_imagenet_weights_on_a_grey_folder(tiny_entry, tmp_path)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["input_shape"] == [16, 16, 1]
     assert "summed" in config["weights"]["input_adapted"]
+    # The cost before training, with the weights' own (smaller) size offered.
+    assert "model input: 16x16x1 (--input-shape; the images are 16x16x1)" in result.output
+    assert "cost: 4.0x the pixels of the imagenet weights' size (8x8); --input-shape 8,8,1" \
+        in result.output
+    assert "kept: the head phase's model, epoch 1 of 1" in result.output
+    # zoo show counts the nested base's MACs (it counted them as 0).
+    shown = json.loads(_cli("show", str(tmp_path / "run"), "--json").output)
+    base = next(row for row in shown["layers"] if row["name"] == "base")
+    assert base["macs"] > 16 * 16 * 4 * 9  # at least block1_conv1's
+    assert shown["total_macs"] == sum(row["macs"] for row in shown["layers"])
+
+
+# ---------------------------------------------------------------- imbalanced classes, cost
+
+
+TRAIN_ARGS = ("--set", "filters=4,8", "--set", "dense_units=32,16", "--epochs", "8", "--lr",
+              "3e-3", "--batch-size", "4")  # 28 steps an epoch: not a multiple of 8
+
+
+def test_train_reports_classes_cost_and_kept_model_and_balanced_weights_find_the_small_class(
+        tmp_path, monkeypatch):
+    """One unweighted and one --class-weight balanced `zoo train` on a grey imbalanced folder:
+    class counts, the imbalance warning, the cost and the epoch time come before training;
+    per-class recall, macro F1 and the kept epoch after; the smallest class, never found
+    unweighted, is found with balanced weights. Keras' progress bar never passes the epoch's
+    last step (it read 28 steps as '32/28', ETA -1s, at steps_per_execution 8)."""
+    import csv
+
+    from keras.src.utils.progbar import Progbar
+
+    shown_steps = []
+    update = Progbar.update
+
+    def recording_update(self, current, values=None, finalize=None):
+        shown_steps.append((current, self.target))
+        return update(self, current, values, finalize)
+
+    monkeypatch.setattr(Progbar, "update", recording_update)
+    folder = photo_folder(tmp_path / "photos")
+    runs = {}
+    for weighting in ((), ("--class-weight", "balanced")):
+        out = tmp_path / f"run{len(runs)}"
+        result = _cli("train", "lenet5", "--dataset", str(folder), *TRAIN_ARGS, *weighting,
+                      "--out", str(out))
+        assert result.exit_code == 0, result.output
+        runs[weighting[-1:] or ("none",)] = result.output, json.loads(
+            (out / "metrics.json").read_text()), out
+    output, metrics, out = runs[("none",)]
+    before = output[:output.index("Epoch 1/8")]
+    assert "classes (training images): big 62, large 28, medium 14, small 6" in before
+    assert "warning: the classes are imbalanced (10.3:1)" in before
+    assert "model input: 32x32x1 (lenet5's default input; the images are 16x16x1)" in before
+    assert "M MACs per image" in before
+    assert "timing: " in output and "per epoch of 28 steps" in output
+    assert "test recall per class: big " in output and "macro F1" in output
+    assert set(metrics["test_per_class"]) == {"big", "large", "medium", "small"}
+    with (out / "history.csv").open() as f:
+        losses = [float(row["val_loss"]) for row in csv.DictReader(f)]
+    assert metrics["kept_epoch"] == losses.index(min(losses)) + 1
+    assert f"kept: the model of epoch {metrics['kept_epoch']} of 8" in output
+    assert shown_steps and all(current <= target for current, target in shown_steps if target)
+    balanced_output, balanced, _ = runs[("balanced",)]
+    assert "class weights (balanced): big 0.44, large 0.98, medium 1.96, small 4.58" \
+        in balanced_output
+    # Measured (seed 0): small's recall 0.00 -> 0.50, macro F1 0.44 -> 0.70.
+    assert metrics["test_per_class"]["small"]["recall"] == 0.0
+    assert balanced["test_per_class"]["small"]["recall"] > 0.0
+    assert balanced["test_macro_f1"] > metrics["test_macro_f1"]

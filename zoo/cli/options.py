@@ -11,7 +11,12 @@ import click
 
 from zoo.core.hyperparameter_types import parse_literal
 from zoo.training.dtype_policy import DTYPE_POLICIES
-from zoo.training.settings import TRAINING_SETTINGS, TrainingSettings, setting_defaults
+from zoo.training.settings import (
+    CLASS_WEIGHTS,
+    TRAINING_SETTINGS,
+    TrainingSettings,
+    setting_defaults,
+)
 
 
 class FiniteFloat(click.FloatRange):
@@ -79,6 +84,7 @@ OPTION_TYPES: dict[str, click.ParamType] = {
     "learning_rate": POSITIVE,
     "train_fraction": click.FloatRange(0, 1, min_open=True),
     "dtype_policy": click.Choice(DTYPE_POLICIES),
+    "class_weight": click.Choice(CLASS_WEIGHTS),
 }
 
 
@@ -189,3 +195,16 @@ def input_options(function):
 deterministic_option = _setting_option("deterministic", False, {})
 
 dtype_policy_option = _setting_option("dtype_policy", None, {})
+
+
+balanced_sampler_option = click.option(
+    "--balanced-sampler", is_flag=True,
+    help="A streamed folder (--stream): draw training batches class-balanced (small classes' "
+         "images repeat, large ones' are left out each epoch).")
+
+
+def class_report_lines(result) -> list[str]:
+    """The per-class recall/macro F1 line of a finished run (train or transfer)."""
+    from zoo.training.class_report import report_lines
+
+    return report_lines(result.class_metrics)

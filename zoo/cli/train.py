@@ -8,6 +8,8 @@ import click
 from click.core import ParameterSource
 
 from zoo.cli.options import (
+    balanced_sampler_option,
+    class_report_lines,
     input_options,
     input_shape_option,
     parse_assignments,
@@ -33,6 +35,7 @@ from zoo.training.settings import TRAINING_SETTINGS, settings_of
     dtype_policy={"help": setting_help("dtype_policy") + " Same as --recipe "
                                                          "precision:policy=..."})
 @input_options
+@balanced_sampler_option
 @click.option("--recipe", "recipes", multiple=True, metavar="NAME[:k=v,...]",
               help="Apply a recipe (see `zoo recipes`); repeatable, e.g. --recipe augment "
                    "--recipe dropout:rate=0.3.")
@@ -40,8 +43,8 @@ from zoo.training.settings import TRAINING_SETTINGS, settings_of
 @set_option
 @click.option("--out", default=None, help="Run directory (default saved_models/runs/NAME-TIME); "
                                           "an interrupted run resumes when given the same one.")
-def train_command(name, preset, settings, input_mode, memory_budget, skip_bad_images, recipes,
-                  input_shape, assignments, out) -> None:
+def train_command(name, preset, settings, input_mode, memory_budget, skip_bad_images,
+                  balanced_sampler, recipes, input_shape, assignments, out) -> None:
     """Train model NAME on a data set and write a run directory (config, history, best
     .keras, test metrics, TensorBoard logs, curves)."""
     from zoo.training.train import TrainPlan, train
@@ -60,7 +63,7 @@ def train_command(name, preset, settings, input_mode, memory_budget, skip_bad_im
         hparams["input_shape"] = shape
     plan = TrainPlan(model=name, hparams=hparams, out=out, **settings_of(settings),
                      input_mode=input_mode or "auto", memory_budget=parse_size(memory_budget),
-                     skip_bad_images=skip_bad_images)
+                     skip_bad_images=skip_bad_images, balanced_sampler=balanced_sampler)
     if recipes:
         from recipes import apply_recipes
 
@@ -70,6 +73,10 @@ def train_command(name, preset, settings, input_mode, memory_budget, skip_bad_im
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
     click.echo(f"run: {result.run_dir}")
     click.echo(f"{metrics} ({result.seconds:.1f} s training)")
+    for line in class_report_lines(result):
+        click.echo(line)
+    epochs = len(result.history.get("loss", []))
+    click.echo(f"kept: the model of epoch {result.kept_epoch} of {epochs} (lowest val_loss)")
 
 
 def preset_values(ctx: click.Context, name: str) -> dict:

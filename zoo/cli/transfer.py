@@ -7,6 +7,7 @@ import click
 from zoo.cli.options import (
     POSITIVE,
     RATE,
+    class_report_lines,
     dataset_options,
     input_shape_option,
     parse_assignments,
@@ -69,7 +70,7 @@ TRANSFER_DEFAULTS = {"learning_rate": 1e-2}
                   learning_rate={"help": "Learning rate of the new head's phase."})
 @click.option("--fine-tune-lr", default=None, type=POSITIVE,
               help="Learning rate of the fine-tuning phase  [default: --lr / 100]")
-@training_options("batch_size", "optimizer", "seed")
+@training_options("batch_size", "optimizer", "seed", "class_weight")
 @click.option("--per-class", default=None, type=click.IntRange(min=1),
               help="Use only this many training images per class of the target (few-shot).")
 @input_shape_option
@@ -99,7 +100,7 @@ def transfer_command(source, settings, weights, strategy, freeze, freeze_until,
         verified = loaded.weights.get("verified")
         click.echo(f"weights: {loaded.weights.get('entry', loaded.weights.get('file'))}"
                    + ("" if verified else " (UNVERIFIED)" if verified is False else ""))
-    result = transfer(loaded, data, settings)
+    result = transfer(loaded, data, settings, announce=click.echo)
     click.echo(f"strategy: {result.strategy} ({result.reason})")
     frozen = result.frozen_layers
     if result.fine_tuned:
@@ -110,6 +111,14 @@ def transfer_command(source, settings, weights, strategy, freeze, freeze_until,
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
     click.echo(f"run: {result.run_dir}")
     click.echo(f"{metrics} ({result.seconds:.1f} s training)")
+    for line in class_report_lines(result):
+        click.echo(line)
+    if result.kept_epoch is not None:
+        epochs = len(result.history.get("loss", []))
+        unused = (" (fine-tuning never lowered the validation loss)"
+                  if result.fine_tuned and result.kept_phase == "head" else "")
+        click.echo(f"kept: the {result.kept_phase} phase's model, epoch {result.kept_epoch} of "
+                   f"{epochs} (lowest val_loss){unused}")
 
 
 WEIGHTS_HELP = ("Pretrained weights: MODEL is then a zoo model or backbone (e.g. vgg16, "

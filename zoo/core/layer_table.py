@@ -103,6 +103,23 @@ def _macs(layer, input_shape: tuple, output_shape: tuple) -> int:
     return 0
 
 
+def _is_nested_model(layer) -> bool:
+    """Whether a layer is itself a functional or sequential model (a transfer run's base)."""
+    return type(layer).__name__ in ("Functional", "Sequential") and hasattr(layer, "inputs")
+
+
+def _through_nested(field_in: tuple[int, int, float], nested: ModelSummary
+                    ) -> tuple[int, int, float] | None:
+    """The receptive field after a nested model, from its own last row's (relative to its
+    input) and the field of what it is fed."""
+    last = nested.rows[-1] if nested.rows else None
+    if last is None or last.receptive_field is None:
+        return None
+    size, jump, start = field_in
+    return (size + (last.receptive_field - 1) * jump, jump * last.jump,
+            start + (last.start - 0.5) * jump)
+
+
 def _shape(tensor) -> tuple:
     return tuple(tensor.shape)
 
@@ -124,8 +141,11 @@ def summarize(model: "keras.Model") -> ModelSummary:
         out_shape = _shape(layer.output)
         window = _window(layer)
         geometry = ""
+        nested = summarize(layer) if _is_nested_model(layer) else None
         if any(f is None for f in in_fields) or len(out_shape) < 4:
             rf = None  # flattened or pooled globally: a unit sees the whole input
+        elif nested is not None:
+            rf = _through_nested(max(in_fields), nested)
         elif window is not None:
             size, jump, start = max(in_fields)
             kernel, strides, padding = window
@@ -147,7 +167,9 @@ def summarize(model: "keras.Model") -> ModelSummary:
                 kind=type(layer).__name__,
                 output_shape=out_shape[1:],
                 params=layer.count_params(),
-                macs=_macs(layer, in_shape, out_shape),
+                # A nested model (a transfer run's base) counts its own layers' MACs.
+                macs=nested.total_macs if nested is not None else _macs(layer, in_shape,
+                                                                          out_shape),
                 receptive_field=rf[0] if rf else None,
                 jump=rf[1] if rf else None,
                 start=rf[2] if rf else None,

@@ -60,6 +60,17 @@ class TrainingSettings:
         "Keras dtype policy of the run (default float32): mixed_bfloat16 computes layers in "
         "bfloat16 with float32 variables, classifier and loss (GPUs with tensor cores, CPUs "
         "with AVX512_BF16/AMX; docs/training.md).")
+    # Imbalanced classes (zoo.training.class_report): Keras' class_weight in fit. 'balanced'
+    # weighs class c by n / (k * n_c) from the training labels, so a small class counts as
+    # much in the loss as a large one; None weighs every image alike.
+    class_weight: str | None = setting(
+        None, "--class-weight",
+        "Weigh each class in the loss by n / (k * n_c) (Keras' class_weight), so a small class "
+        "counts as much as a large one.")
+
+
+# The values --class-weight takes.
+CLASS_WEIGHTS = ("balanced",)
 
 
 # The shared settings' names, in the record's order.

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+import numpy as np
+
 from zoo.core.locks import folder_lock
 from zoo.core.registry import build, get_model_info, normalize_hyperparameters
 from zoo.core.runs import (
@@ -36,6 +38,14 @@ from zoo.data.listing import FolderListing, list_image_folder
 from zoo.data.load import load_dataset
 from zoo.data.stream import ImageStream
 from zoo.training import resume
+from zoo.training.class_report import (
+    balanced_class_weights,
+    check_class_weight,
+    count_lines,
+    kept_epoch,
+    per_class_metrics,
+)
+from zoo.training.cost import InputNote, cost_lines
 from zoo.training.dtype_policy import DtypePolicyError, check_dtype_policy, dtype_policy_scope
 from zoo.training.gradient_registry import custom_gradient_names, forget_custom_gradients
 from zoo.training.seeding import seed_everything
@@ -85,6 +95,9 @@ class TrainPlan(TrainingSettings):
     memory_budget: float | None = None
     # Streaming: skip (and count) unreadable images instead of stopping at the first.
     skip_bad_images: bool = False
+    # A streamed folder: training batches drawn class-balanced (ImageStream.batches(
+    # balanced=True)); --class-weight (TrainingSettings) weighs the loss instead.
+    balanced_sampler: bool = False
 
     def config(self) -> dict[str, Any]:
         """The JSON-serializable part of the plan, as written to config.json."""
@@ -98,6 +111,7 @@ class TrainPlan(TrainingSettings):
             "input_mode": self.input_mode,
             "memory_budget": self.memory_budget,
             "skip_bad_images": self.skip_bad_images,
+            "balanced_sampler": self.balanced_sampler,
         }
 
 
@@ -110,6 +124,11 @@ class RunResult:
     history: dict[str, list[float]]
     test_metrics: dict[str, float]
     seconds: float
+    # Per-class recall/precision/F1 on the test split and their macro F1 (class_report).
+    class_metrics: dict[str, Any] = field(default_factory=dict)
+    # The 1-based epoch whose model was kept (the best val_loss checkpoint; the last epoch
+    # when nothing was written).
+    kept_epoch: int | None = None
 
 
 def resolve_hparams(plan: TrainPlan, data: "Dataset | FolderListing | ImageStream"
@@ -179,7 +198,8 @@ def training_batches(plan: TrainPlan, data: "Dataset | ImageStream"):
     classes = data.num_classes if plan.one_hot_labels else None
     if isinstance(data, ImageStream):
         train = data.batches("train", batch_size=plan.batch_size, shuffle=True, seed=plan.seed,
-                             num_classes=classes, augment=plan.augment)
+                             num_classes=classes, augment=plan.augment,
+                             balanced=plan.balanced_sampler)
         val = data.batches("val", batch_size=max(plan.batch_size, 256), num_classes=classes)
         return train, val
     train = make_batches(data.x_train, data.y_train, batch_size=plan.batch_size, shuffle=True,
@@ -258,6 +278,7 @@ def train(
     verbose: int | str = "auto",
     write_run: bool = True,
     announce: Callable[[str], None] | None = None,
+    input_note: InputNote | None = None,
 ) -> RunResult:
     """Train ``plan`` and write its run directory; resumes if that directory holds a backup.
 
@@ -286,7 +307,7 @@ def train(
     # The policy is process-wide and read when layers are built: set it around this run
     # only, so that the next run of a sweep, comparison or search starts from the old one.
     with run_folder_lock(plan, write_run), dtype_policy_scope(plan.dtype_policy) as policy:
-        return _train(plan, model, data, verbose, write_run, policy, announce)
+        return _train(plan, model, data, verbose, write_run, policy, announce, input_note)
 
 
 def run_folder_lock(plan: TrainPlan, write_run: bool, writes: bool = True):
@@ -317,6 +338,10 @@ def check_plan(plan: TrainPlan, model: "keras.Model | None" = None) -> None:
         choose_input(0, (1, 1, 1), mode=plan.input_mode, budget=plan.memory_budget)
     except DataError as err:
         raise TrainingError(str(err)) from None
+    try:
+        check_class_weight(plan.class_weight)
+    except ValueError as err:
+        raise TrainingError(str(err)) from None
     if plan.dtype_policy is not None:
         try:
             check_dtype_policy(plan.dtype_policy)
@@ -329,14 +354,73 @@ def check_plan(plan: TrainPlan, model: "keras.Model | None" = None) -> None:
                 f"{plan.dtype_policy!r}) or leave the plan's dtype_policy unset")
 
 
+def default_input_note(plan: TrainPlan, built_here: bool) -> InputNote:
+    """Why a run's input has its size: --input-shape or the registered model's default."""
+    if not built_here:
+        return InputNote("the given model's input")
+    default = tuple(get_model_info(plan.model).input_shape)
+    if "input_shape" in plan.hparams and tuple(plan.hparams["input_shape"]) != default:
+        return InputNote("--input-shape", default, f"{plan.model}'s default input")
+    return InputNote(f"{plan.model}'s default input")
+
+
+def _images_shape(source: "Dataset | FolderListing") -> tuple[int, ...] | None:
+    """(H, W, C) of the data set's own images (a folder's first image, from its header)."""
+    if isinstance(source, FolderListing):
+        from PIL import Image
+
+        try:
+            with Image.open(source.files[0]) as image:
+                return image.height, image.width, 1 if image.mode in ("L", "1", "I;16") else 3
+        except OSError:
+            return None
+    return tuple(source.image_shape)
+
+
+def split_labels(data: "Dataset | ImageStream", split: str) -> np.ndarray:
+    """The labels of ``split`` ('train', 'val', 'test') of arrays or a stream."""
+    if isinstance(data, ImageStream):
+        return data.labels(split)
+    return getattr(data, f"y_{split}")
+
+
+def _announce_start(announce: Callable[[str], None], plan: TrainPlan, model: "keras.Model",
+                    data: "Dataset | ImageStream", images_shape: tuple | None,
+                    note: InputNote, class_weight: dict[int, float] | None) -> None:
+    for line in count_lines(split_labels(data, "train"), data.class_names):
+        announce(line)
+    if class_weight:
+        shown = ", ".join(f"{name} {class_weight[c]:.2f}"
+                          for c, name in enumerate(data.class_names))
+        announce(f"class weights ({plan.class_weight}): {shown}")
+    if plan.balanced_sampler:
+        announce("sampler: training batches drawn class-balanced (every class equally often)")
+    for line in cost_lines(model, images_shape, note.reason, note.native, note.native_what):
+        announce(line)
+
+
+def _test_predictions(model: "keras.Model", batches) -> tuple[np.ndarray, np.ndarray]:
+    """(true, predicted) class indices over evaluation batches, in one pass."""
+    true, predicted = [], []
+    for x, y in batches:
+        y = np.asarray(y)
+        true.append(y.argmax(axis=-1) if y.ndim > 1 else y)
+        predicted.append(np.asarray(model.predict_on_batch(x)).argmax(axis=-1))
+    return np.concatenate(true), np.concatenate(predicted)
+
+
 def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
            verbose: int | str, write_run: bool, policy: str,
-           announce: Callable[[str], None] | None) -> RunResult:
+           announce: Callable[[str], None] | None, input_note: InputNote | None) -> RunResult:
     """``train`` after the checks, under the run's dtype policy ``policy``."""
     import keras
 
+    from zoo.training.progress import EpochProgbar, EpochTimeEstimate
+
     seed_everything(plan.seed, plan.deterministic)
     source = open_source(plan, data)
+    note = input_note or default_input_note(plan, model is None)
+    images_shape = _images_shape(source)
     if model is None:
         hparams = resolve_hparams(plan, source)
         model = build(plan.model, **hparams)
@@ -344,8 +428,14 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
         hparams = dict(plan.hparams)
     input_shape = tuple(model.input_shape[1:])
     data, choice = fit_source(plan, source, input_shape)
-    if announce is not None:
+    if plan.balanced_sampler and not isinstance(data, ImageStream):
+        raise TrainingError("--balanced-sampler draws the batches of a streamed image folder "
+                            "(add --stream); for data in memory use --class-weight balanced, "
+                            "which weighs the classes alike in the loss")
+    if announce is not None and plan.initial_epoch == 0:  # a later phase: said already
         announce(choice.line())
+    class_weight = (balanced_class_weights(split_labels(data, "train"), data.num_classes)
+                    if plan.class_weight == "balanced" else None)
     train_batches, val_batches = training_batches(plan, data)
     steps_per_epoch = math.ceil(split_size(data, "train") / plan.batch_size)
     compile_model(model, plan, steps_per_epoch)
@@ -355,7 +445,11 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
     # It only reads each batch's loss, so Keras may hand it the logs from a helper thread;
     # otherwise every step would wait for the loss to reach the host (stalls GPU pipelines).
     nan_guard.async_safe = True
-    callbacks = [nan_guard, *plan.callbacks]
+    callbacks = [nan_guard, EpochProgbar(), *plan.callbacks]
+    if announce is not None:
+        if plan.initial_epoch == 0:  # a later phase of one run (transfer) said it already
+            _announce_start(announce, plan, model, data, images_shape, note, class_weight)
+        callbacks.append(EpochTimeEstimate(announce, steps_per_epoch, plan.epochs))
     if write_run:
         if (run_dir / METRICS_FILE).exists() and plan.initial_epoch == 0:
             raise TrainingError(
@@ -387,7 +481,7 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
         # 3.15 warns about) its own shuffle flag for a tf.data.Dataset or PyDataset.
         fit = model.fit(train_batches, validation_data=val_batches, shuffle=False,
                         initial_epoch=plan.initial_epoch,
-                        epochs=plan.initial_epoch + plan.epochs,
+                        epochs=plan.initial_epoch + plan.epochs, class_weight=class_weight,
                         callbacks=callbacks, verbose=verbose)
     except Exception as err:
         if isinstance(data, ImageStream):
@@ -418,6 +512,7 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
                               num_classes=data.num_classes if plan.one_hot_labels else None)
     try:
         test_metrics = model.evaluate(test, verbose=0, return_dict=True)
+        class_metrics = per_class_metrics(*_test_predictions(model, test), data.class_names)
     except Exception as err:
         if isinstance(data, ImageStream):
             data.check_read(err)
@@ -427,10 +522,13 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
     if skipped and announce is not None:
         announce(f"skipped {len(skipped):,} unreadable image(s) while streaming, e.g. "
                  f"{skipped[0]}")
+    kept = (kept_epoch(history) if write_run and (run_dir / MODEL_FILE).exists()
+            else None) or len(losses)
     if write_run:
         write_json_atomic(run_dir / METRICS_FILE,
-                          {**test_metrics, "epochs": len(losses), "train_seconds": seconds,
+                          {**test_metrics, **class_metrics, "kept_epoch": kept,
+                           "epochs": len(losses), "train_seconds": seconds,
                            **({"skipped_images": len(skipped)} if skipped else {})})
         resume.finish_run(run_dir)
         plot_history(history, run_dir / CURVES_FILE, title=f"{plan.model} on {data.name}")
-    return RunResult(run_dir, model, history, test_metrics, seconds)
+    return RunResult(run_dir, model, history, test_metrics, seconds, class_metrics, kept)

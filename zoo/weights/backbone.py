@@ -35,6 +35,8 @@ class Backbone:
     resolved: ResolvedWeights
     hparams: dict[str, Any] = field(default_factory=dict)
     headless: bool = False  # built without its classifier (include_top=False, avg pooling)
+    native: tuple[int, ...] | None = None  # the input the weights were made for
+    size_reason: str = ""  # why the model's input has its size, in words
 
 
 def default_input_shape(model_shape: tuple[int, int, int],
@@ -82,6 +84,10 @@ def pretrained_backbone(name: str, weights: str, *,
         native, builder = (224, 224, 3), APPLICATION_BUILDERS[name]
         hparams = coerce_booleans(builder_defaults(builder), hparams)
     shape = tuple(input_shape) if input_shape else default_input_shape(native, images_shape)
+    reason = ("--input-shape" if input_shape else
+              f"the images' size, at least {MIN_SIDE}x{MIN_SIDE}, with the weights' "
+              f"{native[-1]} channel{'s' if native[-1] != 1 else ''}" if images_shape else
+              "the weights' own size")
     has_top = hparams.get("include_top", True) and (entry is None or entry.classifier)
     headless = not has_top or shape != native
     if headless:
@@ -95,7 +101,8 @@ def pretrained_backbone(name: str, weights: str, *,
         resolved.provenance["input_adapted"] = GREY_NOTE
     else:
         layers = preprocessing_layers(preprocessing) if entry else []
-    return Backbone(model, layers, resolved, {**hparams, "input_shape": list(shape)}, headless)
+    return Backbone(model, layers, resolved, {**hparams, "input_shape": list(shape)}, headless,
+                    tuple(native), reason)
 
 
 def classifier_input(model: "keras.Model"):
