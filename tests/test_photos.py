@@ -92,9 +92,10 @@ def test_every_command_takes_the_same_weights_names(tiny_entry, tmp_path, monkey
 
 # Whole-network tolerance of the grey model against the RGB one fed the grey image three
 # times, as a fraction of the largest feature: the kernels of random test weights weigh the
-# three channels unlike each other, the worst case for the border (zoo.weights.grey); measured
-# 0.34 % (mean/std) and 0.39 % (caffe) on the tiny VGG at 32x32, 0.0 away from the border.
-GREY_TOLERANCE = 0.01
+# three channels unlike each other, the worst case for the border (zoo.weights.grey). Measured
+# on the tiny VGG at 16x16 over 8 random draws: 0.2-2.0 % (ImageNet mean/std), 0.5-1.7 %
+# (caffe); away from the border the first convolution agrees to float precision.
+GREY_TOLERANCE = 0.03
 
 
 def _grey_and_rgb(model_rgb, model_grey, preprocessing, shape):

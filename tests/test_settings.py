@@ -26,7 +26,7 @@ from zoo.training.train import TrainPlan
 # A value of every shared setting that is none of the records' defaults.
 CHANGED = dict(dataset="fashion_mnist", data_dir="tfds-data", epochs=7, batch_size=12,
                learning_rate=0.02, optimizer="sgd", seed=5, train_fraction=0.3,
-               deterministic=True, dtype_policy="mixed_bfloat16")
+               deterministic=True, dtype_policy="mixed_bfloat16", class_weight="balanced")
 
 
 def test_changed_values_cover_every_setting():

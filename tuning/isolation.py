@@ -105,7 +105,12 @@ def _train(job: IsolatedTrial, result: IsolatedResult) -> None:
     from zoo.data.load import load_dataset
     from zoo.training.dtype_policy import dtype_policy_scope
     from zoo.training.seeding import seed_everything
-    from zoo.training.train import compile_model, prepare_data, training_batches
+    from zoo.training.train import (
+        compile_model,
+        fit_class_weight,
+        prepare_data,
+        training_batches,
+    )
 
     seed_everything(trial_seed(job.base.seed, job.trial_id), deterministic=True)
     data = prepare_data(job.base, load_dataset(job.base.dataset, data_dir=job.base.data_dir))
@@ -130,5 +135,6 @@ def _train(job: IsolatedTrial, result: IsolatedResult) -> None:
     train, val = training_batches(plan, data)
     history = model.fit(train, validation_data=val, epochs=plan.epochs, verbose=0,
                         shuffle=False,  # the batches come shuffled (training_batches)
+                        class_weight=fit_class_weight(plan, data),
                         callbacks=[Report(), best_epoch_checkpoint(job)])
     result.history = {k: [float(v) for v in vs] for k, vs in history.history.items()}

@@ -88,7 +88,7 @@ from tuning.space import SearchSpace
 from zoo.core.runs import close_abandoned_h5_files, disk_full_error, write_text_atomic
 from zoo.training.dtype_policy import dtype_policy_scope
 from zoo.training.seeding import seed_everything
-from zoo.training.train import TrainPlan, compile_model, training_batches
+from zoo.training.train import TrainPlan, compile_model, fit_class_weight, training_batches
 
 PROJECT = "tuner"
 # keras-tuner's guard: this many crashed trials in a row stop the search.
@@ -186,7 +186,7 @@ class ZooHyperModel(keras_tuner.HyperModel):
         # shuffle=False: the batches come shuffled (zoo.training.train.training_batches).
         return model.fit(train, validation_data=val, epochs=epochs or plan.epochs,
                          initial_epoch=initial_epoch, callbacks=callbacks, verbose=0,
-                         shuffle=False)
+                         shuffle=False, class_weight=fit_class_weight(plan, self.data))
 
 
 # -- oracles ---------------------------------------------------------------------------------

@@ -68,7 +68,8 @@ def _parse_space(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--isolate", is_flag=True,
               help="Run each trial in a fresh process (for backends or models that leak "
                    "memory across trials).")
-@training_options("batch_size", "train_fraction", "seed", defaults=TUNE_DEFAULTS)
+@training_options("batch_size", "train_fraction", "seed", "class_weight",
+                  defaults=TUNE_DEFAULTS)
 @input_shape_option
 @click.option("--out", default=None,
               help="Search directory (default saved_models/tuning/NAME); running again with "

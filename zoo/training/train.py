@@ -384,6 +384,15 @@ def split_labels(data: "Dataset | ImageStream", split: str) -> np.ndarray:
     return getattr(data, f"y_{split}")
 
 
+def fit_class_weight(plan: TrainPlan, data: "Dataset | ImageStream"
+                     ) -> dict[int, float] | None:
+    """Keras' ``class_weight`` for ``fit`` from ``plan.class_weight`` (None: every image
+    alike); the one place train, transfer, compare and tune get it from."""
+    if plan.class_weight != "balanced":
+        return None
+    return balanced_class_weights(split_labels(data, "train"), data.num_classes)
+
+
 def _announce_start(announce: Callable[[str], None], plan: TrainPlan, model: "keras.Model",
                     data: "Dataset | ImageStream", images_shape: tuple | None,
                     note: InputNote, class_weight: dict[int, float] | None) -> None:
@@ -434,8 +443,7 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
                             "which weighs the classes alike in the loss")
     if announce is not None and plan.initial_epoch == 0:  # a later phase: said already
         announce(choice.line())
-    class_weight = (balanced_class_weights(split_labels(data, "train"), data.num_classes)
-                    if plan.class_weight == "balanced" else None)
+    class_weight = fit_class_weight(plan, data)
     train_batches, val_batches = training_batches(plan, data)
     steps_per_epoch = math.ceil(split_size(data, "train") / plan.batch_size)
     compile_model(model, plan, steps_per_epoch)
