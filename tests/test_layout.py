@@ -232,3 +232,51 @@ def test_every_model_build_goes_through_the_registrys_build():
                         and not (isinstance(node.value, ast.Name) and node.value.id == "tfds")):
                     offenders.append(f"{name}:{node.lineno}")
     assert not offenders, f"build through zoo.core.registry.build instead: {offenders}"
+
+
+# -- libraries' private names: one compatibility module per library -----------------------------
+COMPAT_MODULES = {"tensorflow.python": "zoo/training/tensorflow_compat.py",
+                  "keras_tuner.src": "tuning/keras_tuner_compat.py"}
+
+
+def _package_files():
+    for package in PACKAGES:
+        yield from sorted((ROOT / package).rglob("*.py"))
+
+
+def test_private_library_modules_are_imported_only_by_their_compatibility_module():
+    offenders = []
+    for path in _package_files():
+        name = str(path.relative_to(ROOT))
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            modules = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                       [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{name}: {m}" for m in modules for private, home in
+                          COMPAT_MODULES.items()
+                          if (m == private or m.startswith(private + ".")) and name != home]
+    assert not offenders, f"reach these through {sorted(COMPAT_MODULES.values())}: {offenders}"
+
+
+def _module_level(statements):
+    """A module's statements that run when it is imported (functions and classes left out)."""
+    for node in statements:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            yield from _module_level(getattr(node, field, []))
+
+
+def test_importing_a_module_patches_no_library():
+    """keras-tuner's file writer is replaced by an explicit call (keras_tuner_compat.install,
+    made by tuning.tuners.make_tuner), never as a side effect of an import."""
+    offenders = []
+    for path in _package_files():
+        for node in _module_level(ast.parse(path.read_text(), str(path)).body):
+            targets = getattr(node, "targets", None) or [getattr(node, "target", None)]
+            calls = [n for n in ast.walk(node) if isinstance(n, ast.Call)]
+            if any(isinstance(t, ast.Attribute) for t in targets) or any(
+                    getattr(c.func, "attr", getattr(c.func, "id", "")) == "install"
+                    for c in calls):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, offenders

@@ -137,17 +137,21 @@ def _rules_space():
     return derive_space("lenet5", {"filters": "4,8,16"}, only=True, increasing_filters=True)
 
 
-def test_private_keras_tuner_hooks_are_the_ones_written_for():
-    """tuning.tuners overrides private keras-tuner methods (there is no public hook for what
-    they do); an upgrade that removes or re-signs one fails here, not in a search."""
+def test_private_keras_tuner_hooks_are_the_ones_written_for(tmp_path):
+    """tuning.keras_tuner_compat uses private keras-tuner names (there is no public hook for
+    what they do); an upgrade that removes or re-signs one fails here, not in a search."""
     import inspect
 
     import keras_tuner
 
+    from tuning import keras_tuner_compat as compat
     from tuning import tuners
 
     version = keras_tuner.__version__
-    for label, (owner, name, signature) in tuners.PRIVATE_HOOKS.items():
+    hooks = dict(compat.PRIVATE_HOOKS)  # save_json as keras-tuner defines it, not as installed
+    hooks["utils.save_json"] = (compat, "KERAS_TUNER_SAVE_JSON", "(path, obj)")
+    assert compat.KERAS_TUNER_SAVE_JSON.__module__.startswith("keras_tuner.")
+    for label, (owner, name, signature) in hooks.items():
         assert hasattr(owner, name), (
             f"keras-tuner {version} has no {label}, which tuning/tuners.py overrides; "
             f"port the override or pin keras-tuner to the range in pyproject.toml")
@@ -165,13 +169,22 @@ def test_private_keras_tuner_hooks_are_the_ones_written_for():
     assert hasattr(grid._ordered_ids, "insert"), "GridSearchOracle._ordered_ids changed"
     assert "_ordered_ids" not in grid.get_state(), (
         "keras-tuner now saves the grid walk itself: drop ZooGridSearchOracle.reload")
-    # Every zoo oracle and tuner really uses the overrides (nothing earlier in the MRO wins).
+    # Every zoo oracle and tuner really uses the overrides (nothing earlier in the MRO wins):
+    # keras-tuner's private hook reaches compat's, which calls the zoo's override.
     for oracle_class in tuners.ORACLES.values():
-        for name in ("_retry", "_random_values"):
-            assert getattr(oracle_class, name) is getattr(tuners.SpaceRulesOracle, name)
+        for private, ours in (("_retry", "should_retry"), ("_random_values", "random_values")):
+            assert getattr(oracle_class, private) is getattr(compat.OracleHooks, private)
+            assert getattr(oracle_class, ours) is getattr(tuners.SpaceRulesOracle, ours)
         assert tuners.ResumableOracle in oracle_class.__mro__
     for tuner_class in (tuners.ZooTuner, tuners.ZooHyperband):
-        assert tuner_class._populate_initial_space is tuners.ZooTrials._populate_initial_space
+        assert tuner_class._populate_initial_space is compat.TunerHooks._populate_initial_space
+        assert tuner_class.populate_initial_space is tuners.ZooTrials.populate_initial_space
+    # The two private names the tuner calls (not overrides) answer as written for.
+    tuner = keras_tuner.RandomSearch(hypermodel=lambda hp: None, objective="val_loss",
+                                     max_trials=1, directory=str(tmp_path), project_name="p")
+    assert not compat.TunerHooks.is_worker(tuner)  # no chief oracle in this process
+    assert compat.TunerHooks.checkpoint_path(tuner, "07") == str(
+        tmp_path / "p" / "trial_07" / "checkpoint.weights.h5")
 
 
 def test_keras_tuner_keeps_the_records_a_trial_reported_itself(tmp_path):
@@ -640,8 +653,10 @@ def test_search_killed_after_any_write_resumes_without_losing_or_redoing_trials(
     import keras_tuner
     from keras_tuner.src import utils as kt_utils  # every Stateful.save writes through it
 
-    from tuning import tuners
+    from tuning import keras_tuner_compat, tuners
     from tuning.space import derive_space
+
+    keras_tuner_compat.install()  # as make_tuner does before every search
 
     rates, budget = KILLED_SEARCHES[algorithm]
     space = derive_space("lenet5", {"learning_rate": rates}, only=True)
@@ -746,15 +761,19 @@ def test_chief_and_two_workers_share_the_trials(tmp_path):
 
 def test_keras_tuner_files_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
     # A kill while keras-tuner wrote tuner0.json in place left a cut-off file that the rerun
-    # could not load; tuning.tuners routes its writer through zoo.core.runs' atomic writer.
+    # could not load; keras_tuner_compat.install routes its writer through zoo.core.runs'
+    # atomic writer.
     import json
 
-    import zoo.core.runs
-    from tuning import tuners
+    from keras_tuner.src import utils as kt_utils
 
-    assert tuners.keras_tuner_utils.save_json is tuners.save_json_atomically
+    import zoo.core.runs
+    from tuning import keras_tuner_compat
+
+    keras_tuner_compat.install()  # make_tuner's call
+    assert kt_utils.save_json is keras_tuner_compat.save_json_atomically
     target = tmp_path / "tuner0.json"
-    tuners.keras_tuner_utils.save_json(target, {"trial": 1})
+    kt_utils.save_json(target, {"trial": 1})
     assert json.loads(target.read_text()) == {"trial": 1}
 
     def killed(tmp, path):
@@ -762,6 +781,6 @@ def test_keras_tuner_files_are_written_whole_or_not_at_all(tmp_path, monkeypatch
 
     monkeypatch.setattr(zoo.core.runs, "publish_file", killed)
     with pytest.raises(KeyboardInterrupt):
-        tuners.keras_tuner_utils.save_json(target, {"trial": 2})
+        kt_utils.save_json(target, {"trial": 2})
     assert json.loads(target.read_text()) == {"trial": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["tuner0.json"]

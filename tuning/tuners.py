@@ -26,30 +26,13 @@ second time, at step 0, mixing it into the first epoch's record that pruning rea
 tests/test_tuning.py checks the path is still there.
 
 Everything here goes through keras-tuner's public API (``HyperModel.build``/``fit``/
-``declare_hyperparameters``, ``Tuner.run_trial`` and its trial callbacks, the oracles'
-arguments) except three behaviours it has no public hook for. They override private methods
-written for keras-tuner 1.4.7-1.4.8 (pinned in pyproject.toml; ``PRIVATE_HOOKS`` lists them
-and tests/test_tuning.py checks their signatures and behaviour, so an upgrade that changes
-them fails loudly):
-
-- ``Oracle._retry(trial)``: a refused (INVALID) trial is final, neither retried nor FAILED;
-- ``Oracle._random_values()``, with ``Oracle._compute_values_hash(values)`` and the
-  ``Oracle._tried_so_far`` set: random draws that break the space's own rules
-  (``--increasing-filters``) are drawn again and never proposed later;
-- ``BaseTuner._populate_initial_space()``: keras-tuner's version builds the model at the
-  default values (once per conditional scope) after ``declare_hyperparameters``; ours only
-  declares, since the defaults may be a refused configuration and building costs time;
-- ``GridSearchOracle._ordered_ids``/``_populate_next`` (read by ``populate_space``, ordered
-  by ``_compare``): rebuilt from the trials on reload, so a grid search resumes after a kill
-  between two trials (keras-tuner keeps them only in memory);
-- ``Oracle._retry_queue`` (the trials a reload runs again): set from each trial's own
-  trial.json on reload (``ResumableOracle``, which also forgets a trial that oracle.json does
-  not list yet, so the oracle proposes it again), so a kill at any instant neither trains a
-  finished trial again nor drops or doubles one that had started;
-- ``keras_tuner.src.utils.save_json(path, obj)``, through which keras-tuner writes every
-  oracle, tuner and trial file: it writes in place, so a kill during a write left a cut-off
-  tuner0.json that the rerun could not load (seen in CI: "JSONDecodeError"). It is replaced
-  by ``save_json_atomically`` (local paths; remote ones keep keras-tuner's writer).
+``declare_hyperparameters``, ``Tuner.run_trial`` and its trial callbacks, ``Oracle.end_trial``,
+``update_trial``, the oracles' arguments) except where it has no public hook: those private
+names live in ``tuning.keras_tuner_compat`` only (pinned, and checked by tests/test_tuning.py),
+which gives them names of the zoo's own (``should_retry``, ``random_values``,
+``populate_initial_space``, ...) for the classes below to override. ``make_tuner`` installs its
+atomic writer for keras-tuner's files (``keras_tuner_compat.install``), so a kill never leaves a
+cut-off oracle, tuner or trial file.
 
 ``ZooHyperband`` also starts at ``Tuner.__init__``: ``Hyperband.__init__`` only makes a plain
 ``HyperbandOracle``, and ours is passed in (the test compares the attributes both set up).
@@ -60,20 +43,16 @@ search starts, so bad input is refused without that cost.
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, Callable
 
 import keras_tuner
 from keras_tuner import errors, oracles
-from keras_tuner.engine.base_tuner import BaseTuner
 from keras_tuner.engine.trial import TrialStatus
-from keras_tuner.src import utils as keras_tuner_utils
 
+from tuning.keras_tuner_compat import OracleHooks, TunerHooks, install
 from tuning.preflight import Budget, Measure, RejectedConfiguration, check_configuration
 from tuning.pruning import PRUNED_METRIC, make_pruner
 from tuning.records import SearchPlan, trial_seed
@@ -85,7 +64,7 @@ from tuning.resources import (
 )
 from tuning.results import format_trial_line, trial_row
 from tuning.space import SearchSpace
-from zoo.core.runs import close_abandoned_h5_files, disk_full_error, write_text_atomic
+from zoo.core.runs import close_abandoned_h5_files, disk_full_error
 from zoo.training.dtype_policy import dtype_policy_scope
 from zoo.training.seeding import seed_everything
 from zoo.training.train import TrainPlan, compile_model, fit_class_weight, training_batches
@@ -103,46 +82,11 @@ FRESH_RECORDS = "zoo/fresh_records"
 # keras-tuner 1.4's DeprecationWarning when run_trial has reported the objective itself.
 SELF_REPORT_WARNING = "The use case of calling"
 
-# The private keras-tuner methods overridden (or, for _run_and_update_trial, relied on) here,
-# with the signatures they were written for.
-PRIVATE_HOOKS = {
-    "Oracle._retry": (keras_tuner.Oracle, "_retry", "(self, trial)"),
-    "Oracle._random_values": (keras_tuner.Oracle, "_random_values", "(self)"),
-    "Oracle._compute_values_hash": (keras_tuner.Oracle, "_compute_values_hash",
-                                    "(self, values)"),
-    "BaseTuner._populate_initial_space": (BaseTuner, "_populate_initial_space", "(self)"),
-    "GridSearchOracle._compare": (oracles.GridSearchOracle, "_compare", "(self, a, b)"),
-    "GridSearchOracle.populate_space": (oracles.GridSearchOracle, "populate_space",
-                                        "(self, trial_id)"),
-    "BaseTuner._run_and_update_trial": (BaseTuner, "_run_and_update_trial",
-                                        "(self, trial, *fit_args, **fit_kwargs)"),
-    "utils.save_json": (keras_tuner_utils, "save_json", "(path, obj)"),
-}
-
-_keras_tuner_save_json = keras_tuner_utils.save_json
-
-
-def save_json_atomically(path, obj):
-    """keras-tuner's ``utils.save_json`` with the file written whole or not at all.
-
-    Args:
-        path: the JSON file keras-tuner saves (oracle.json, tuner0.json, trial.json).
-        obj: the state to save.
-    """
-    if "://" in str(path):  # a remote file system: keras-tuner's own writer
-        return _keras_tuner_save_json(path, obj)
-    text = json.dumps(obj)
-    write_text_atomic(Path(path), text)
-    return text
-
-
-keras_tuner_utils.save_json = save_json_atomically
-
-
 
 class SearchDiskFullError(OSError, errors.FatalError):
     """The disk filled up during a trial: keras-tuner stops the search (a FatalError) and the
     CLI reports it as the OSError it is, in one line."""
+
 
 class ZooHyperModel(keras_tuner.HyperModel):
     """build(hp): the registry's builder at the trial's values; fit: zoo.training.train's pieces.
@@ -201,19 +145,19 @@ class SpaceRulesOracle:
         super().__init__(*args, **kwargs)
         self.search_space = space
 
-    def _retry(self, trial) -> bool:
+    def should_retry(self, trial) -> bool:
         if trial.status == TrialStatus.INVALID:
             return False  # refused before training: final, and not a crash
-        return super()._retry(trial)
+        return super().should_retry(trial)
 
-    def _random_values(self) -> dict[str, Any] | None:
+    def random_values(self) -> dict[str, Any] | None:
         values = None
         for _ in range(RULE_REDRAWS):
-            values = super()._random_values()
+            values = super().random_values()
             if values is None or not self.search_space.constraint_violation(
                     self.search_space.resolve(values)[0]):
                 return values
-            self._tried_so_far.add(self._compute_values_hash(values))  # never again
+            self.never_propose(values)
         return values
 
 
@@ -247,7 +191,7 @@ class ResumableOracle:
                    if trial.status == TrialStatus.RUNNING]
         for tid in running:
             self.forget_records(tid)
-        self._retry_queue = running[::-1]  # keras-tuner pops the last one first
+        self.set_retry_queue(running[::-1])  # keras-tuner pops the last one first
         for tid, trial in sorted(self.trials.items()):
             if trial.status != TrialStatus.RUNNING and tid not in self.end_order:
                 self.end_order.append(tid)
@@ -345,12 +289,12 @@ class ChiefOracle:
         return trial
 
 
-class ZooRandomSearchOracle(ChiefOracle, ResumableOracle, SpaceRulesOracle,
+class ZooRandomSearchOracle(ChiefOracle, ResumableOracle, SpaceRulesOracle, OracleHooks,
                             oracles.RandomSearchOracle):
     """keras-tuner's random search with the space's rules."""
 
 
-class ZooGridSearchOracle(ChiefOracle, ResumableOracle, SpaceRulesOracle,
+class ZooGridSearchOracle(ChiefOracle, ResumableOracle, SpaceRulesOracle, OracleHooks,
                           oracles.GridSearchOracle):
     """keras-tuner's grid search with the space's rules, resumable between two trials."""
 
@@ -365,21 +309,15 @@ class ZooGridSearchOracle(ChiefOracle, ResumableOracle, SpaceRulesOracle,
         walk itself (each trial's successor in value order is compared).
         """
         super().reload()
-        order = sorted(self.trials, key=functools.cmp_to_key(
-            lambda a, b: self._compare(self.trials[a].hyperparameters.values,
-                                       self.trials[b].hyperparameters.values)))
-        self._ordered_ids = type(self._ordered_ids)()
-        for trial_id in order:
-            self._ordered_ids.insert(trial_id)
-        self._populate_next = list(order)
+        self.restart_grid_walk()
 
 
-class ZooBayesianOptimizationOracle(ChiefOracle, ResumableOracle, SpaceRulesOracle,
+class ZooBayesianOptimizationOracle(ChiefOracle, ResumableOracle, SpaceRulesOracle, OracleHooks,
                                     oracles.BayesianOptimizationOracle):
     """keras-tuner's Bayesian optimisation with the space's rules."""
 
 
-class ZooHyperbandOracle(ChiefOracle, ResumableOracle, SpaceRulesOracle,
+class ZooHyperbandOracle(ChiefOracle, ResumableOracle, SpaceRulesOracle, OracleHooks,
                          oracles.HyperbandOracle):
     """keras-tuner's Hyperband with the space's rules."""
 
@@ -395,7 +333,7 @@ class _NoModel:
     stop_training = False
 
 
-class ZooTrials:
+class ZooTrials(TunerHooks):
     """Tuner behaviour shared by every algorithm: refusals, crashes, out-of-memory retries,
     per-epoch records and pruning, a line per trial."""
 
@@ -421,7 +359,7 @@ class ZooTrials:
         """The metric the search optimizes (e.g. val_accuracy)."""
         return self.oracle.objective.name
 
-    def _populate_initial_space(self) -> None:
+    def populate_initial_space(self) -> None:
         # keras-tuner's version goes on to build the model at the defaults (which may be a
         # refused configuration) to find conditional hyperparameters; ours are all declared.
         hp = self.oracle.get_space()
@@ -532,7 +470,7 @@ class ZooTrials:
         job = IsolatedTrial(
             trial_id=trial.trial_id, values=dict(trial.hyperparameters.values),
             space=model.space, base=model.base, budget=model.budget, batch_size=batch,
-            checkpoint=self._get_checkpoint_fname(trial.trial_id),
+            checkpoint=self.checkpoint_path(trial.trial_id),
             objective=self.oracle.objective, pruner=self.pruner,
             trial_states=[t.get_state() for t in self._known_trials()])
         result = run_isolated(job)
@@ -555,7 +493,7 @@ class ZooTrials:
     def on_trial_begin(self, trial):
         self.last_note = ""
         self.gradients_before = custom_gradient_names()
-        if self._is_worker() and trial.trial_id.isdigit():
+        if self.is_worker() and trial.trial_id.isdigit():
             # Which worker runs which trial depends on timing: seed each trial by its number,
             # so its result does not (as --isolate seeds each trial's process).
             seed_everything(trial_seed(self.hypermodel.base.seed, trial.trial_id),
@@ -610,6 +548,7 @@ def make_tuner(plan: SearchPlan, hypermodel: ZooHyperModel, strategy=None,
         strategy: a tf.distribute strategy for each trial's training, or None.
         echo: receives one line per finished trial.
     """
+    install()  # keras-tuner's files written whole or not at all
     space = hypermodel.space
     objective = keras_tuner.Objective(plan.objective, direction=plan.direction)
     common = dict(objective=objective, seed=plan.seed,
