@@ -1,6 +1,7 @@
 """The code's layout: which module owns what, checked on the source (cheap, no imports run)."""
 
 import ast
+import functools
 import os
 import shutil
 import subprocess
@@ -15,6 +16,16 @@ FILE_HELPERS = {"SAVED_MODELS", "RUNS_DIR", "MODEL_FILE", "CONFIG_FILE", "HISTOR
                 "read_history"}
 
 
+@functools.lru_cache(maxsize=None)
+def _parse(text: str, name: str) -> ast.Module:
+    return ast.parse(text, name)
+
+
+def _parsed(path: Path) -> ast.Module:
+    """The file's syntax tree, parsed once per content for all the checks below (read-only)."""
+    return _parse(path.read_text(), str(path))
+
+
 def _project_modules():
     for folder in ("zoo", "recipes", "tuning", "benchmarks", "tests"):
         yield from sorted((ROOT / folder).rglob("*.py"))
@@ -23,7 +34,7 @@ def _project_modules():
 def test_file_helpers_are_not_imported_from_the_trainer():
     offenders = []
     for path in _project_modules():
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(_parsed(path)):
             if isinstance(node, ast.ImportFrom) and node.module == "zoo.training.train":
                 offenders += [f"{path.relative_to(ROOT)}: {a.name}" for a in node.names
                               if a.name in FILE_HELPERS]
@@ -41,7 +52,7 @@ def test_os_replace_is_called_only_by_the_one_atomic_writer():
     # Files go through zoo.core.runs; the data-set cache swaps whole folders (its own concern).
     callers = []
     for path in _project_modules():
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(_parsed(path)):
             if (isinstance(node, ast.Attribute) and node.attr == "replace"
                     and isinstance(node.value, ast.Name) and node.value.id == "os"):
                 callers.append(str(path.relative_to(ROOT)))
@@ -51,7 +62,7 @@ def test_os_replace_is_called_only_by_the_one_atomic_writer():
 def _importers_of(module: str) -> list[str]:
     found = set()
     for path in _project_modules():
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(_parsed(path)):
             if (isinstance(node, ast.Import) and any(a.name == module for a in node.names)
                     or isinstance(node, ast.ImportFrom) and node.module == module):
                 found.add(str(path.relative_to(ROOT)))
@@ -80,7 +91,7 @@ def test_installed_package_never_imports_torch_or_the_benchmarks():
     offenders = []
     for folder in ("zoo", "recipes", "tuning"):
         for path in sorted((ROOT / folder).rglob("*.py")):
-            tree = ast.parse(path.read_text(), str(path))
+            tree = _parsed(path)
             modules = _imported_names(tree) | {
                 n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
                 and isinstance(n.value, str) and n.value.startswith("benchmarks.")}
@@ -123,7 +134,7 @@ def import_graph(root: Path) -> dict[str, set[str]]:
 
     graph = {}
     for module, path in files.items():
-        tree = ast.parse(path.read_text(), str(path))
+        tree = _parsed(path)
         skipped = {id(n) for block in ast.walk(tree) if _type_checking_block(block)
                    for statement in block.body for n in ast.walk(statement)}
         package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
@@ -227,7 +238,7 @@ def test_every_model_build_goes_through_the_registrys_build():
             name = str(path.relative_to(ROOT))
             if name == "zoo/core/registry.py":
                 continue
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            for node in ast.walk(_parsed(path)):
                 if (isinstance(node, ast.Attribute) and node.attr == "builder"
                         and not (isinstance(node.value, ast.Name) and node.value.id == "tfds")):
                     offenders.append(f"{name}:{node.lineno}")
@@ -248,7 +259,7 @@ def test_private_library_modules_are_imported_only_by_their_compatibility_module
     offenders = []
     for path in _package_files():
         name = str(path.relative_to(ROOT))
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(_parsed(path)):
             modules = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                        [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             offenders += [f"{name}: {m}" for m in modules for private, home in
@@ -272,7 +283,7 @@ def test_importing_a_module_patches_no_library():
     made by tuning.tuners.make_tuner), never as a side effect of an import."""
     offenders = []
     for path in _package_files():
-        for node in _module_level(ast.parse(path.read_text(), str(path)).body):
+        for node in _module_level(_parsed(path).body):
             targets = getattr(node, "targets", None) or [getattr(node, "target", None)]
             calls = [n for n in ast.walk(node) if isinstance(n, ast.Call)]
             if any(isinstance(t, ast.Attribute) for t in targets) or any(
