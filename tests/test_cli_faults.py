@@ -715,7 +715,7 @@ def test_a_second_command_on_a_folder_in_use_stops_at_once_naming_the_holder(
         holder.wait()
 
 
-def test_a_lock_left_by_a_killed_command_is_taken_over(tmp_path):
+def test_a_lock_left_by_a_killed_command_is_taken_over(tmp_path, caplog):
     run = tmp_path / "run"
     holder = hold_lock(run)
     holder.send_signal(signal.SIGKILL)  # the kernel drops its flock; its pid file stays
@@ -724,6 +724,8 @@ def test_a_lock_left_by_a_killed_command_is_taken_over(tmp_path):
     code, output = cli("train", "lenet5", "--epochs", "1", *QUICK_TRAIN, "--out", run)
     assert code == 0, output
     assert (run / "metrics.json").exists() and not (run / ".zoo-lock").exists()
+    notes = [r.getMessage() for r in caplog.records if "taking it over" in r.getMessage()]
+    assert len(notes) == 1 and f"zoo command {holder.pid}" in notes[0], notes
 
 
 # -- 8. advice that fits: the zoo's cache, --out a file ---------------------------------------

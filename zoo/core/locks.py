@@ -6,8 +6,9 @@ HDF5 lock errors, one run taking the other down). ``folder_lock`` takes the kern
 ``flock`` on the folder itself (an ``O_DIRECTORY`` descriptor, so no lock file has to be
 created or can be left behind), without waiting: a second command stops at once with
 ``FolderInUseError`` naming the folder and the holder's process id. The kernel drops a flock
-when its process dies, so a folder whose writer was killed (SIGKILL, OOM, power) is simply
-taken over by the next command; nothing stale has to be recognised or cleaned by hand.
+when its process dies, so a folder whose writer was killed (SIGKILL, OOM, power) is taken over
+by the next command, which says so (the dead holder's pid file is still there); nothing stale
+has to be cleaned by hand.
 
 The holder's process id is written to ``.zoo-lock`` in the folder for the refusal message and
 removed when the lock is released (a killed holder's file is overwritten by the next one).
@@ -22,9 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 from pathlib import Path
 from typing import Iterator
+
+logger = logging.getLogger("zoo.core.locks")
 
 PID_FILE = ".zoo-lock"
 # flock errors meaning "this file system cannot lock", not "someone holds it"
@@ -50,6 +54,17 @@ def _holder(folder: Path) -> str:
     except PermissionError:
         pass
     return f"another zoo command (process {pid})"
+
+
+def _note_taken_over(folder: Path, what: str) -> None:
+    """Say so when the lock was left by a command that did not end normally (killed)."""
+    try:
+        pid = int((folder / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return
+    if pid != os.getpid():
+        logger.warning(f"{what} {folder} was left locked by zoo command {pid}, which ended "
+                       f"without releasing it (killed?); taking it over")
 
 
 def _created_parents(folder: Path) -> list[Path]:
@@ -113,6 +128,7 @@ def folder_lock(folder: str | Path, *, what: str = "folder") -> Iterator[Path]:
                 f"stop it, or pass another --out") from None
         pid_file = folder / PID_FILE
         if locked:
+            _note_taken_over(folder, what)
             with contextlib.suppress(OSError):  # only the message needs it
                 pid_file.write_text(f"{os.getpid()}\n")
         _held[key] = 1
