@@ -27,9 +27,8 @@ from recipes.base import RecipeError
 from zoo.core.locks import folder_lock
 from zoo.core.registry import get_model_info
 from zoo.core.runs import jsonable, write_json_atomic, write_text_atomic
-from zoo.data.batches import to_float
-from zoo.data.dataset import Dataset, fit_images
-from zoo.data.load import load_dataset
+from zoo.data.dataset import Dataset
+from zoo.data.inputs import open_source, split_for_model, split_size
 from zoo.training.settings import TRAINING_SETTINGS, TrainingSettings, settings_of
 from zoo.training.train import TrainingError, TrainPlan, prepare_data, train
 from zoo.viz.figure import headless_pyplot, save_figure
@@ -194,9 +193,10 @@ def train_and_measure(plan: TrainPlan, recipe_set: str, data: Dataset, train_spl
     curve = [float(logs.get("val_accuracy", math.nan)) for logs in epoch_logs]
     if trained is not None:
         shape = tuple(trained.input_shape[1:])
-        x = to_float(fit_images(train_split.x_train, shape))
-        predicted = np.argmax(trained.predict(x, batch_size=256, verbose=0), axis=-1)
-        train_accuracy = float(np.mean(predicted == train_split.y_train))
+        x, y = split_for_model(train_split, "train", shape, mode=plan.input_mode,
+                               budget=plan.memory_budget)
+        predicted = np.argmax(trained.predict(x, verbose=0), axis=-1)
+        train_accuracy = float(np.mean(predicted == y))
         val_accuracy = curve[-1]
     else:
         train_accuracy = val_accuracy = math.nan
@@ -206,7 +206,7 @@ def train_and_measure(plan: TrainPlan, recipe_set: str, data: Dataset, train_spl
         train_accuracy=train_accuracy, val_accuracy=val_accuracy,
         epochs_to_target=reached[0] if reached else None, seconds=seconds, val_curve=curve,
         diverged=diverged, value=value, batch_size=plan.batch_size,
-        steps_per_epoch=math.ceil(len(train_split.x_train) / plan.batch_size),
+        steps_per_epoch=math.ceil(split_size(train_split, "train") / plan.batch_size),
         epochs_run=max(len(epoch_logs), 1), fit_seconds=fit_seconds,
         final_loss=float(epoch_logs[-1].get("loss", math.nan)) if epoch_logs else math.nan,
         chance_loss=math.log(train_split.num_classes))
@@ -250,8 +250,10 @@ def compare(
         shared.plan(recipe_set, 0)
     out_dir = Path(out) if out else COMPARE_DIR / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
     with folder_lock(out_dir, what="comparison folder"):  # one writer (zoo.core.locks)
-        data = load_dataset(shared.dataset, data_dir=shared.data_dir)
+        # An image folder is only listed here; each run decodes or streams it (zoo.data.inputs).
+        data = open_source(shared.dataset, data_dir=shared.data_dir)
         train_split = prepare_data(shared.plan("none", 0), data)  # the split every run sees
+        train_size = split_size(train_split, "train")
         runs = []
         for recipe_set in sets:
             for seed in range(seeds):
@@ -262,15 +264,15 @@ def compare(
                     progress(_run_line(run))
 
         table = format_table(runs, target=target, model=model, dataset=train_split.name,
-                             train_size=len(train_split.x_train), epochs=shared.epochs)
+                             train_size=train_size, epochs=shared.epochs)
         write_text_atomic(out_dir / TABLE_FILE, table)
         write_text_atomic(out_dir / RUNS_FILE, runs_csv(runs))
         write_text_atomic(out_dir / SUMMARY_FILE, _summary_csv(runs, target))
         plot_val_curves(runs, out_dir / CURVES_FILE, title=f"{model} on {train_split.name} "
-                        f"({len(train_split.x_train)} training images)")
+                        f"({train_size} training images)")
         write_json_atomic(out_dir / "config.json", {
             "model": model, "hparams": jsonable(shared.hparams), **jsonable(settings_of(shared)),
-            "train_size": len(train_split.x_train), "seeds": seeds, "target": target,
+            "train_size": train_size, "seeds": seeds, "target": target,
             "recipe_sets": sets, "backend": keras.backend.backend()})
         return Comparison(out_dir, runs, target, table)
 

@@ -17,6 +17,9 @@ import numpy as np
 from zoo.core.runs import atomic_write
 from zoo.data.batches import to_float
 from zoo.data.dataset import Dataset, fit_images
+from zoo.data.inputs import fit_source, split_images, split_labels
+from zoo.data.listing import FolderListing
+from zoo.data.stream import ImageStream
 from zoo.viz.figure import headless_pyplot, save_figure
 from zoo.weights.backbone import classifier_input
 
@@ -43,16 +46,36 @@ def embed_images(extractor: "keras.Model", images: np.ndarray, batch_size: int =
     return np.asarray(extractor.predict(x, batch_size=batch_size, verbose=0), np.float32)
 
 
-def embed_dataset(model: "keras.Model", data: Dataset, splits=SPLITS) -> dict[str, np.ndarray]:
+def fitted_data(model: "keras.Model", data: "Dataset | FolderListing"
+                ) -> "Dataset | ImageStream":
+    """``data`` ready for ``model``: an image folder decoded straight to its input size, or
+    streamed past the memory budget (zoo.data.inputs); arrays as they are."""
+    if isinstance(data, FolderListing):
+        return fit_source(data, tuple(model.input_shape[1:]))[0]
+    return data
+
+
+def embed_split(extractor: "keras.Model", data: "Dataset | ImageStream", split: str,
+                batch_size: int = 256) -> np.ndarray:
+    """Feature vectors (N, D) of a split, arrays fitted to the extractor or a stream's batches."""
+    if isinstance(data, ImageStream):
+        batches = data.batches(split, batch_size=batch_size)
+        return np.asarray(extractor.predict(batches, verbose=0), np.float32)
+    return embed_images(extractor, getattr(data, f"x_{split}"), batch_size)
+
+
+def embed_dataset(model: "keras.Model", data: "Dataset | FolderListing", splits=SPLITS
+                  ) -> dict[str, np.ndarray]:
     """{'features_train', 'labels_train', ...} for each split, plus the class names."""
     unknown = set(splits) - set(SPLITS)
     if unknown:
         raise ValueError(f"unknown split(s) {sorted(unknown)}; choose from {', '.join(SPLITS)}")
     extractor = feature_model(model)
+    data = fitted_data(extractor, data)
     arrays = {"class_names": np.array(data.class_names)}
     for split in splits:
-        arrays[f"features_{split}"] = embed_images(extractor, getattr(data, f"x_{split}"))
-        arrays[f"labels_{split}"] = np.asarray(getattr(data, f"y_{split}"), np.int64)
+        arrays[f"features_{split}"] = embed_split(extractor, data, split)
+        arrays[f"labels_{split}"] = np.asarray(split_labels(data, split), np.int64)
     return arrays
 
 
@@ -103,24 +126,45 @@ class NeighborResult:
     path: Path
 
 
-def neighbor_grid(model: "keras.Model", data: Dataset, *, queries: int = 5, k: int = 6,
-                  seed: int = 0, out: str | Path = "neighbors.png") -> NeighborResult:
-    """For ``queries`` test images, draw the ``k`` nearest training images (one row each)."""
-    if not 1 <= k <= len(data.x_train):
-        raise ValueError(f"--k must be in 1..{len(data.x_train)}, got {k}")
+def neighbor_grid(model: "keras.Model", data: "Dataset | FolderListing", *, queries: int = 5,
+                  k: int = 6, seed: int = 0, out: str | Path = "neighbors.png"
+                  ) -> NeighborResult:
+    """For ``queries`` test images, draw the ``k`` nearest training images (one row each).
+
+    An image folder past the memory budget streams: its training split is embedded batch by
+    batch and only the pictured images are decoded again.
+    """
+    y_train, y_test = split_labels(data, "train"), split_labels(data, "test")
+    if not 1 <= k <= len(y_train):
+        raise ValueError(f"--k must be in 1..{len(y_train)}, got {k}")
     extractor = feature_model(model)
-    picks = pick_queries(data.y_test, queries, seed)
-    train_features = embed_images(extractor, data.x_train)
-    query_features = embed_images(extractor, data.x_test[picks])
+    data = fitted_data(extractor, data)
+    picks = pick_queries(y_test, queries, seed)
+    train_features = embed_split(extractor, data, "train")
+    query_images = split_images(data, "test", picks)
+    query_features = embed_images(extractor, query_images)
     neighbors, distances = nearest_neighbors(query_features, train_features, k)
-    agreement = float(np.mean(data.y_train[neighbors] == data.y_test[picks][:, None]))
-    path = _draw_grid(data, picks, neighbors, distances, Path(out))
+    agreement = float(np.mean(y_train[neighbors] == y_test[picks][:, None]))
+    pictures = Pictures(data.class_names, query_images, y_test[picks],
+                        split_images(data, "train", neighbors), y_train[neighbors])
+    path = _draw_grid(pictures, distances, Path(out))
     return NeighborResult(picks, neighbors, distances, agreement, path)
 
 
-def _draw_grid(data: Dataset, picks, neighbors, distances, path: Path) -> Path:
+@dataclass
+class Pictures:
+    """The images of a neighbour grid: queries (Q, ...) and their neighbours (Q, k, ...)."""
+
+    class_names: list[str]
+    queries: np.ndarray
+    query_labels: np.ndarray
+    neighbors: np.ndarray
+    neighbor_labels: np.ndarray
+
+
+def _draw_grid(pictures: Pictures, distances, path: Path) -> Path:
     plt = headless_pyplot()
-    rows, cols = len(picks), neighbors.shape[1] + 1
+    rows, cols = len(pictures.queries), pictures.neighbors.shape[1] + 1
     fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.45 * rows), squeeze=False)
 
     def show(ax, image, title, color):
@@ -133,14 +177,13 @@ def _draw_grid(data: Dataset, picks, neighbors, distances, path: Path) -> Path:
             spine.set_color(color)
             spine.set_linewidth(2)
 
-    names = data.class_names
-    for r, q in enumerate(picks):
-        label = data.y_test[q]
-        show(axes[r, 0], data.x_test[q], f"query: {names[label]}", "blue")
-        for c, (n, d) in enumerate(zip(neighbors[r], distances[r]), start=1):
-            same = data.y_train[n] == label
-            show(axes[r, c], data.x_train[n], f"{names[data.y_train[n]]}  d={d:.2f}",
-                 "green" if same else "red")
+    names = pictures.class_names
+    for r, (query, label) in enumerate(zip(pictures.queries, pictures.query_labels)):
+        show(axes[r, 0], query, f"query: {names[label]}", "blue")
+        for c, d in enumerate(distances[r], start=1):
+            other = pictures.neighbor_labels[r, c - 1]
+            show(axes[r, c], pictures.neighbors[r, c - 1], f"{names[other]}  d={d:.2f}",
+                 "green" if other == label else "red")
     fig.suptitle("test images (left) and their nearest training images in feature space",
                  fontsize=9)
     save_figure(fig, path)

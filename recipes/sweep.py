@@ -48,7 +48,7 @@ from zoo.core.names import did_you_mean
 from zoo.core.registry import get_model_info, normalize_hyperparameters
 from zoo.core.runs import jsonable, write_json_atomic, write_text_atomic
 from zoo.data.dataset import Dataset
-from zoo.data.load import load_dataset
+from zoo.data.inputs import open_source, split_size
 from zoo.training.train import prepare_data
 
 # Plan fields a sweep may change, under the names users type (the CLI's option names).
@@ -260,17 +260,18 @@ def compare_sweeps(
     with folder_lock(out_dir, what="sweep folder"):  # one writer (zoo.core.locks)
         shared = {name: getattr(settings, name) for name in SHARED_SETTINGS}
         earlier = earlier_config(out_dir, shared)
-        data = load_dataset(settings.dataset, data_dir=settings.data_dir)
+        data = open_source(settings.dataset, data_dir=settings.data_dir)  # a folder: listed
         train_split = prepare_data(settings.plan("none", 0), data)
+        train_size = split_size(train_split, "train")
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
         earlier_loads = _earlier_loads(earlier)
         write_json_atomic(out_dir / CONFIG_FILE, {
             **jsonable(shared), "learning_rate": settings.learning_rate,
             "batch_size": settings.batch_size, "seed": settings.seed,
-            "train_size": len(train_split.x_train), "seeds": seeds, "target": target,
+            "train_size": train_size, "seeds": seeds, "target": target,
             "recipe_sets": sets, "sweeps": _sweeps_in_folder(parsed, earlier),
             "load_average_1min": load, "earlier_load_averages_1min": earlier_loads})
-        caption = (f"{model} on {train_split.name}, {len(train_split.x_train)} training images, "
+        caption = (f"{model} on {train_split.name}, {train_size} training images, "
                    f"{settings.epochs} epoch(s), {seeds} seed(s), 1-minute load average {load:.1f} "
                    f"at the start")
         return [_run_sweep(sweep, sets, seeds, settings, data, train_split, target, out_dir,

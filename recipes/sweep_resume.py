@@ -27,9 +27,11 @@ from zoo.training.settings import TRAINING_SETTINGS, setting_defaults
 CONFIG_FILE = "config.json"
 # What every run of a sweep folder shares; with ``run_key``, a run's full configuration. The
 # learning rate and batch size are per run (a sweep or recipe changes them), and the target is
-# not here: steps to it are recomputed from the stored curves.
+# not here: steps to it are recomputed from the stored curves. Nor is the input path: in memory
+# or streamed, a run sees the same images (zoo.data.inputs).
 SHARED_SETTINGS = ("model", "hparams", *(name for name in TRAINING_SETTINGS
-                                          if name not in ("learning_rate", "batch_size", "seed")))
+                                          if name not in ("learning_rate", "batch_size", "seed",
+                                                          "input_mode", "memory_budget")))
 # Folders written before a setting existed used its default.
 UNRECORDED_DEFAULTS = setting_defaults(RunSettings)
 

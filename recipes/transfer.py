@@ -37,6 +37,9 @@ from zoo.core.runs import (
     write_json_atomic,
 )
 from zoo.data.dataset import Dataset, fit_images
+from zoo.data.decode import read_fitted
+from zoo.data.inputs import split_labels
+from zoo.data.listing import FolderListing
 from zoo.models.layers import classifier
 from zoo.training.cost import InputNote
 from zoo.training.settings import TrainingSettings, settings_of
@@ -424,11 +427,12 @@ def set_trainable(base: "keras.Model", frozen: int) -> None:
 # ---------------------------------------------------------------- strategy and model
 
 
-def choose_strategy(data: Dataset) -> tuple[str, str]:
+def choose_strategy(data: "Dataset | FolderListing") -> tuple[str, str]:
     """(strategy, reason) for --strategy auto, from the training images per class."""
     import numpy as np
 
-    per_class = int(np.bincount(data.y_train, minlength=data.num_classes).min())
+    labels = split_labels(data, "train")
+    per_class = int(np.bincount(labels, minlength=data.num_classes).min())
     if per_class < HEAD_ONLY_BELOW:
         return "head", (f"{per_class} training images in the smallest class (< "
                         f"{HEAD_ONLY_BELOW}): train only the new head; fine-tuning base "
@@ -463,6 +467,15 @@ def build_transfer_model(source: Source, num_classes: int, *, head_units=(),
     return keras.Model(inputs, outputs, name=f"{source.name}_transfer")
 
 
+def check_fits(data: "Dataset | FolderListing", input_shape: tuple[int, int, int]) -> None:
+    """Refuse, before training, a target whose images cannot be fitted to ``input_shape``
+    (the first training image of a folder stands for the rest)."""
+    if isinstance(data, FolderListing):
+        read_fitted(data.files[data.splits["train"][0]], input_shape)
+    else:
+        fit_images(data.x_train[:1], input_shape, what="target data set")
+
+
 def _check_settings(settings: TransferSettings) -> str:
     if settings.strategy not in STRATEGIES:
         raise TransferError(f"--strategy must be one of {', '.join(STRATEGIES)}, got "
@@ -485,7 +498,7 @@ def _check_settings(settings: TransferSettings) -> str:
 # ---------------------------------------------------------------- the two phases
 
 
-def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
+def transfer(source: Source, data: "Dataset | FolderListing", settings: TransferSettings, *,
              dataset: str | None = None, data_dir: str | None = None,
              verbose: int | str = "auto", write_run: bool = True,
              announce: Callable[[str], None] | None = None) -> TransferResult:
@@ -496,7 +509,8 @@ def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
 
     Args:
         source: the pretrained feature extractor (``load_source``).
-        data: the target data set, already loaded.
+        data: the target data set, already loaded, or an image folder listed
+            (``zoo.data.inputs.open_source``): decoded to the model's input or streamed.
         settings: strategy, frozen layers, the new head, epochs and learning rates of both
             phases, the training settings, and the run directory (``settings.out``).
         dataset: the target data set's name, recorded in the run's config (default
@@ -525,10 +539,10 @@ def transfer(source: Source, data: Dataset, settings: TransferSettings, *,
                                verbose=verbose, write_run=True, announce=announce)
 
 
-def transfer_phases(source: Source, data: Dataset, settings: TransferSettings, *,
-                    dataset: str, data_dir: str | None, verbose: int | str,
-                    write_run: bool, announce: Callable[[str], None] | None = None
-                    ) -> TransferResult:
+def transfer_phases(source: Source, data: "Dataset | FolderListing",
+                    settings: TransferSettings, *, dataset: str, data_dir: str | None,
+                    verbose: int | str, write_run: bool,
+                    announce: Callable[[str], None] | None = None) -> TransferResult:
     """``transfer``'s two phases and files, with the run folder already locked."""
     import keras
 
@@ -541,7 +555,7 @@ def transfer_phases(source: Source, data: Dataset, settings: TransferSettings, *
     keras.utils.set_random_seed(settings.seed)  # the new head's initial weights
     model = build_transfer_model(source, data.num_classes, head_units=settings.head_units,
                                  head_dropout=settings.head_dropout)
-    fit_images(data.x_train[:1], tuple(model.input_shape[1:]), what="target data set")
+    check_fits(data, tuple(model.input_shape[1:]))
     fine_tune = strategy != "head" and settings.fine_tune_epochs > 0 and frozen < len(layers)
     run_dir = Path(settings.out) if settings.out else new_run_dir(f"transfer-{source.name}")
     if write_run and run_dir.exists() and any(p.name != PID_FILE for p in run_dir.iterdir()):

@@ -94,7 +94,7 @@ def test_sweep_refuses_a_bad_spec_in_one_line_before_loading_data(monkeypatch, s
     def no_loading(*args, **kwargs):
         raise AssertionError("data loaded before the spec was checked")
 
-    monkeypatch.setattr(recipes.sweep, "load_dataset", no_loading)
+    monkeypatch.setattr(recipes.sweep, "open_source", no_loading)
     result = CliRunner().invoke(main, ["compare", "lenet5", "--sweep", spec, *sets])
     assert result.exit_code != 0 and message in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
@@ -181,7 +181,7 @@ def test_sweep_into_its_own_folder_trains_only_the_missing_cells(tmp_path, monke
     assert runs_path.read_text().splitlines() == rows
 
     # Other shared settings would mix runs of two experiments: refused before data loads.
-    monkeypatch.setattr(recipes.sweep, "load_dataset", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(recipes.sweep, "open_source", lambda *a, **k: 1 / 0)
     with pytest.raises(RecipeError, match="epochs=1, not 2"):
         compare_sweeps("lenet5", ["lr=0.01"], seeds=2, **{**settings, "epochs": 2})
     assert runs_path.read_text().splitlines() == rows

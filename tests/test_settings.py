@@ -26,7 +26,8 @@ from zoo.training.train import TrainPlan
 # A value of every shared setting that is none of the records' defaults.
 CHANGED = dict(dataset="fashion_mnist", data_dir="tfds-data", epochs=7, batch_size=12,
                learning_rate=0.02, optimizer="sgd", seed=5, train_fraction=0.3,
-               deterministic=True, dtype_policy="mixed_bfloat16", class_weight="balanced")
+               deterministic=True, dtype_policy="mixed_bfloat16", class_weight="balanced",
+               input_mode="stream", memory_budget=2**30, skip_bad_images=True)
 
 
 def test_changed_values_cover_every_setting():
@@ -85,7 +86,10 @@ def test_zoo_train_offers_every_setting_and_passes_it_on(monkeypatch, tmp_path):
     flags = {f.name: f.metadata["flag"] for f in dataclasses.fields(TrainingSettings)}
     args = []
     for name, value in CHANGED.items():
-        args += [flags[name]] if value is True else [flags[name], str(value)]
+        if "/" in flags[name]:  # --stream/--in-memory: one flag per value
+            args += [f"--{value}"]
+        else:
+            args += [flags[name]] if value is True else [flags[name], str(value)]
     result = CliRunner().invoke(cli_train.train_command, ["lenet5", *args])
     assert result.exit_code == 0, result.output
     assert settings_of(plans[0]) == CHANGED

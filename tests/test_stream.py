@@ -115,12 +115,21 @@ def tiny_plan(dataset: Path, out: Path | None, **changes):
                      out=str(out) if out else None, **changes)
 
 
-def test_train_streams_a_folder_past_its_budget(tmp_path, flat_folder):
-    from zoo.training.train import fit_source, train
+@pytest.fixture(scope="module")
+def streamed_run(tmp_path_factory, flat_folder):
+    """A tiny lenet5 run on the flat folder, streamed (its budget is 1,000 bytes)."""
+    from zoo.training.train import train
 
     said = []
-    run = train(tiny_plan(flat_folder, tmp_path / "run", memory_budget=1000), verbose=0,
-                announce=said.append).run_dir
+    out = tmp_path_factory.mktemp("streamed") / "run"
+    train(tiny_plan(flat_folder, out, memory_budget=1000), verbose=0, announce=said.append)
+    return out, said
+
+
+def test_train_streams_a_folder_past_its_budget(streamed_run, flat_folder):
+    from zoo.training.train import fit_source
+
+    run, said = streamed_run
     config = json.loads((run / "config.json").read_text())
     assert config["input"]["path"] == "stream" and "over the budget" in config["input"]["reason"]
     assert said[0].startswith("input: stream (") and config["train_size"] == 18
@@ -128,6 +137,45 @@ def test_train_streams_a_folder_past_its_budget(tmp_path, flat_folder):
                               (32, 32, 1))
     assert choice.line().startswith("input: in-memory (") and "within the budget" in choice.reason
     assert data.x_train.shape == (18, 32, 32, 1)
+
+
+def test_confusion_and_neighbours_of_a_streamed_run(streamed_run, flat_folder, tmp_path):
+    from recipes.embed import neighbor_grid
+    from zoo.viz.evaluation import evaluate_classes
+    from zoo.viz.inputs import load_run
+
+    run = load_run(str(streamed_run[0]))
+    report = evaluate_classes(run, "test")
+    assert report.confusion.sum() == 3 and report.class_names == ["a", "b", "c"]
+    grid = neighbor_grid(run.model, list_image_folder(flat_folder), queries=2, k=3,
+                         out=tmp_path / "n.png")
+    assert grid.neighbors.shape == (2, 3) and grid.path.stat().st_size > 1000
+
+
+def test_transfer_onto_a_streamed_folder(streamed_run, tmp_path):
+    from recipes.transfer import TransferSettings, load_source, transfer
+
+    target = list_image_folder(write_jpegs(tmp_path / "target", {"x": 5, "y": 5}, size=(8, 8)))
+    settings = TransferSettings(strategy="head", head_epochs=1, batch_size=4,
+                                out=str(tmp_path / "t"), input_mode="stream")
+    said = []
+    result = transfer(load_source(str(streamed_run[0]), target=target), target, settings,
+                      dataset=str(target.root), verbose=0, announce=said.append)
+    assert said[0].startswith("input: stream (--stream asked")
+    assert json.loads((result.run_dir / "config.json").read_text())["input"]["path"] == "stream"
+
+
+def test_predict_streams_many_images_in_batches(monkeypatch, flat_folder):
+    from zoo.deploy import predict
+
+    files = [str(f) for f in sorted(flat_folder.rglob("*.jpg"))]
+    at_once = list(predict.image_batches([flat_folder], (8, 8, 3)))
+    monkeypatch.setattr(predict, "STREAM_FROM", 2)
+    monkeypatch.setattr(predict, "PREDICT_BATCH", 5)
+    streamed_batches = list(predict.image_batches([flat_folder], (8, 8, 3)))
+    assert len(at_once) == 1 and len(streamed_batches) == 5
+    assert [f for names, _ in streamed_batches for f in names] == at_once[0][0] == files
+    np.testing.assert_array_equal(np.concatenate([x for _, x in streamed_batches]), at_once[0][1])
 
 
 def test_unreadable_image_stops_the_stream_naming_it_or_is_skipped(tmp_path):

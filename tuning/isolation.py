@@ -101,8 +101,7 @@ def _train(job: IsolatedTrial, result: IsolatedResult) -> None:
 
     from tuning.preflight import check_configuration
     from tuning.records import trial_seed
-    from zoo.data.dataset import fit_dataset
-    from zoo.data.load import load_dataset
+    from zoo.data.inputs import fit_source, open_source, split_size
     from zoo.training.dtype_policy import dtype_policy_scope
     from zoo.training.seeding import seed_everything
     from zoo.training.train import (
@@ -113,13 +112,14 @@ def _train(job: IsolatedTrial, result: IsolatedResult) -> None:
     )
 
     seed_everything(trial_seed(job.base.seed, job.trial_id), deterministic=True)
-    data = prepare_data(job.base, load_dataset(job.base.dataset, data_dir=job.base.data_dir))
-    data = fit_dataset(data, job.space.fixed["input_shape"])
+    data = prepare_data(job.base, open_source(job.base.dataset, data_dir=job.base.data_dir))
+    data, _ = fit_source(data, job.space.fixed["input_shape"], mode=job.base.input_mode,
+                         budget=job.base.memory_budget, skip_bad=job.base.skip_bad_images)
     with dtype_policy_scope(job.base.dtype_policy):
         model, result.measure = check_configuration(job.space, job.values, job.budget)
     _, training = job.space.resolve(job.values)
     plan = replace(job.base, batch_size=job.batch_size, **training)
-    compile_model(model, plan, math.ceil(len(data.x_train) / job.batch_size))
+    compile_model(model, plan, math.ceil(split_size(data, "train") / job.batch_size))
     trials = [Trial.from_state(state) for state in job.trial_states]
 
     class Report(keras.callbacks.Callback):

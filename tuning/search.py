@@ -63,8 +63,7 @@ from zoo.core.runs import (
     read_history,
     write_json_atomic,
 )
-from zoo.data.dataset import fit_dataset
-from zoo.data.load import load_dataset
+from zoo.data.inputs import fit_source, open_source
 from zoo.training.dtype_policy import check_dtype_policy
 from zoo.training.seeding import seed_everything
 from zoo.training.settings import settings_of
@@ -323,12 +322,13 @@ def prepare_search(plan: SearchPlan, role: str, echo: Callable[[str], None]) -> 
                          f"cap it with --max-trials")
 
     base = TrainPlan(model=plan.model, hparams=dict(fixed), **settings_of(plan))
-    raw = load_dataset(plan.dataset, data_dir=plan.data_dir)
+    raw = open_source(plan.dataset, data_dir=plan.data_dir)  # a folder is only listed here
     data = prepare_data(base, raw)
     task = resolve_hparams(base, data)  # input shape and number of classes of this data
     space.fixed.update({"input_shape": task["input_shape"], "num_classes": task["num_classes"]})
     find_valid_configuration(space, budget_of(plan))
-    data = fit_dataset(data, task["input_shape"])
+    data, choice = fit_source(data, task["input_shape"], mode=plan.input_mode,
+                              budget=plan.memory_budget, skip_bad=plan.skip_bad_images)
 
     from tuning import tuners  # imports keras-tuner: only once the plan has been checked
 
@@ -350,7 +350,7 @@ def prepare_search(plan: SearchPlan, role: str, echo: Callable[[str], None]) -> 
         policy = f"; dtype policy {plan.dtype_policy}" if plan.dtype_policy else ""
         echo(f"searching {plan.model} with {plan.algorithm} "
              f"({space.size():,} configurations; trials in {out}; distribution: "
-             f"{distribution}{policy})\n{describe(space)}")
+             f"{distribution}{policy})\n{describe(space)}\n{choice.line()}")
     return PreparedSearch(space=space, raw=raw, tuner=tuner, distribution=distribution)
 
 

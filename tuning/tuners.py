@@ -65,6 +65,7 @@ from tuning.resources import (
 from tuning.results import format_trial_line, trial_row
 from tuning.space import SearchSpace
 from zoo.core.runs import close_abandoned_h5_files, disk_full_error
+from zoo.data.inputs import split_size
 from zoo.training.dtype_policy import dtype_policy_scope
 from zoo.training.seeding import seed_everything
 from zoo.training.train import TrainPlan, compile_model, fit_class_weight, training_batches
@@ -118,7 +119,7 @@ class ZooHyperModel(keras_tuner.HyperModel):
         # each build resets Keras' global policy.
         with dtype_policy_scope(self.base.dtype_policy if self.base is not None else None):
             model, self.last_measure = check_configuration(self.space, values, self.budget)
-        steps = math.ceil(len(self.data.x_train) / self.batch_size)
+        steps = math.ceil(split_size(self.data, "train") / self.batch_size)
         compile_model(model, self.trial_plan(hp), steps)
         return model
 

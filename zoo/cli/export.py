@@ -65,7 +65,8 @@ def export_command(source, formats, name, version, force, out, unsafe, tolerance
               help="Which format to run (default: the lightest the export has).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def predict_command(export_dir, images, top_k, fmt, as_json) -> None:
-    """Classify IMAGES with the export in EXPORT_DIR (saved_models/NAME or NAME/VERSION)."""
+    """Classify IMAGES (files, or folders of them) with the export in EXPORT_DIR
+    (saved_models/NAME or NAME/VERSION); many images are streamed in batches."""
     from zoo.deploy.predict import predict_images
 
     result = predict_images(export_dir, list(images), top_k=top_k, fmt=fmt)

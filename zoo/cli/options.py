@@ -78,7 +78,39 @@ input_shape_option = click.option(
 
 # Click types of the shared training settings whose field type alone says too little; the
 # others follow the field's type (bool: a flag, int, float, else text).
+SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20,
+              "mib": 2**20, "g": 2**30, "gb": 2**30, "gib": 2**30, "t": 2**40, "tb": 2**40,
+              "tib": 2**40}
+
+
+def parse_size(value: str | None) -> int | None:
+    """'512MiB', '2GB', '3.5g' or a number of bytes -> bytes (powers of 1024)."""
+    if value is None:
+        return None
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
+    if not match or match.group(2).lower() not in SIZE_UNITS or float(match.group(1)) <= 0:
+        raise click.BadParameter(f"{value!r} is not a size; write e.g. 512MiB, 2GiB or 3.5g")
+    return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
+
+
+class SizeType(click.ParamType):
+    """A size such as 512MiB or 2GiB, as bytes."""
+
+    name = "SIZE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)) or value is None:
+            return value
+        try:
+            return parse_size(value)
+        except click.BadParameter as err:
+            self.fail(err.message, param, ctx)
+
+
 OPTION_TYPES: dict[str, click.ParamType] = {
+    "memory_budget": SizeType(),
     "epochs": click.IntRange(min=1),
     "batch_size": click.IntRange(min=1),
     "learning_rate": POSITIVE,
@@ -98,6 +130,8 @@ def _setting_option(name: str, default: Any, changes: dict[str, Any]):
     spec = {f.name: f for f in fields(TrainingSettings)}[name]
     flag = spec.metadata["flag"]
     attrs: dict[str, Any] = {"default": default, "help": spec.metadata["help"] or None}
+    if spec.type == "str" and "/" in flag:
+        return _choice_flags(name, default, flag, attrs | changes)
     if spec.type == "bool":
         attrs["is_flag"] = "/" not in flag
     else:
@@ -106,6 +140,19 @@ def _setting_option(name: str, default: Any, changes: dict[str, Any]):
         attrs["show_default"] = default is not None
     attrs.update(changes)
     return click.option(flag, name, **attrs)
+
+
+def _choice_flags(name: str, default: Any, flags: str, attrs: dict[str, Any]):
+    """'--stream/--in-memory' for a text setting: one flag per value ('stream', 'in-memory'),
+    all into ``name``; giving none keeps ``default``."""
+    def decorate(function):
+        for i, flag in enumerate(reversed(flags.split("/"))):
+            first = i == len(flags.split("/")) - 1  # it carries the help
+            function = click.option(flag, name, flag_value=flag.lstrip("-"), default=default,
+                                    help=attrs["help"] if first else None)(function)
+        return function
+
+    return decorate
 
 
 def training_options(*names: str, defaults: dict[str, Any] | None = None,
@@ -152,44 +199,6 @@ def dataset_options(function):
     return function
 
 
-
-
-SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20,
-              "mib": 2**20, "g": 2**30, "gb": 2**30, "gib": 2**30, "t": 2**40, "tb": 2**40,
-              "tib": 2**40}
-
-
-def parse_size(value: str | None) -> int | None:
-    """'512MiB', '2GB', '3.5g' or a number of bytes -> bytes (powers of 1024)."""
-    if value is None:
-        return None
-    import re
-
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
-    if not match or match.group(2).lower() not in SIZE_UNITS or float(match.group(1)) <= 0:
-        raise click.BadParameter(f"{value!r} is not a size; write e.g. 512MiB, 2GiB or 3.5g")
-    return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
-
-
-def input_options(function):
-    """--stream / --in-memory, --memory-budget and --skip-bad-images: the input path
-    (zoo.data.input_choice) of every command that trains or reads an image folder."""
-    function = click.option(
-        "--skip-bad-images", is_flag=True,
-        help="While streaming, skip unreadable images (counted and reported) instead of "
-             "stopping at the first.")(function)
-    function = click.option(
-        "--memory-budget", default=None, metavar="SIZE",
-        help="Stream an image folder whose images, decoded at the model's input size, exceed "
-             "this (e.g. 2GiB); default a quarter of the available memory.")(function)
-    function = click.option(
-        "--in-memory", "input_mode", flag_value="in-memory",
-        help="Decode the whole data set into memory first (the fast path for small sets).")(
-        function)
-    return click.option(
-        "--stream", "input_mode", flag_value="stream",
-        help="Stream an image folder: decode, resize and batch it on the fly in parallel "
-             "workers, with flat memory. Default: stream only past --memory-budget.")(function)
 
 
 deterministic_option = _setting_option("deterministic", False, {})

@@ -63,8 +63,8 @@ def augment_preview_command(recipes, dataset, data_dir, images, copies, seed, ou
                    "(dropout:rate=0,0.3,0.5); ';' separates values that are lists. Each "
                    "--sweep writes its own table and plot.")
 @training_options("dataset", "data_dir", "train_fraction", "epochs", "learning_rate",
-                  "batch_size", "optimizer", "deterministic", "class_weight",
-                  defaults=COMPARE_DEFAULTS,
+                  "batch_size", "optimizer", "deterministic", "class_weight", "input_mode",
+                  "memory_budget", "skip_bad_images", defaults=COMPARE_DEFAULTS,
                   train_fraction={"help": "Train every run on this stratified fraction of the "
                                           "training split."})
 @click.option("--seeds", default=3, show_default=True, type=click.IntRange(1, 20))

@@ -10,11 +10,9 @@ from click.core import ParameterSource
 from zoo.cli.options import (
     balanced_sampler_option,
     class_report_lines,
-    input_options,
     input_shape_option,
     parse_assignments,
     parse_shape,
-    parse_size,
     set_option,
     setting_help,
     training_options,
@@ -34,7 +32,6 @@ from zoo.training.settings import TRAINING_SETTINGS, settings_of
                                      "that fits."},
     dtype_policy={"help": setting_help("dtype_policy") + " Same as --recipe "
                                                          "precision:policy=..."})
-@input_options
 @balanced_sampler_option
 @click.option("--recipe", "recipes", multiple=True, metavar="NAME[:k=v,...]",
               help="Apply a recipe (see `zoo recipes`); repeatable, e.g. --recipe augment "
@@ -43,8 +40,8 @@ from zoo.training.settings import TRAINING_SETTINGS, settings_of
 @set_option
 @click.option("--out", default=None, help="Run directory (default saved_models/runs/NAME-TIME); "
                                           "an interrupted run resumes when given the same one.")
-def train_command(name, preset, settings, input_mode, memory_budget, skip_bad_images,
-                  balanced_sampler, recipes, input_shape, assignments, out) -> None:
+def train_command(name, preset, settings, balanced_sampler, recipes, input_shape, assignments,
+                  out) -> None:
     """Train model NAME on a data set and write a run directory (config, history, best
     .keras, test metrics, TensorBoard logs, curves)."""
     from zoo.training.train import TrainPlan, train
@@ -62,8 +59,7 @@ def train_command(name, preset, settings, input_mode, memory_budget, skip_bad_im
     if shape is not None:
         hparams["input_shape"] = shape
     plan = TrainPlan(model=name, hparams=hparams, out=out, **settings_of(settings),
-                     input_mode=input_mode or "auto", memory_budget=parse_size(memory_budget),
-                     skip_bad_images=skip_bad_images, balanced_sampler=balanced_sampler)
+                     balanced_sampler=balanced_sampler)
     if recipes:
         from recipes import apply_recipes
 

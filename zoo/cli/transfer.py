@@ -32,9 +32,11 @@ def _parse_units(text: str | None) -> tuple[int, ...]:
 
 
 def _load_target(dataset: str, data_dir: str | None, per_class: int | None, seed: int):
-    from zoo.data.load import load_dataset
+    """The target: arrays, or an image folder listed (decoded or streamed once the model's
+    input size is known)."""
+    from zoo.data.inputs import open_source
 
-    data = load_dataset(dataset, data_dir=data_dir)
+    data = open_source(dataset, data_dir=data_dir)
     return data.subset(per_class=per_class, seed=seed) if per_class else data
 
 
@@ -45,7 +47,7 @@ TRANSFER_DEFAULTS = {"learning_rate": 1e-2}
 
 @click.command("transfer")
 @click.argument("source")
-@training_options("dataset", "data_dir")
+@training_options("dataset", "data_dir", "input_mode", "memory_budget", "skip_bad_images")
 @click.option("--weights", default=None, metavar="ENTRY|imagenet|PATH",
               help="Weights of a zoo model or keras.applications backbone SOURCE: one of its "
                    "entries (`zoo weights list`), 'imagenet', or a .weights.h5 file.")
@@ -159,9 +161,9 @@ def embed_command(model, dataset, data_dir, weights, input_shape, splits, unsafe
     import numpy as np
 
     from recipes.embed import embed_dataset, write_npz_atomic
-    from zoo.data.load import load_dataset
+    from zoo.data.inputs import open_source
 
-    data = load_dataset(dataset, data_dir=data_dir)
+    data = open_source(dataset, data_dir=data_dir)
     loaded, provenance = _feature_source(model, weights, unsafe, data, input_shape)
     arrays = embed_dataset(loaded, data, splits or ("train", "val", "test"))
     if provenance is not None:
@@ -188,9 +190,9 @@ def neighbors_command(model, dataset, data_dir, queries, k, seed, weights, input
     """For a few test images, draw the training images nearest in MODEL's feature space
     (Euclidean distance of the last hidden layer), as in the AlexNet paper's Figure 4."""
     from recipes.embed import neighbor_grid
-    from zoo.data.load import load_dataset
+    from zoo.data.inputs import open_source
 
-    data = load_dataset(dataset, data_dir=data_dir)
+    data = open_source(dataset, data_dir=data_dir)
     loaded, _ = _feature_source(model, weights, unsafe, data, input_shape)
     result = neighbor_grid(loaded, data, queries=queries, k=k, seed=seed, out=out)
     click.echo(f"wrote {result.path}: {len(result.queries)} queries x {k} neighbours; "

@@ -26,7 +26,8 @@ def _parse_space(pairs: tuple[str, ...]) -> dict[str, str]:
 
 @click.command("tune")
 @click.argument("name")
-@training_options("dataset", "data_dir", defaults=TUNE_DEFAULTS)
+@training_options("dataset", "data_dir", "input_mode", "memory_budget", "skip_bad_images",
+                  defaults=TUNE_DEFAULTS)
 @click.option("--algorithm", default="random", show_default=True,
               help=f"keras-tuner search: {', '.join(ALGORITHMS)}.")
 @click.option("--max-trials", default=None, type=click.IntRange(min=1),

@@ -70,11 +70,7 @@ class Dataset:
             )
         rng = np.random.default_rng(seed)
         if per_class is not None:
-            picks = []
-            for c in range(data.num_classes):
-                idx = np.flatnonzero(data.y_train == c)
-                picks.extend(rng.choice(idx, size=min(per_class, len(idx)), replace=False))
-            picks = np.sort(np.array(picks))
+            picks = per_class_pick(data.y_train, data.num_classes, per_class, rng)
             data = replace(data, x_train=data.x_train[picks], y_train=data.y_train[picks])
         if train_fraction < 1.0:
             if not 0.0 < train_fraction <= 1.0:
@@ -82,6 +78,16 @@ class Dataset:
             picks = stratified_pick(data.y_train, train_fraction, rng)
             data = replace(data, x_train=data.x_train[picks], y_train=data.y_train[picks])
         return data
+
+
+def per_class_pick(labels: np.ndarray, num_classes: int, per_class: int, rng) -> np.ndarray:
+    """Sorted indices of ``per_class`` images of each class (all of a smaller one), drawn with
+    ``rng``: what ``Dataset.subset(per_class=...)`` keeps."""
+    picks = []
+    for c in range(num_classes):
+        idx = np.flatnonzero(labels == c)
+        picks.extend(rng.choice(idx, size=min(per_class, len(idx)), replace=False))
+    return np.sort(np.array(picks, dtype=np.int64))
 
 
 def stratified_pick(labels: np.ndarray, fraction: float, rng) -> np.ndarray:

@@ -23,7 +23,9 @@ from zoo.data.dataset import (
     VALIDATION_FRACTION,
     DataError,
     check_split_labels,
+    per_class_pick,
     split_indices,
+    stratified_pick,
 )
 
 SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
@@ -62,6 +64,36 @@ class FolderListing:
         """The listing with its training split cut to ``picks`` (positions in that split)."""
         return replace(self, splits={**self.splits, "train": self.splits["train"][picks]})
 
+    def subset(self, train_fraction: float = 1.0, *, per_class: int | None = None,
+               seed: int = SPLIT_SEED) -> "FolderListing":
+        """Fewer training images: ``per_class`` of each class (few-shot) and/or a stratified
+        ``train_fraction``, the same ones ``Dataset.subset`` keeps of the decoded folder."""
+        data, rng = self, np.random.default_rng(seed)
+        if per_class is not None:
+            data = data.with_train(per_class_pick(data.split_labels("train"), data.num_classes,
+                                                  per_class, rng))
+        if train_fraction < 1.0:
+            if not 0.0 < train_fraction <= 1.0:
+                raise DataError(f"train fraction must be in (0, 1], got {train_fraction}")
+            data = data.with_train(stratified_pick(data.split_labels("train"), train_fraction,
+                                                   rng))
+        return data
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of the first training image, read from its header (1 channel for grey)."""
+        from PIL import Image
+
+        path = self.files[self.splits["train"][0]]
+        try:
+            with Image.open(path) as img:
+                width, height = img.size
+                grey = img.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+        except OSError as err:
+            raise DataError(f"cannot read image {path}: {err}; remove or replace the "
+                            f"file") from None
+        return height, width, 1 if grey else 3
+
     def check_unchanged(self, index: int) -> None:
         """Raise DataError when file ``index`` is gone or differs from when it was listed."""
         path = self.files[index]
@@ -73,6 +105,35 @@ class FolderListing:
         if stat.st_size != self.sizes[index] or stat.st_mtime_ns != self.mtimes[index]:
             raise DataError(f"{path} changed after {self.root} was listed; run again to list "
                             f"the folder anew (the split is worked out from the listing)")
+
+
+def list_files(paths: list[str | Path]) -> FolderListing:
+    """Image files to read in order (folders expanded to their images, sorted), as a listing
+    whose 'test' split holds them all (labels 0): for prediction."""
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(f for f in path.rglob("*")
+                           if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            if not found:
+                raise DataError(f"folder {path} holds no images "
+                                f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+            files.extend(found)
+        else:
+            files.append(path)
+    stats = []
+    for f in files:
+        try:
+            stats.append(f.stat())
+        except FileNotFoundError:
+            raise DataError(f"image {f} does not exist") from None
+    everything = np.arange(len(files), dtype=np.int64)
+    return FolderListing(
+        name="images", root=Path("."), class_names=[], files=[str(f) for f in files],
+        labels=np.zeros(len(files), dtype=np.int64),
+        sizes=np.array([s.st_size for s in stats], dtype=np.int64),
+        mtimes=np.array([s.st_mtime_ns for s in stats], dtype=np.int64),
+        splits={"train": everything[:0], "val": everything[:0], "test": everything})
 
 
 def class_folders(path: Path) -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from zoo.data.dataset import SPLIT_SEED, DataError, stratified_pick
+from zoo.data.dataset import DataError
 from zoo.data.decode import read_fitted
 from zoo.data.images import ImageDecodeError
 from zoo.data.listing import FolderListing
@@ -85,13 +85,9 @@ class ImageStream:
 
     def subset(self, train_fraction: float) -> "ImageStream":
         """Fewer training images: the same ones ``Dataset.subset(train_fraction=...)`` keeps."""
-        if not 0.0 < train_fraction <= 1.0:
-            raise DataError(f"train fraction must be in (0, 1], got {train_fraction}")
         if train_fraction == 1.0:
             return self
-        labels = self.listing.split_labels("train")
-        picks = stratified_pick(labels, train_fraction, np.random.default_rng(SPLIT_SEED))
-        return replace(self, listing=self.listing.with_train(picks))
+        return replace(self, listing=self.listing.subset(train_fraction))
 
     def indices(self, split: str) -> np.ndarray:
         """This shard's file indices of ``split`` ('train', 'val' or 'test')."""
@@ -126,7 +122,8 @@ class ImageStream:
 
     def batches(self, split: str, *, batch_size: int, shuffle: bool = False, seed: int = 0,
                 num_classes: int | None = None, balanced: bool = False,
-                augment: Callable[[Any, Any], tuple[Any, Any]] | None = None):
+                augment: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+                as_uint8: bool = False):
         """The split as float [0, 1] batches (images, labels): a tf.data.Dataset, or a grain
         IterDataset without TensorFlow. Each iteration is one pass, reshuffled.
 
@@ -139,13 +136,14 @@ class ImageStream:
             balanced: each pass draws as many images as the split holds, every class equally
                 often (images of small classes repeat, of large ones are left out).
             augment: (images, labels) -> (images, labels) on each float batch, in a worker.
+            as_uint8: uint8 [0, 255] batches instead (for exported models, which scale).
         """
         from zoo.data.batches import has_tensorflow
 
         order = _PassOrder(self.indices(split), self.listing.labels, shuffle, balanced, seed)
         if has_tensorflow():
-            return _tf_pipeline(self, order, batch_size, num_classes, augment)
-        return _grain_pipeline(self, order, batch_size, num_classes, augment)
+            return _tf_pipeline(self, order, batch_size, num_classes, augment, as_uint8)
+        return _grain_pipeline(self, order, batch_size, num_classes, augment, as_uint8)
 
     def steps(self, split: str, batch_size: int) -> int:
         """Batches in one pass over ``split`` (before any skipped image)."""
@@ -187,7 +185,7 @@ def _labels_of(y: np.ndarray, num_classes: int | None) -> np.ndarray:
 
 
 def _tf_pipeline(stream: ImageStream, order: _PassOrder, batch_size: int,
-                 num_classes: int | None, augment):
+                 num_classes: int | None, augment, as_uint8: bool = False):
     import tensorflow as tf
 
     from zoo.data.batches import fixed_pipeline_options
@@ -216,7 +214,9 @@ def _tf_pipeline(stream: ImageStream, order: _PassOrder, batch_size: int,
     if stream.skip_bad:
         ds = ds.filter(lambda image, y, ok: ok)
     ds = ds.map(lambda image, y, ok: (image, y))
-    ds = ds.batch(batch_size).map(to_float, num_parallel_calls=workers)
+    ds = ds.batch(batch_size)
+    if not as_uint8:
+        ds = ds.map(to_float, num_parallel_calls=workers)
     if augment is not None:
         ds = ds.map(augment, num_parallel_calls=workers)
     return ds.prefetch(PREFETCH_BATCHES).with_options(fixed_pipeline_options(tf))
@@ -260,7 +260,7 @@ def _passes_class():
 
 
 def _grain_pipeline(stream: ImageStream, order: _PassOrder, batch_size: int,
-                    num_classes: int | None, augment):
+                    num_classes: int | None, augment, as_uint8: bool = False):
     import grain
 
     from zoo.data.batches import to_float
@@ -272,7 +272,8 @@ def _grain_pipeline(stream: ImageStream, order: _PassOrder, batch_size: int,
         kept = [k for k, image in enumerate(images) if image is not None]
         x = np.stack([images[k] for k in kept]) if kept else np.zeros((0, *stream.image_shape),
                                                                        np.uint8)
-        return to_float(x), _labels_of(stream.listing.labels[indices[kept]], num_classes)
+        x = x if as_uint8 else to_float(x)
+        return x, _labels_of(stream.listing.labels[indices[kept]], num_classes)
 
     def build(number: int):
         indices = order.of_pass(number)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from zoo.core.runs import SAVED_MODELS
-from zoo.data.dataset import fit_images
-from zoo.data.images import read_image
+from zoo.data.decode import read_fitted
 from zoo.deploy.serving import (
     MANIFEST_FILE,
     PREFERRED_ORDER,
@@ -23,18 +23,44 @@ from zoo.deploy.serving import (
 def load_images(paths: list[str | Path], input_shape: tuple[int, int, int]) -> np.ndarray:
     """Image files as one uint8 (N, H, W, C) batch fitted to the export's input.
 
-    Files are decoded by ``zoo.data.images.read_image`` (every mode scaled to 8 bits);
-    channels and size are adapted exactly as training adapts data sets
-    (``zoo.data.dataset.fit_images``:
-    grey <-> RGB, small margins zero-padded, otherwise resized).
+    Files are decoded as training decodes image folders (``zoo.data.decode.read_fitted``:
+    every mode scaled to 8 bits by ``zoo.data.images``, a large JPEG at reduced scale), and
+    channels and size adapted as ``zoo.data.dataset.fit_images`` adapts arrays (grey <-> RGB,
+    small margins zero-padded, otherwise resized).
     """
     if not paths:
         raise ValueError("no image files given")
-    images = []
-    for path in paths:
-        pixels = read_image(path, input_shape[-1])[None]
-        images.append(fit_images(pixels, tuple(input_shape), what=f"image {path}")[0])
-    return np.stack(images)
+    return np.stack([read_fitted(path, tuple(input_shape)) for path in paths])
+
+
+def image_batches(paths: list[str | Path], input_shape: tuple[int, int, int]):
+    """(files, uint8 images) batches of the images in ``paths`` (a folder stands for every image
+    in it, sorted): a few files are decoded here, many are streamed (zoo.data.stream: parallel
+    workers, memory flat in the number of images)."""
+    from zoo.data.listing import list_files
+    from zoo.data.stream import ImageStream
+
+    if not paths:
+        raise ValueError("no image files given")
+    listing = list_files(paths)
+    if len(listing.files) <= STREAM_FROM:
+        yield listing.files, load_images(listing.files, input_shape)
+        return
+    stream = ImageStream(listing, tuple(input_shape))
+    start = 0
+    try:
+        for images, _ in stream.batches("test", batch_size=PREDICT_BATCH, as_uint8=True):
+            images = np.asarray(images)
+            yield listing.files[start:start + len(images)], images
+            start += len(images)
+    except Exception as err:
+        stream.check_read(err)  # a worker's unreadable file, in one line naming it
+        raise
+
+
+# Up to this many files are decoded at once; more are streamed in batches of PREDICT_BATCH.
+STREAM_FROM = 256
+PREDICT_BATCH = 256
 
 
 def choose_format(manifest: dict[str, Any], fmt: str | None) -> str:
@@ -74,14 +100,17 @@ def predict_images(export_dir: str | Path, paths: list[str | Path], *, top_k: in
     if not 1 <= top_k:
         raise ValueError(f"--top-k must be at least 1, got {top_k}")
     top_k = min(top_k, len(class_names))
-    images = load_images(paths, tuple(manifest["input"]["shape"][1:]))
-    probabilities = load_predictor(version_dir, fmt)(images)
+    shape = tuple(manifest["input"]["shape"][1:])
+    batches = image_batches(paths, shape)
+    first = next(batches)  # a bad image is named before the model is loaded
+    predictor = load_predictor(version_dir, fmt)
     predictions = []
-    for path, probs in zip(paths, probabilities):
-        order = np.argsort(-probs, kind="stable")[:top_k]
-        predictions.append({"image": str(path), "top": [
-            {"class_id": int(i), "class_name": class_names[i], "probability": float(probs[i])}
-            for i in order]})
+    for files, images in itertools.chain([first], batches):
+        for path, probs in zip(files, predictor(images)):
+            order = np.argsort(-probs, kind="stable")[:top_k]
+            predictions.append({"image": str(path), "top": [
+                {"class_id": int(i), "class_name": class_names[i],
+                 "probability": float(probs[i])} for i in order]})
     return {"export": str(version_dir), "format": fmt, "predictions": predictions}
 
 

@@ -68,6 +68,23 @@ class TrainingSettings:
         "Weigh each class in the loss by n / (k * n_c) (Keras' class_weight), so a small class "
         "counts as much as a large one.")
 
+    # Input path of an image folder (zoo.data.input_choice): "auto" streams a folder whose
+    # images, decoded at the model's input size, exceed memory_budget bytes (None: a quarter of
+    # the available memory); "stream" / "in-memory" force either.
+    input_mode: str = setting(
+        "auto", "--stream/--in-memory",
+        "--stream: stream an image folder (decode, resize and batch it on the fly in parallel "
+        "workers, memory flat in the number of images); --in-memory: decode it into memory "
+        "first (the fast path for small sets). Default: stream only past --memory-budget.")
+    memory_budget: float | None = setting(
+        None, "--memory-budget",
+        "Stream an image folder whose images, decoded at the model's input size, exceed this "
+        "size (e.g. 2GiB); default a quarter of the available memory.")
+    skip_bad_images: bool = setting(
+        False, "--skip-bad-images",
+        "While streaming, skip unreadable images (counted and reported) instead of stopping at "
+        "the first.")
+
 
 # The values --class-weight takes.
 CLASS_WEIGHTS = ("balanced",)

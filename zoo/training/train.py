@@ -31,10 +31,12 @@ from zoo.core.runs import (
     read_history,
     write_json_atomic,
 )
+from zoo.data import inputs
 from zoo.data.batches import make_batches
-from zoo.data.dataset import DataError, Dataset, fit_dataset
+from zoo.data.dataset import DataError, Dataset
 from zoo.data.input_choice import InputChoice, choose_input
-from zoo.data.listing import FolderListing, list_image_folder
+from zoo.data.inputs import split_batches, split_size
+from zoo.data.listing import FolderListing
 from zoo.data.load import load_dataset
 from zoo.data.stream import ImageStream
 from zoo.training import resume
@@ -88,13 +90,6 @@ class TrainPlan(TrainingSettings):
     # fine-tuning after its head phase): history is appended with continuous epoch numbers,
     # and the best checkpoint is only replaced by a better one.
     initial_epoch: int = 0
-    # Input path (zoo.data.input_choice): "auto" streams an image folder whose images, decoded
-    # at the model's input size, exceed memory_budget bytes (None: a quarter of the available
-    # memory); "stream" / "in-memory" force either.
-    input_mode: str = "auto"
-    memory_budget: float | None = None
-    # Streaming: skip (and count) unreadable images instead of stopping at the first.
-    skip_bad_images: bool = False
     # A streamed folder: training batches drawn class-balanced (ImageStream.batches(
     # balanced=True)); --class-weight (TrainingSettings) weighs the loss instead.
     balanced_sampler: bool = False
@@ -108,9 +103,6 @@ class TrainPlan(TrainingSettings):
             "optimizer_options": jsonable(self.optimizer_options),
             "steps_per_execution": self.steps_per_execution,
             "recipes": list(self.recipes),
-            "input_mode": self.input_mode,
-            "memory_budget": self.memory_budget,
-            "skip_bad_images": self.skip_bad_images,
             "balanced_sampler": self.balanced_sampler,
         }
 
@@ -215,59 +207,22 @@ def prepare_data(plan: TrainPlan, data: Dataset | None = None) -> Dataset:
     return data.subset(train_fraction=plan.train_fraction) if plan.train_fraction < 1 else data
 
 
-def image_folder(spec: str) -> Path | None:
-    """The folder ``spec`` names, or None for the other sources (digits, imported, tfds)."""
-    from zoo.data.catalog import CATALOG
-
-    if spec == "digits" or spec in CATALOG or spec.startswith("tfds:"):
-        return None
-    path = Path(spec).expanduser()
-    return path if path.is_dir() else None
-
-
-def open_source(plan: TrainPlan, data: Dataset | None = None) -> "Dataset | FolderListing":
+def open_source(plan: TrainPlan, data: "Dataset | FolderListing | None" = None
+                ) -> "Dataset | FolderListing":
     """The plan's data before the model's input shape is known: an image folder is only listed
     and split (``fit_source`` then decodes or streams it); other sources load as arrays."""
-    if data is None and image_folder(plan.dataset) is not None:
-        return list_image_folder(image_folder(plan.dataset))
-    return prepare_data(plan, data)
+    if data is not None:
+        return data
+    return inputs.open_source(plan.dataset, data_dir=plan.data_dir)
 
 
 def fit_source(plan: TrainPlan, source: "Dataset | FolderListing",
                input_shape: tuple[int, int, int]) -> "tuple[Dataset | ImageStream, InputChoice]":
     """The data at the model's ``input_shape``, in memory or streamed (plan.input_mode), and
     the choice made."""
-    if isinstance(source, FolderListing):
-        choice = choose_input(len(source.files), input_shape, mode=plan.input_mode,
-                              budget=plan.memory_budget)
-        if choice.streamed:
-            stream = ImageStream(source, input_shape, skip_bad=plan.skip_bad_images)
-            return stream.subset(plan.train_fraction), choice
-        from zoo.data.folders import dataset_from_listing
-
-        data = dataset_from_listing(source, input_shape)
-        data = data.subset(train_fraction=plan.train_fraction) if plan.train_fraction < 1 else data
-        return data, choice
-    images = len(source.x_train) + len(source.x_val) + len(source.x_test)
-    choice = choose_input(images, input_shape, mode=plan.input_mode, budget=plan.memory_budget,
-                          streamable=False, what=f"data set {source.name!r}")
-    return fit_dataset(source, input_shape), choice
-
-
-def split_size(data: "Dataset | ImageStream", split: str) -> int:
-    """Images in ``split`` ('train', 'val', 'test') of arrays or a stream."""
-    if isinstance(data, ImageStream):
-        return data.size(split)
-    return len(getattr(data, f"y_{split}"))
-
-
-def evaluation_batches(data: "Dataset | ImageStream", split: str, *, batch_size: int = 256,
-                       num_classes: int | None = None):
-    """Unshuffled batches of ``split`` for evaluation, from arrays or a stream."""
-    if isinstance(data, ImageStream):
-        return data.batches(split, batch_size=batch_size, num_classes=num_classes)
-    return make_batches(getattr(data, f"x_{split}"), getattr(data, f"y_{split}"),
-                        batch_size=batch_size, shuffle=False, seed=0, num_classes=num_classes)
+    return inputs.fit_source(source, input_shape, mode=plan.input_mode,
+                             budget=plan.memory_budget, skip_bad=plan.skip_bad_images,
+                             train_fraction=plan.train_fraction)
 
 
 def train(
@@ -516,8 +471,8 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
         with warnings.catch_warnings():  # an optimizer of another phase is not restored
             warnings.simplefilter("ignore")
             model.load_weights(run_dir / MODEL_FILE)
-    test = evaluation_batches(data, "test",
-                              num_classes=data.num_classes if plan.one_hot_labels else None)
+    test = split_batches(data, "test",
+                         num_classes=data.num_classes if plan.one_hot_labels else None)
     try:
         test_metrics = model.evaluate(test, verbose=0, return_dict=True)
         class_metrics = per_class_metrics(*_test_predictions(model, test), data.class_names)

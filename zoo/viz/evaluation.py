@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from zoo.core.runs import HISTORY_FILE, load_run_config, read_history, write_text_atomic
-from zoo.data.batches import to_float
+from zoo.data.inputs import split_for_model
+from zoo.data.listing import FolderListing
 from zoo.viz.figure import headless_pyplot, save_figure
-from zoo.viz.inputs import LoadedRun, VizError, load_split
+from zoo.viz.inputs import LoadedRun, VizError, run_source
 from zoo.viz.maps import DPI, Picture
 
 # Above this many classes the matrix cells are too small to print counts in.
@@ -44,10 +45,17 @@ def evaluate_classes(run: LoadedRun, split: str = "test", *, dataset: str | None
     """Predict a split of the run's data and tabulate the results per class."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-    x, y, class_names = load_split(run, split, dataset=dataset, data_dir=data_dir)
-    if len(x) == 0:
+    source = run_source(run, split, dataset=dataset, data_dir=data_dir)
+    class_names = source.class_names
+    # A folder is decoded to the model's size in memory (from the cache training filled) or
+    # streamed past the memory budget, as the run's training chose.
+    inputs, y = split_for_model(source, split, run.input_shape, batch_size=batch_size,
+                                mode=run.config.get("input_mode", "auto"),
+                                budget=run.config.get("memory_budget"))
+    if len(y) == 0:
         raise VizError(f"the {split} split is empty")
-    probs = run.model.predict(to_float(x), batch_size=batch_size, verbose=0)
+    probs = run.model.predict(inputs, batch_size=None if isinstance(source, FolderListing)
+                              else batch_size, verbose=0)
     predicted = np.argmax(probs, axis=-1)
     labels = list(range(len(class_names)))
     confusion = confusion_matrix(y, predicted, labels=labels)

@@ -15,8 +15,10 @@ import numpy as np
 from zoo.core.names import close_matches
 from zoo.core.runs import load_run_config, load_run_model
 from zoo.data.dataset import fit_images
+from zoo.data.decode import read_fitted
 from zoo.data.images import read_image
-from zoo.data.load import load_dataset
+from zoo.data.inputs import open_source
+from zoo.data.listing import FolderListing
 
 if TYPE_CHECKING:
     import keras
@@ -131,20 +133,36 @@ def load_image(path: str | Path, input_shape: tuple[int, int, int]) -> InputImag
 SPLITS = ("train", "val", "test")
 
 
-def load_split(run: LoadedRun, split: str = "test", *, dataset: str | None = None,
-               data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Images (fitted to the model), labels and class names of a split of the run's data."""
-
+def run_source(run: LoadedRun, split: str = "test", *, dataset: str | None = None,
+               data_dir: str | None = None):
+    """The run's data (``zoo.data.inputs.open_source``: an image folder only listed), checked
+    against the model's classes."""
     if split not in SPLITS:
         raise VizError(f"split must be one of {list(SPLITS)}, got {split!r}")
     spec = dataset or run.config.get("dataset")
     if not spec:
         raise VizError(f"{run.source} has no config.json naming its data set; pass --dataset")
-    data = load_dataset(spec, data_dir=data_dir or run.config.get("data_dir"))
+    data = open_source(spec, data_dir=data_dir or run.config.get("data_dir"))
     outputs = int(run.model.output_shape[-1])
     if data.num_classes != outputs:
         raise VizError(f"data set {spec!r} has {data.num_classes} classes but the model "
                        f"predicts {outputs}; pass the --dataset it was trained on")
+    return data
+
+
+def load_split(run: LoadedRun, split: str = "test", *, dataset: str | None = None,
+               data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Images (fitted to the model), labels and class names of a split of the run's data.
+
+    An image folder's split alone is decoded, straight to the model's input size.
+    """
+    data = run_source(run, split, dataset=dataset, data_dir=data_dir)
+    if isinstance(data, FolderListing):
+        from zoo.data.folders import decode_fitted
+
+        return (decode_fitted(data.split_files(split), run.input_shape),
+                data.split_labels(split), data.class_names)
+    spec = dataset or run.config.get("dataset")
     x = getattr(data, f"x_{split}")
     y = getattr(data, f"y_{split}")
     return fit_images(x, run.input_shape, what=f"data set {spec!r}"), y, data.class_names
@@ -153,7 +171,15 @@ def load_split(run: LoadedRun, split: str = "test", *, dataset: str | None = Non
 def sample_image(run: LoadedRun, index: int, split: str = "test", *,
                  dataset: str | None = None, data_dir: str | None = None) -> InputImage:
     """Image number ``index`` of a split of the run's data, captioned with its class."""
-    x, y, class_names = load_split(run, split, dataset=dataset, data_dir=data_dir)
+    data = run_source(run, split, dataset=dataset, data_dir=data_dir)
+    if isinstance(data, FolderListing):  # that one image, not the split
+        files, y, class_names = data.split_files(split), data.split_labels(split), data.class_names
+        if 0 <= index < len(files):
+            return InputImage(read_fitted(files[index], run.input_shape),
+                              f"{split} sample {index} (class {class_names[int(y[index])]})")
+        x = files
+    else:
+        x, y, class_names = load_split(run, split, dataset=dataset, data_dir=data_dir)
     if not 0 <= index < len(x):
         raise VizError(f"sample {index} is out of range: the {split} split has {len(x)} "
                        f"images, pick 0..{len(x) - 1}")
