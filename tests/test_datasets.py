@@ -101,6 +101,11 @@ def test_imported_validation_split_is_the_same_on_every_load(tmp_path, monkeypat
     first, second = load_dataset("mnist"), load_dataset("mnist")
     np.testing.assert_array_equal(first.x_val, second.x_val)
     np.testing.assert_array_equal(first.y_train, second.y_train)
+    # Stratified by class, the rounding handed to the largest remainders: 5.5, 2.7, 1.8 -> 5, 3, 2.
+    skewed = np.repeat([0, 1, 2], [55, 27, 18])
+    picks = validation_indices(skewed, 10, seed=7)
+    assert len(set(picks)) == 10 and np.bincount(skewed[picks]).tolist() == [5, 3, 2]
+    assert len(np.unique(validation_indices(skewed, 90, seed=7))) == 90  # no image twice
     labels = np.arange(1000) % 10
     picks = validation_indices(labels, 100, seed=7)
     np.testing.assert_array_equal(picks, validation_indices(labels, 100, seed=7))

@@ -52,6 +52,23 @@ def test_same_padding_output_size_is_ceil_of_size_over_stride():
     assert check_window("conv", (7, 9), (3, 3), (2, 2), "same") == (4, 5)
 
 
+def test_output_size_arithmetic_without_keras():
+    """The rule's parts on their own (mutation testing found them unchecked by fast tests)."""
+    from zoo.core.geometry import SpatialStep
+
+    assert output_size(28, 5) == 24  # stride 1 unless given
+    assert output_size(28, 5, 1, 2) == 28 and output_size(32, 3, 2, 1) == 16  # P per side
+    floored = output_size(8, 3, 2, "valid")  # (8 - 3)/2 + 1 = 3.5
+    assert floored == 3 and isinstance(floored, int)
+    assert SpatialStep(4, 1, 1, "same").pad_total == 0  # a 1x1 window needs no padding
+    assert output_size(4, 1, 1, "same") == 4
+    # 'same' pads so that the windows fit exactly: no border pixel is dropped, no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_window("conv", (7, 7), (2, 2), (3, 3), "same") == (3, 3)
+    assert SpatialStep(7, 2, 3, "same").is_exact and not SpatialStep(8, 3, 2, "valid").is_exact
+
+
 def test_output_size_agrees_with_keras_for_every_padding_and_stride():
     import keras
 

@@ -83,6 +83,8 @@ def test_history_reading_keeps_complete_rows_and_the_last_of_a_redone_epoch(tmp_
     assert history["val_loss"][::2] == [0.8, 0.4] and math.isnan(history["val_loss"][1])
     # The bar a resumed run's checkpoint must beat: the lowest finite val_loss ever logged.
     assert best_val_loss(path) == 0.4
+    path.write_text("epoch,loss,val_loss\n0,1.0,0.8\n")  # one epoch so far
+    assert read_history(path) == {"epoch": [0], "loss": [1.0], "val_loss": [0.8]}
     path.write_text("epoch,loss,val_loss\n0,1.0,0.8\n1,0.9,0.3\n2,0.7,nan\n3,0.6,0.5\n")
     repair_history(path)
     assert path.read_text().endswith("3,0.6,0.5\n") and best_val_loss(path) == 0.3
