@@ -24,6 +24,10 @@ from tuning.space import derive_space
 ])
 def test_pareto_front(points, direction, front):
     assert pareto_front(points, direction) == front
+    if direction == "max":  # an accuracy unless told otherwise
+        assert pareto_front(points) == front
+        assert all(dominates(points[i], q) == dominates(points[i], q, "max")
+                   for i in front for q in points)
     for i in front:  # nothing on the front is dominated; everything off it is
         assert not any(dominates(q, points[i], direction) for q in points)
     for i in set(range(len(points))) - set(front):

@@ -342,7 +342,7 @@ def test_verify_reads_ok_corrupt_unverified_and_missing_from_the_manifest(tmp_pa
         model="vgg11", name="handmade", description="d", dataset="imagenet",
         file_name="x.pth", checksum="0" * 64, checksum_kind="sha256", license="l", source="s",
         converter="torchvision", preprocessing=IMAGENET_MEAN_STD, classifier=True)
-    assert verify_entry(entry)[0] == "missing"
+    assert verify_entry(entry) == ("missing", "not imported (zoo weights import PATH/x.pth)")
     folder = entry_dir(entry)
     folder.mkdir(parents=True)
     (folder / "model.weights.h5").write_bytes(b"weights")
@@ -355,6 +355,12 @@ def test_verify_reads_ok_corrupt_unverified_and_missing_from_the_manifest(tmp_pa
     (folder / "model.weights.h5").write_bytes(b"weighty")  # another file, same length hash
     status, detail = verify_entry(entry)
     assert status == "corrupt" and f"expected SHA-256 {digest}, found " in detail
+    # A weights file the package should ship but does not: missing, not a crash.
+    shipped = WeightsEntry(
+        model="lenet5", name="gone", description="d", dataset="mnist", file_name="gone.h5",
+        checksum="0" * 64, checksum_kind="sha256", license="l", source="s", converter="zoo",
+        preprocessing=IMAGENET_MEAN_STD, classifier=True, packaged="gone.weights.h5")
+    assert verify_entry(shipped)[0] == "missing"
 
 
 def test_a_flipped_byte_in_an_imported_file_reads_corrupt(tiny_entry):
