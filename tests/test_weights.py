@@ -350,7 +350,12 @@ def test_verify_reads_ok_corrupt_unverified_and_missing_from_the_manifest(tmp_pa
     manifest = {"verified": True, "converted_sha256": digest, "file_name": "x.pth"}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     assert verify_entry(entry) == ("ok", str(folder / "model.weights.h5"))
-    (folder / "manifest.json").write_text(json.dumps({**manifest, "verified": False}))
+    unverified = {**manifest, "verified": False, "sha256": "ab" * 32}
+    (folder / "manifest.json").write_text(json.dumps(unverified))
+    assert verify_entry(entry) == ("unverified", f"imported with --unverified from x.pth "
+                                                 f"(SHA-256 {'ab' * 32})")
+    del unverified["verified"]  # a manifest that does not say: never taken as verified
+    (folder / "manifest.json").write_text(json.dumps(unverified))
     assert verify_entry(entry)[0] == "unverified"
     (folder / "model.weights.h5").write_bytes(b"weighty")  # another file, same length hash
     status, detail = verify_entry(entry)
