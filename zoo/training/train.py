@@ -442,10 +442,15 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
     try:
         # shuffle=False: the batches come shuffled from make_batches; Keras ignores (and since
         # 3.15 warns about) its own shuffle flag for a tf.data.Dataset or PyDataset.
-        fit = model.fit(train_batches, validation_data=val_batches, shuffle=False,
-                        initial_epoch=plan.initial_epoch,
-                        epochs=plan.initial_epoch + plan.epochs, class_weight=class_weight,
-                        callbacks=callbacks, verbose=verbose)
+        with warnings.catch_warnings():
+            if isinstance(data, ImageStream):
+                # A stream whose length Keras cannot know (grain, or skipped images) ends each
+                # epoch by running out, as it should; Keras warns about that every epoch.
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+            fit = model.fit(train_batches, validation_data=val_batches, shuffle=False,
+                            initial_epoch=plan.initial_epoch,
+                            epochs=plan.initial_epoch + plan.epochs, class_weight=class_weight,
+                            callbacks=callbacks, verbose=verbose)
     except Exception as err:
         if isinstance(data, ImageStream):
             data.check_read(err)  # a worker's unreadable or changed file, in one line
@@ -474,8 +479,11 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
     test = split_batches(data, "test",
                          num_classes=data.num_classes if plan.one_hot_labels else None)
     try:
-        test_metrics = model.evaluate(test, verbose=0, return_dict=True)
-        class_metrics = per_class_metrics(*_test_predictions(model, test), data.class_names)
+        with warnings.catch_warnings():
+            if isinstance(data, ImageStream):  # as in fit above
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+            test_metrics = model.evaluate(test, verbose=0, return_dict=True)
+            class_metrics = per_class_metrics(*_test_predictions(model, test), data.class_names)
     except Exception as err:
         if isinstance(data, ImageStream):
             data.check_read(err)
