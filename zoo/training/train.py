@@ -369,7 +369,8 @@ def _test_predictions(model: "keras.Model", batches) -> tuple[np.ndarray, np.nda
     for x, y in batches:
         y = np.asarray(y)
         true.append(y.argmax(axis=-1) if y.ndim > 1 else y)
-        predicted.append(np.asarray(model.predict_on_batch(x)).argmax(axis=-1))
+        # NumPy in: a tf.data batch under the JAX or torch backend is a TensorFlow tensor.
+        predicted.append(np.asarray(model.predict_on_batch(np.asarray(x))).argmax(axis=-1))
     return np.concatenate(true), np.concatenate(predicted)
 
 
