@@ -8,6 +8,7 @@
 # Then two calls on one warm machine, each carrying [".whl", "saved_models/device"]:
 #   bash benchmarks/gpu_check.sh versus              # timeout_s 330: at most 5 minutes
 #   bash benchmarks/gpu_check.sh accuracy workers    # timeout_s 480: at most 7.5 minutes
+#   bash benchmarks/gpu_check.sh train devices       # timeout_s 300: at most 4.5 minutes
 # (`all` runs every part in one command where a call may last longer.)
 #
 # Parts, each capped by `timeout` so that a slow part cannot eat the next one's time, and each
@@ -20,6 +21,10 @@
 #   workers   trials per hour of the vgg_small Fashion-MNIST search with zoo tune --workers
 #             N = 1, 2, 4, 8 (benchmarks/tune_workers.py)                      cap 190 s
 #   train     the main job, zoo train lenet5 on the embedded digits            cap 60 s
+#   devices   zoo train vgg_small on Fashion-MNIST, 2 epochs, on one device and with
+#             --devices all (keras.distribution.DataParallel over every GPU), the same global
+#             batch of 256: seconds, test accuracy and the distribution each run recorded
+#             (DEVICES_ARGS adds arguments to both runs)                       cap 2 x 100 s
 # VERSUS_ARGS, ACCURACY_ARGS and WORKERS_ARGS add arguments to a part's command (the last value
 # of an option wins): tiny settings for the CPU check of this script.
 # Results under $OUT (or benchmarks/results): gpu-*.json/.md, gpu-env.txt and gpu-logs.tgz
@@ -31,7 +36,7 @@ OUT="${OUT:-benchmarks/results}"
 DATA="${DATA:-saved_models/device}"
 LOGS=/tmp/gpu-check-logs
 mkdir -p "$OUT" "$LOGS"
-[ $# -gt 0 ] || { echo "usage: gpu_check.sh versus|accuracy|workers|train|all ..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: gpu_check.sh versus|accuracy|workers|train|devices|all ..." >&2; exit 2; }
 
 # Keras and keras-tuner travel as wheels; a python3 that has them already (a CPU check) keeps its own.
 if ! python3 -c "import keras, keras_tuner" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
@@ -76,7 +81,30 @@ run_part() {
         train)
             timeout 60 python3 -m zoo train lenet5 --out /tmp/gpu-lenet5 > "$LOGS/train.txt" 2>&1
             grep -v '━' "$LOGS/train.txt" | tail -3 | tee "$OUT/gpu-train-lenet5.txt" ;;
-        *) echo "unknown part $part: versus, accuracy, workers, train or all" >&2; return 2 ;;
+        devices)
+            import_data || return 1
+            for devices in 1 all; do
+                rm -rf "/tmp/gpu-devices-$devices"
+                timeout 100 python3 -m zoo train vgg_small --dataset fashion_mnist --epochs 2 \
+                    --batch-size 256 --devices "$devices" --out "/tmp/gpu-devices-$devices" \
+                    ${DEVICES_ARGS:-} > "$LOGS/devices-$devices.txt" 2>&1
+                grep -v '━' "$LOGS/devices-$devices.txt" | tail -3
+            done
+            python3 - "$OUT/gpu-devices.json" <<'PY'
+import json, sys
+from pathlib import Path
+rows = []
+for devices in ("1", "all"):
+    run = Path(f"/tmp/gpu-devices-{devices}")
+    if (run / "metrics.json").exists():
+        config = json.loads((run / "config.json").read_text())
+        rows.append({"devices": devices, **json.loads((run / "metrics.json").read_text()),
+                     "distribution": config.get("distribution")})
+Path(sys.argv[1]).write_text(json.dumps(rows, indent=1))
+print(json.dumps(rows))
+PY
+            ;;
+        *) echo "unknown part $part: versus, accuracy, workers, train, devices or all" >&2; return 2 ;;
     esac
     local status=$?
     echo "== $part: exit $status after $((SECONDS - start)) s"
@@ -84,7 +112,7 @@ run_part() {
 }
 
 parts=("$@")
-[ "$1" = all ] && parts=(versus accuracy workers train)
+[ "$1" = all ] && parts=(versus accuracy workers train devices)
 for part in "${parts[@]}"; do
     run_part "$part"
 done

@@ -15,6 +15,7 @@ torchvision) or Keras' own ``imagenet`` download.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import socket
@@ -42,6 +43,7 @@ from zoo.data.inputs import split_labels
 from zoo.data.listing import FolderListing
 from zoo.models.layers import classifier
 from zoo.training.cost import InputNote
+from zoo.training.distribution import distribution_settings, start_distribution
 from zoo.training.settings import TrainingSettings, settings_of
 from zoo.training.train import TrainPlan, train
 from zoo.weights.backbone import classifier_input
@@ -496,6 +498,20 @@ def _check_settings(settings: TransferSettings) -> str:
 
 
 # ---------------------------------------------------------------- the two phases
+
+
+@contextlib.contextmanager
+def distribution_scope(settings: TransferSettings):
+    """Start the settings' distribution (``--devices``, processes; if any) and stay in its
+    scope: load the source and call ``transfer`` inside it, so that the pretrained variables
+    are made on every device (both phases' ``train`` then reuse it)."""
+    distribution = start_distribution(distribution_settings(settings))
+    if distribution is None:
+        yield None
+        return
+    distribution.check_batch(settings.batch_size)
+    with distribution.scope():
+        yield distribution
 
 
 def transfer(source: Source, data: "Dataset | FolderListing", settings: TransferSettings, *,

@@ -27,7 +27,9 @@ from zoo.training.train import TrainPlan
 CHANGED = dict(dataset="fashion_mnist", data_dir="tfds-data", epochs=7, batch_size=12,
                learning_rate=0.02, optimizer="sgd", seed=5, train_fraction=0.3,
                deterministic=True, dtype_policy="mixed_bfloat16", class_weight="balanced",
-               input_mode="stream", memory_budget=2**30, skip_bad_images=True)
+               input_mode="stream", memory_budget=2**30, skip_bad_images=True,
+               devices="2", scale_lr="linear", coordinator="10.0.0.1:1234", num_processes=2,
+               process_id=1, coordinator_timeout=60.0)
 
 
 def test_changed_values_cover_every_setting():

@@ -199,7 +199,7 @@ def test_only_processes_that_train_set_up_data_parallelism(tmp_path, monkeypatch
 
     set_up: list[str] = []
     monkeypatch.setattr(search, "setup_distribution",
-                        lambda: (set_up.append("called"), (None, "data parallelism X"))[1])
+                        lambda *_: (set_up.append("called"), (None, "data parallelism X"))[1])
     plan = SearchPlan(model="lenet5", space={"learning_rate": "0.001,0.01"}, only=True,
                       epochs=1, train_fraction=0.05)
     prepared = {}

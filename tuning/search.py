@@ -135,32 +135,37 @@ def parse_address(text: str | None) -> tuple[str, int]:
     return host, int(port)
 
 
-def setup_distribution() -> tuple[Any, str]:
-    """Data parallelism over every visible GPU: (tf.distribute strategy or None, description).
+def setup_distribution(devices: int | str | None = None,
+                       batch_size: int | None = None) -> tuple[Any, str]:
+    """Data parallelism for every trial: (tf.distribute strategy or None, description).
 
-    TensorFlow backend: a MirroredStrategy handed to the tuner. JAX: Keras' DataParallel
-    distribution, set globally (no TensorFlow needed). No GPU: nothing.
+    ``devices`` as `--devices` (zoo.training.distribution); None: every GPU, nothing on a
+    machine without one. TensorFlow: a MirroredStrategy handed to the tuner. JAX: Keras'
+    DataParallel distribution, set globally (keras-tuner builds each trial's model itself).
     """
     import keras
 
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
+    from zoo.training.distribution import (
+        ALL,
+        DistributionSettings,
+        accelerator_count,
+        start_distribution,
+    )
 
-        gpus = [d for d in jax.devices() if d.platform == "gpu"]
-        if not gpus:
+    if devices is None:
+        if keras.backend.backend() not in ("jax", "tensorflow"):
+            return None, f"none ({keras.backend.backend()} backend)"
+        if not accelerator_count():
             return None, "none (CPU)"
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=gpus))
-        return None, f"keras.distribution.DataParallel over {len(gpus)} GPU(s) (JAX)"
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        if not gpus:
-            return None, "none (CPU)"
-        return tf.distribute.MirroredStrategy(), f"tf.distribute.MirroredStrategy over " \
-                                                 f"{len(gpus)} GPU(s)"
-    return None, f"none ({backend} backend)"
+        devices = ALL
+    distribution = start_distribution(DistributionSettings(devices=devices))
+    if distribution is None:
+        return None, "none (one device)"
+    if batch_size is not None:
+        distribution.check_batch(batch_size)
+    if distribution.strategy is None:
+        keras.distribution.set_distribution(distribution.keras_distribution)
+    return distribution.strategy, distribution.describe()
 
 
 def _set_role_environment(plan: SearchPlan) -> str:
@@ -339,7 +344,7 @@ def prepare_search(plan: SearchPlan, role: str, echo: Callable[[str], None]) -> 
         # MirroredStrategy) that nothing uses.
         strategy, distribution = None, "none in the chief (it trains nothing; its workers do)"
     else:
-        strategy, distribution = setup_distribution()
+        strategy, distribution = setup_distribution(plan.devices, plan.batch_size)
     out = plan.out_dir
     out.mkdir(parents=True, exist_ok=True)
     hypermodel = tuners.ZooHyperModel(space, base, data, budget_of(plan))

@@ -66,8 +66,10 @@ from tuning.results import format_trial_line, trial_row
 from tuning.space import SearchSpace
 from zoo.core.runs import close_abandoned_h5_files, disk_full_error
 from zoo.data.inputs import split_size
+from zoo.training.distribution import global_sharding
 from zoo.training.dtype_policy import dtype_policy_scope
 from zoo.training.seeding import seed_everything
+from zoo.training.sharded_run import padding_callbacks
 from zoo.training.train import TrainPlan, compile_model, fit_class_weight, training_batches
 
 PROJECT = "tuner"
@@ -120,14 +122,17 @@ class ZooHyperModel(keras_tuner.HyperModel):
         with dtype_policy_scope(self.base.dtype_policy if self.base is not None else None):
             model, self.last_measure = check_configuration(self.space, values, self.budget)
         steps = math.ceil(split_size(self.data, "train") / self.batch_size)
-        compile_model(model, self.trial_plan(hp), steps)
+        sharding = global_sharding()  # --devices under JAX: batches split evenly
+        compile_model(model, self.trial_plan(hp), steps, padded=sharding is not None)
         return model
 
     def fit(self, hp, model, *args, callbacks=None, epochs=None, initial_epoch=0, **kwargs):
         """Train with zoo.training.train's batches for the trial's (or Hyperband's) number of
         epochs."""
         plan = self.trial_plan(hp)
-        train, val = training_batches(plan, self.data)
+        sharding = global_sharding()
+        train, val = training_batches(plan, self.data, sharding)
+        callbacks = [*padding_callbacks(len(self.data.x_val), sharding), *(callbacks or [])]
         # shuffle=False: the batches come shuffled (zoo.training.train.training_batches).
         return model.fit(train, validation_data=val, epochs=epochs or plan.epochs,
                          initial_epoch=initial_epoch, callbacks=callbacks, verbose=0,

@@ -55,6 +55,12 @@ class ZooGroup(click.Group):
             if debug_requested(ctx.meta.get(DEBUG_KEY, False)):
                 raise
             message = one_line(err)
+            if getattr(err, "exit_now", False):
+                # A multi-process run whose partner is gone: leave now rather than wait
+                # (minutes) in the backend's shutdown for it.
+                click.echo(f"Error: {message or unexpected_line(err)}", err=True)
+                sys.stdout.flush()
+                os._exit(1)
             raise click.ClickException(message or unexpected_line(err)) from None
 
 

@@ -117,7 +117,14 @@ OPTION_TYPES: dict[str, click.ParamType] = {
     "train_fraction": click.FloatRange(0, 1, min_open=True),
     "dtype_policy": click.Choice(DTYPE_POLICIES),
     "class_weight": click.Choice(CLASS_WEIGHTS),
+    "scale_lr": click.Choice(["linear"]),
+    "num_processes": int,
+    "process_id": int,
+    "coordinator_timeout": POSITIVE,
 }
+# The data-parallel settings (docs/training.md), offered together by the commands that train.
+DISTRIBUTION_SETTINGS = ("devices", "scale_lr", "coordinator", "num_processes", "process_id",
+                         "coordinator_timeout")
 
 
 def setting_help(name: str) -> str:

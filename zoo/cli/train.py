@@ -31,7 +31,8 @@ from zoo.training.settings import TRAINING_SETTINGS, settings_of
     batch_size={"type": str, "help": "Mini-batch size, or 'auto' for the largest power of two "
                                      "that fits."},
     dtype_policy={"help": setting_help("dtype_policy") + " Same as --recipe "
-                                                         "precision:policy=..."})
+                                                         "precision:policy=..."},
+    devices={"metavar": "N|all"})
 @balanced_sampler_option
 @click.option("--recipe", "recipes", multiple=True, metavar="NAME[:k=v,...]",
               help="Apply a recipe (see `zoo recipes`); repeatable, e.g. --recipe augment "
@@ -67,6 +68,8 @@ def train_command(name, preset, settings, balanced_sampler, recipes, input_shape
     plan.batch_size = resolve_batch_size(plan)
     result = train(plan, announce=click.echo)
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
+    if result.distribution:
+        click.echo(f"data parallel: {result.distribution}")
     click.echo(f"run: {result.run_dir}")
     click.echo(f"{metrics} ({result.seconds:.1f} s training)")
     for line in class_report_lines(result):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from zoo.cli.options import (
+    DISTRIBUTION_SETTINGS,
     POSITIVE,
     RATE,
     class_report_lines,
@@ -73,6 +74,7 @@ TRANSFER_DEFAULTS = {"learning_rate": 1e-2}
 @click.option("--fine-tune-lr", default=None, type=POSITIVE,
               help="Learning rate of the fine-tuning phase  [default: --lr / 100]")
 @training_options("batch_size", "optimizer", "seed", "class_weight")
+@training_options(*DISTRIBUTION_SETTINGS, devices={"metavar": "N|all"})
 @click.option("--per-class", default=None, type=click.IntRange(min=1),
               help="Use only this many training images per class of the target (few-shot).")
 @input_shape_option
@@ -87,22 +89,25 @@ def transfer_command(source, settings, weights, strategy, freeze, freeze_until,
     """Reuse SOURCE (a run directory or .keras file, a zoo model with --weights, or a
     keras.applications backbone such as MobileNetV2 with --weights) on a new data set:
     new head first, then fine-tuning. Writes a normal run directory."""
-    from recipes.transfer import TransferSettings, load_source, transfer
+    from recipes.transfer import TransferSettings, distribution_scope, load_source, transfer
 
     settings = TransferSettings(
         strategy=strategy or "partial", freeze=freeze, freeze_until=freeze_until,
         fine_tune_layers=fine_tune_layers, head_units=_parse_units(head),
         head_dropout=head_dropout, head_epochs=head_epochs, fine_tune_epochs=fine_tune_epochs,
         fine_tune_lr=fine_tune_lr, out=out, **settings_of(settings))
-    data = _load_target(settings.dataset, settings.data_dir, per_class, settings.seed)
-    loaded = load_source(source, weights=weights, unsafe=unsafe,
-                         hparams=parse_assignments(assignments),
-                         input_shape=parse_shape(input_shape), target=data)
-    if loaded.weights:
-        verified = loaded.weights.get("verified")
-        click.echo(f"weights: {loaded.weights.get('entry', loaded.weights.get('file'))}"
-                   + ("" if verified else " (UNVERIFIED)" if verified is False else ""))
-    result = transfer(loaded, data, settings, announce=click.echo)
+    with distribution_scope(settings) as distribution:
+        data = _load_target(settings.dataset, settings.data_dir, per_class, settings.seed)
+        loaded = load_source(source, weights=weights, unsafe=unsafe,
+                             hparams=parse_assignments(assignments),
+                             input_shape=parse_shape(input_shape), target=data)
+        if loaded.weights:
+            verified = loaded.weights.get("verified")
+            click.echo(f"weights: {loaded.weights.get('entry', loaded.weights.get('file'))}"
+                       + ("" if verified else " (UNVERIFIED)" if verified is False else ""))
+        result = transfer(loaded, data, settings, announce=click.echo)
+    if distribution is not None:
+        click.echo(f"data parallel: {distribution.describe()}")
     click.echo(f"strategy: {result.strategy} ({result.reason})")
     frozen = result.frozen_layers
     if result.fine_tuned:

@@ -93,6 +93,10 @@ def _parse_space(pairs: tuple[str, ...]) -> dict[str, str]:
                    "keras-tuner's chief oracle in this process on a free local port; each "
                    "worker gets its share of the CPUs and of the GPU memory.")
 @training_options("dtype_policy", defaults=TUNE_DEFAULTS)
+@training_options("devices", defaults=TUNE_DEFAULTS, devices={
+    "metavar": "N|all", "help": "Train every trial data-parallel over N (or all) local devices "
+                                "(docs/training.md); default: every GPU, or one device without "
+                                "GPUs."})
 def tune_command(name, settings, algorithm, max_trials, objective, space, only,
                  increasing_filters, max_params, max_macs, max_latency_ms, cost, prune,
                  prune_warmup_epochs, prune_warmup_trials, isolate, input_shape, out, retrain,

@@ -6,6 +6,7 @@ import functools
 import importlib.util
 import math
 import os
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -34,6 +35,36 @@ def to_float_on_device(images):
     return ops.divide(ops.cast(ops.convert_to_tensor(images), "float32"), 255.0)
 
 
+@dataclass(frozen=True)
+class Sharding:
+    """One process's part of a data set trained data-parallel over ``devices`` devices.
+
+    JAX splits every batch into equal parts, one per device, so each epoch's order (shuffled
+    or not) is padded to a multiple of ``devices``: training repeats ``padding`` images (as
+    PyTorch's DistributedSampler does: every image is still seen each epoch, none dropped);
+    evaluation pads with copies of weight 0, so its metrics count each image once. Process
+    ``index`` of ``count`` then reads every ``count``-th position of the padded order (its own
+    shard) in batches of the per-process batch size.
+    """
+
+    devices: int = 1
+    index: int = 0
+    count: int = 1
+
+    def padding(self, size: int) -> int:
+        """Images added to an epoch of ``size`` images so that it splits over the devices."""
+        return -size % self.devices
+
+    def epoch_order(self, order: np.ndarray, *, weighted: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, weights) of this process's shard of one epoch in ``order``."""
+        pad = self.padding(len(order))
+        weights = np.ones(len(order) + pad, np.float32)
+        if weighted:
+            weights[len(order):] = 0.0
+        order = np.concatenate([order, np.resize(order, pad)]) if pad else order
+        return order[self.index::self.count], weights[self.index::self.count]
+
+
 def make_batches(
     x: np.ndarray,
     y: np.ndarray,
@@ -43,19 +74,22 @@ def make_batches(
     seed: int,
     num_classes: int | None = None,
     augment: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+    sharding: Sharding | None = None,
 ):
     """An input pipeline of float [0, 1] batches: tf.data when TensorFlow is present, else
     a PyDataset of uint8 batches cast on the device (``array_batches``).
 
     ``num_classes`` one-hot encodes labels (needed by mixup/cutmix); ``augment`` is applied
-    to whole training batches (images, labels), in parallel with training.
+    to whole training batches (images, labels), in parallel with training. ``sharding``
+    reads one process's padded shard (see ``Sharding``) in batches of ``batch_size`` (the
+    per-process batch); unshuffled (evaluation) batches then carry sample weights.
     """
     y = np.asarray(y)
     if num_classes is not None:
         y = np.eye(num_classes, dtype=np.float32)[y]
     if not has_tensorflow():
         return array_batches(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed,
-                             augment=augment)
+                             augment=augment, sharding=sharding)
     import tensorflow as tf
 
     # Shuffle indices, not images, and gather each batch at once: an epoch starts without
@@ -70,10 +104,32 @@ def make_batches(
     ds = tf.data.Dataset.range(len(x))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    if sharding is not None:
+        ds = _sharded(tf, ds, len(x), sharding, weighted=not shuffle)
+        if not shuffle:  # (index, weight) pairs
+            ds = ds.batch(batch_size).map(lambda i, w: (*gather(i), w),
+                                          num_parallel_calls=workers)
+            return ds.prefetch(PREFETCH_BATCHES).with_options(fixed_pipeline_options(tf))
     ds = ds.batch(batch_size).map(gather, num_parallel_calls=workers)
     if augment is not None:
         ds = ds.map(augment, num_parallel_calls=workers)
     return ds.prefetch(PREFETCH_BATCHES).with_options(fixed_pipeline_options(tf))
+
+
+def _sharded(tf, indices, size: int, sharding: Sharding, *, weighted: bool):
+    """``indices`` (an epoch's order) padded and cut to one process's shard (``Sharding``).
+
+    Every process draws the same seeded order, so the shards are disjoint. Training pads with
+    the first images of the next order; evaluation (in order) with image 0 at weight 0, as
+    (index, weight) pairs.
+    """
+    pad = sharding.padding(size)
+    if weighted:  # evaluation reads the images in order
+        indices = tf.data.Dataset.range(size + pad).map(
+            lambda i: (tf.where(i < size, i, 0), tf.cast(i < size, tf.float32)))
+    elif pad:
+        indices = indices.repeat(2).take(size + pad)
+    return indices.shard(sharding.count, sharding.index)
 
 
 # Batches the pipeline prepares ahead of training: one in use, one ready.
@@ -103,7 +159,7 @@ def _array_batches_class():
     import keras
 
     class ArrayBatches(keras.utils.PyDataset):
-        def __init__(self, x, y, *, batch_size, shuffle, seed, augment):
+        def __init__(self, x, y, *, batch_size, shuffle, seed, augment, sharding=None):
             # For large batches, worker threads gather the next ones while the accelerator
             # runs this one (NumPy fancy indexing releases the GIL): AlexNet on an H200 went
             # from 4.8k to 10.9k images/s. For small batches the threads' per-epoch start-up
@@ -115,31 +171,38 @@ def _array_batches_class():
             prefetch = augment is None and batch_bytes >= PREFETCH_BATCH_BYTES
             super().__init__(workers=2 if prefetch else 1, max_queue_size=8)
             self.x, self.y, self.batch_size = x, y, batch_size
-            self.shuffle, self.augment = shuffle, augment
+            self.shuffle, self.augment, self.sharding = shuffle, augment, sharding
             self.rng = np.random.default_rng(seed)
             self.order = np.arange(len(x))
+            self.weights = None
             self.on_epoch_end()
 
         def __len__(self):
-            return math.ceil(len(self.x) / self.batch_size)
+            return math.ceil(len(self.order) / self.batch_size)
 
         def __getitem__(self, i):
-            idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+            batch = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            idx = self.order[batch]
             xb, yb = self.x[idx], self.y[idx]
             if xb.dtype == np.uint8:
                 xb = to_float_on_device(xb)
             if self.augment is not None:
                 xb, yb = self.augment(xb, yb)
-            return xb, yb
+            return (xb, yb) if self.weights is None else (xb, yb, self.weights[batch])
 
         def on_epoch_end(self):
-            if self.shuffle:
-                self.order = self.rng.permutation(len(self.x))
+            order = (self.rng.permutation(len(self.x)) if self.shuffle
+                     else np.arange(len(self.x)))
+            if self.sharding is not None:
+                order, weights = self.sharding.epoch_order(order, weighted=not self.shuffle)
+                self.weights = None if self.shuffle else weights
+            self.order = order
 
     return ArrayBatches
 
 
-def array_batches(x, y, *, batch_size: int, shuffle: bool, seed: int, augment=None):
+def array_batches(x, y, *, batch_size: int, shuffle: bool, seed: int, augment=None,
+                  sharding: Sharding | None = None):
     """Shuffled batches as a keras.utils.PyDataset, for machines without TensorFlow.
 
     uint8 images stay uint8 on the host (no float32 copy of the whole set); each batch is
@@ -153,6 +216,8 @@ def array_batches(x, y, *, batch_size: int, shuffle: bool, seed: int, augment=No
         shuffle: draw a new order every epoch.
         seed: of the shuffling.
         augment: (images, labels) -> (images, labels) on each float batch.
+        sharding: read one process's padded shard (``Sharding``); unshuffled batches then
+            carry sample weights.
     """
     return _array_batches_class()(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed,
-                                  augment=augment)
+                                  augment=augment, sharding=sharding)

@@ -10,6 +10,7 @@ the model's input size or streams it (``zoo.data.input_choice`` decides), and ``
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from zoo.data.dataset import Dataset, fit_dataset
 from zoo.data.input_choice import InputChoice, choose_input
 from zoo.data.listing import FolderListing, list_image_folder
 from zoo.data.stream import ImageStream
+
+if TYPE_CHECKING:
+    pass
 
 
 def image_folder(spec: str) -> Path | None:

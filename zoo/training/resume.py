@@ -19,10 +19,12 @@ evaluated resumes with nothing left to train.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
 import shutil
+import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -216,3 +218,24 @@ def finite_backup(backup_dir: Path) -> "keras.callbacks.Callback":
 
     return FiniteBackupAndRestore(str(backup_dir), double_checkpoint=True,
                                   delete_checkpoint=False)
+
+
+def pack_resumable(run_dir: Path, history_file: str, model_file: str) -> bytes:
+    """What a run needs to resume (history, best checkpoint, backup), as one tar in memory:
+    process 0 sends it to the other processes of a multi-process run, which write their
+    copies of the files elsewhere and must restore the same state."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path in [run_dir / history_file, run_dir / model_file,
+                     *sorted((run_dir / BACKUP_DIR).glob("*"))]:
+            if path.is_file():
+                tar.add(path, arcname=str(path.relative_to(run_dir)))
+    return buffer.getvalue()
+
+
+def unpack_resumable(payload: bytes, folder: Path) -> None:
+    """Write the files of ``pack_resumable`` into ``folder``."""
+    if not payload:
+        return
+    with tarfile.open(fileobj=io.BytesIO(payload), mode="r") as tar:
+        tar.extractall(folder, filter="data")

@@ -31,7 +31,8 @@ def setting(default: Any, flag: str, help: str = "") -> Any:  # noqa: A002 - cli
 
 @dataclass(kw_only=True)
 class TrainingSettings:
-    """What every command that trains shares: data, epochs, optimizer, seed, numerics."""
+    """What every command that trains shares: data, epochs, optimizer, seed, numerics, and
+    the devices and processes it trains on."""
 
     dataset: str = setting(
         DEFAULT_DATASET, "--dataset",
@@ -84,6 +85,31 @@ class TrainingSettings:
         False, "--skip-bad-images",
         "While streaming, skip unreadable images (counted and reported) instead of stopping at "
         "the first.")
+    # Data parallelism (zoo.training.distribution, docs/training.md). None: one device, as
+    # before the settings existed; batch_size is then the global batch, split over them.
+    devices: str | None = setting(
+        None, "--devices",
+        "Train data-parallel over N (or all) local GPUs, or CPU devices: keras.distribution."
+        "DataParallel under JAX, MirroredStrategy under TensorFlow. --batch-size is the "
+        "global batch, split over them.")
+    scale_lr: str | None = setting(
+        None, "--scale-lr",
+        "Multiply --lr by the number of devices (the linear scaling rule, for a global batch "
+        "that many times the one --lr was tuned for); default: --lr as given.")
+    coordinator: str | None = setting(
+        None, "--coordinator",
+        "Process 0's HOST:PORT (JAX), or every process's, process 0's first (TensorFlow); or "
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES.")
+    num_processes: int | None = setting(
+        None, "--num-processes",
+        "Processes training one model together, e.g. one per machine (or "
+        "KERAS_DISTRIBUTION_NUM_PROCESSES).")
+    process_id: int | None = setting(
+        None, "--process-id",
+        "This process's number, 0 to N-1; 0 writes the run folder (or "
+        "KERAS_DISTRIBUTION_PROCESS_ID).")
+    coordinator_timeout: float = setting(
+        300.0, "--coordinator-timeout", "Seconds to wait for every process to join.")
 
 
 # The values --class-weight takes.

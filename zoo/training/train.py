@@ -32,14 +32,14 @@ from zoo.core.runs import (
     write_json_atomic,
 )
 from zoo.data import inputs
-from zoo.data.batches import make_batches
+from zoo.data.batches import Sharding, make_batches
 from zoo.data.dataset import DataError, Dataset
 from zoo.data.input_choice import InputChoice, choose_input
 from zoo.data.inputs import split_batches, split_size
 from zoo.data.listing import FolderListing
 from zoo.data.load import load_dataset
 from zoo.data.stream import ImageStream
-from zoo.training import resume
+from zoo.training import resume, sharded_run
 from zoo.training.class_report import (
     balanced_class_weights,
     check_class_weight,
@@ -48,6 +48,14 @@ from zoo.training.class_report import (
     per_class_metrics,
 )
 from zoo.training.cost import InputNote, cost_lines
+from zoo.training.distribution import (
+    Distribution,
+    LostProcessError,
+    distribution_settings,
+    global_sharding,
+    scaled_learning_rate,
+    start_distribution,
+)
 from zoo.training.dtype_policy import DtypePolicyError, check_dtype_policy, dtype_policy_scope
 from zoo.training.gradient_registry import custom_gradient_names, forget_custom_gradients
 from zoo.training.seeding import seed_everything
@@ -121,6 +129,9 @@ class RunResult:
     # The 1-based epoch whose model was kept (the best val_loss checkpoint; the last epoch
     # when nothing was written).
     kept_epoch: int | None = None
+    # How it was trained data-parallel ("" on one device), e.g. "keras.distribution.
+    # DataParallel over 2 devices (cpu:0, cpu:1)".
+    distribution: str = ""
 
 
 def resolve_hparams(plan: TrainPlan, data: "Dataset | FolderListing | ImageStream"
@@ -140,13 +151,14 @@ def resolve_hparams(plan: TrainPlan, data: "Dataset | FolderListing | ImageStrea
     return hparams
 
 
-def make_optimizer(plan: TrainPlan, steps_per_epoch: int):
-    """The Keras optimizer named in the plan, with its learning rate or schedule."""
+def make_optimizer(plan: TrainPlan, steps_per_epoch: int, device_count: int = 1):
+    """The Keras optimizer named in the plan, with its learning rate (scaled for
+    ``device_count`` devices if the plan asks) or schedule."""
     import keras
 
-    learning_rate = plan.learning_rate
+    learning_rate = scaled_learning_rate(plan.learning_rate, plan.scale_lr, device_count)
     if plan.lr_schedule is not None:
-        learning_rate = plan.lr_schedule(plan.learning_rate, steps_per_epoch, plan.epochs)
+        learning_rate = plan.lr_schedule(learning_rate, steps_per_epoch, plan.epochs)
     try:
         return keras.optimizers.get(
             {"class_name": plan.optimizer,
@@ -158,8 +170,13 @@ def make_optimizer(plan: TrainPlan, steps_per_epoch: int):
         ) from None
 
 
-def compile_model(model: "keras.Model", plan: TrainPlan, steps_per_epoch: int) -> None:
-    """Compile with the plan's optimizer, cross-entropy, accuracy, XLA and steps per call."""
+def compile_model(model: "keras.Model", plan: TrainPlan, steps_per_epoch: int,
+                  device_count: int = 1, padded: bool = False) -> None:
+    """Compile with the plan's optimizer, cross-entropy, accuracy, XLA and steps per call.
+
+    ``padded``: evaluation batches carry weights (0 for padding, ``Sharding``), so accuracy
+    is a weighted metric (Keras hands sample weights to ``weighted_metrics`` only).
+    """
     loss = ("categorical_crossentropy" if plan.one_hot_labels
             else "sparse_categorical_crossentropy")
     if plan.deterministic and plan.jit_compile:
@@ -169,8 +186,9 @@ def compile_model(model: "keras.Model", plan: TrainPlan, steps_per_epoch: int) -
     # trained every registered model slower than TensorFlow's oneDNN ones here, see
     # docs/benchmarks.md) or under op determinism; XLA on GPUs and under JAX.
     jit_compile = "auto" if plan.jit_compile is None else plan.jit_compile
-    model.compile(optimizer=make_optimizer(plan, steps_per_epoch), loss=loss,
-                  metrics=["accuracy"], jit_compile=jit_compile,
+    metrics = {"weighted_metrics" if padded else "metrics": ["accuracy"]}
+    model.compile(optimizer=make_optimizer(plan, steps_per_epoch, device_count), loss=loss,
+                  **metrics, jit_compile=jit_compile,
                   steps_per_execution=effective_steps_per_execution(plan))
 
 
@@ -178,26 +196,43 @@ def effective_steps_per_execution(plan: TrainPlan) -> int:
     """The plan's batches per compiled call, or 1 where the backend runs one at a time.
 
     Keras' PyTorch trainer refuses anything above 1 (it has no multi-step train function),
-    so the default of 8 would make every `zoo train` fail with KERAS_BACKEND=torch.
+    so the default of 8 would make every `zoo train` fail with KERAS_BACKEND=torch; under a
+    TensorFlow strategy see below.
     """
     import keras
 
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        # Under a tf.distribute strategy (--devices), Keras 3.15's multi-step train function
+        # fails on TensorFlow 2.21 ("You must feed a value for placeholder tensor ...",
+        # MirroredStrategy over two CPU devices here); one step per call trains.
+        if tf.distribute.has_strategy():
+            return 1
     return 1 if keras.backend.backend() == "torch" else plan.steps_per_execution
 
 
-def training_batches(plan: TrainPlan, data: "Dataset | ImageStream"):
-    """(train, validation) input pipelines for a data set already fitted to the model."""
+def training_batches(plan: TrainPlan, data: "Dataset | ImageStream",
+                     sharding: Sharding | None = None):
+    """(train, validation) input pipelines for a data set already fitted to the model.
+
+    With ``sharding`` (data parallel under JAX), this process's shards in per-process
+    batches; validation batches then carry weights (0 for the padding, ``Sharding``).
+    """
     classes = data.num_classes if plan.one_hot_labels else None
+    batch = sharded_run.per_process_batch(plan.batch_size, sharding)
+    val_batch = sharded_run.eval_batch_size(plan.batch_size, sharding)
     if isinstance(data, ImageStream):
-        train = data.batches("train", batch_size=plan.batch_size, shuffle=True, seed=plan.seed,
+        train = data.batches("train", batch_size=batch, shuffle=True, seed=plan.seed,
                              num_classes=classes, augment=plan.augment,
                              balanced=plan.balanced_sampler)
-        val = data.batches("val", batch_size=max(plan.batch_size, 256), num_classes=classes)
+        val = data.batches("val", batch_size=val_batch, num_classes=classes)
         return train, val
-    train = make_batches(data.x_train, data.y_train, batch_size=plan.batch_size, shuffle=True,
-                         seed=plan.seed, num_classes=classes, augment=plan.augment)
-    val = make_batches(data.x_val, data.y_val, batch_size=max(plan.batch_size, 256),
-                       shuffle=False, seed=plan.seed, num_classes=classes)
+    train = make_batches(data.x_train, data.y_train, batch_size=batch, shuffle=True,
+                         seed=plan.seed, num_classes=classes, augment=plan.augment,
+                         sharding=sharding)
+    val = make_batches(data.x_val, data.y_val, batch_size=val_batch, shuffle=False,
+                       seed=plan.seed, num_classes=classes, sharding=sharding)
     return train, val
 
 
@@ -252,17 +287,30 @@ def train(
         The run directory, the best model (the saved checkpoint when a run was written), the
         history per epoch, the test metrics and the training time.
 
+    With the plan's devices or processes (``plan.devices``, ...), the model is built, trained
+    and evaluated data-parallel (``zoo.training.distribution``); in a multi-process run only
+    process 0 writes ``plan.out`` (``zoo.training.sharded_run``).
+
     Raises:
         TrainingError: bad epochs, batch size or dtype policy, a finished run already in
             ``plan.out``, or a loss that became NaN/inf.
+        DistributionError: devices or processes that cannot be used as asked.
+        LostProcessError: another process of the run stopped.
     """
     check_plan(plan, model)
+    # Before anything runs on the backend: JAX joins its processes first.
+    distribution = start_distribution(distribution_settings(plan))
+    if distribution is not None:
+        distribution.check_batch(plan.batch_size)
     if write_run and not plan.out:
         plan = replace(plan, out=str(new_run_dir(plan.model)))
+    writes = distribution is None or distribution.writes
     # The policy is process-wide and read when layers are built: set it around this run
     # only, so that the next run of a sweep, comparison or search starts from the old one.
-    with run_folder_lock(plan, write_run), dtype_policy_scope(plan.dtype_policy) as policy:
-        return _train(plan, model, data, verbose, write_run, policy, announce, input_note)
+    with run_folder_lock(plan, write_run, writes), \
+            dtype_policy_scope(plan.dtype_policy) as policy, \
+            (distribution.scope() if distribution else contextlib.nullcontext()):
+        return _train(plan, model, data, verbose, write_run, policy, announce, distribution)
 
 
 def run_folder_lock(plan: TrainPlan, write_run: bool, writes: bool = True):
@@ -364,20 +412,24 @@ def _announce_start(announce: Callable[[str], None], plan: TrainPlan, model: "ke
 
 
 def _test_predictions(model: "keras.Model", batches) -> tuple[np.ndarray, np.ndarray]:
-    """(true, predicted) class indices over evaluation batches, in one pass."""
+    """(true, predicted) class indices over evaluation batches, in one pass (padding of
+    weight 0, ``zoo.data.batches.Sharding``, left out)."""
     true, predicted = [], []
-    for x, y in batches:
+    for x, y, *weights in batches:
         y = np.asarray(y)
-        true.append(y.argmax(axis=-1) if y.ndim > 1 else y)
+        keep = np.asarray(weights[0]) > 0 if weights else slice(None)
+        true.append((y.argmax(axis=-1) if y.ndim > 1 else y)[keep])
         # NumPy in: a tf.data batch under the JAX or torch backend is a TensorFlow tensor.
-        predicted.append(np.asarray(model.predict_on_batch(np.asarray(x))).argmax(axis=-1))
+        predicted.append(np.asarray(model.predict_on_batch(np.asarray(x))).argmax(axis=-1)[keep])
     return np.concatenate(true), np.concatenate(predicted)
 
 
 def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
            verbose: int | str, write_run: bool, policy: str,
-           announce: Callable[[str], None] | None, input_note: InputNote | None) -> RunResult:
-    """``train`` after the checks, under the run's dtype policy ``policy``."""
+           announce: Callable[[str], None] | None, input_note: InputNote | None,
+           distribution: Distribution | None = None) -> RunResult:
+    """``train`` after the checks, under the run's dtype policy ``policy`` and inside the
+    scope of its ``distribution`` (if any)."""
     import keras
 
     from zoo.training.progress import EpochProgbar, EpochTimeEstimate
@@ -400,25 +452,31 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
     if announce is not None and plan.initial_epoch == 0:  # a later phase: said already
         announce(choice.line())
     class_weight = fit_class_weight(plan, data)
-    train_batches, val_batches = training_batches(plan, data)
+    # Keras' global DataParallel (set by zoo tune for its trials) splits batches too.
+    sharding = distribution.sharding() if distribution is not None else global_sharding()
+    if isinstance(data, ImageStream) and distribution is not None:
+        data, sharding = _stream_shard(data, distribution), None
+    devices = distribution.device_count if distribution is not None else 1
+    train_batches, val_batches = training_batches(plan, data, sharding)
     steps_per_epoch = math.ceil(split_size(data, "train") / plan.batch_size)
-    compile_model(model, plan, steps_per_epoch)
+    compile_model(model, plan, steps_per_epoch, devices, padded=sharding is not None)
 
     run_dir = Path(plan.out) if plan.out else new_run_dir(plan.model)
     nan_guard = keras.callbacks.TerminateOnNaN()
     # It only reads each batch's loss, so Keras may hand it the logs from a helper thread;
     # otherwise every step would wait for the loss to reach the host (stalls GPU pipelines).
     nan_guard.async_safe = True
-    callbacks = [nan_guard, EpochProgbar(), *plan.callbacks]
+    # First, so that every later callback (history, checkpoint) logs the corrected loss.
+    callbacks = [*sharded_run.padding_callbacks(split_size(data, "val"), sharding), nan_guard,
+                 EpochProgbar(), *plan.callbacks]
     if announce is not None:
         if plan.initial_epoch == 0:  # a later phase of one run (transfer) said it already
             _announce_start(announce, plan, model, data, images_shape, note, class_weight)
         callbacks.append(EpochTimeEstimate(announce, steps_per_epoch, plan.epochs))
+    # Where this process writes the run's files: run_dir, or a scratch copy in a process
+    # other than 0 of a multi-process run (zoo.training.sharded_run.files_folder).
+    files_dir = run_dir
     if write_run:
-        if (run_dir / METRICS_FILE).exists() and plan.initial_epoch == 0:
-            raise TrainingError(
-                f"{run_dir} already holds a finished run; pass another --out or delete it"
-            )
         config = {**plan.config(), "hparams": jsonable(hparams),
                   "steps_per_execution": effective_steps_per_execution(plan),
                   "input_shape": list(input_shape), "class_names": data.class_names,
@@ -426,17 +484,18 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
                   "train_size": split_size(data, "train"), "input": choice.config(),
                   "keras_version": keras.__version__,
                   "backend": keras.backend.backend(), "jit_compile": bool(model.jit_compile),
-                  "dtype_policy": policy}
-        if plan.initial_epoch == 0:  # a later phase of one run (transfer) changes the model
-            resume.check_same_run(run_dir, config)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / CONFIG_FILE, config)
-        damaged = resume.prepare_backup(run_dir)
-        if damaged:
-            resume.logger.warning(damaged)
-        callbacks += resume.resume_callbacks(run_dir, HISTORY_FILE, MODEL_FILE)
+                  "dtype_policy": policy,
+                  "effective_learning_rate": scaled_learning_rate(
+                      plan.learning_rate, plan.scale_lr, devices),
+                  "distribution": sharded_run.distribution_record(
+                      distribution, plan.batch_size,
+                      {split: split_size(data, split) for split in ("train", "val", "test")})}
+        files_dir = sharded_run.files_folder(
+            run_dir, distribution, lambda: _write_config(plan, run_dir, config),
+            HISTORY_FILE, MODEL_FILE)
+        callbacks += resume.resume_callbacks(files_dir, HISTORY_FILE, MODEL_FILE)
         if keras.backend.backend() == "tensorflow":
-            callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
+            callbacks.append(keras.callbacks.TensorBoard(str(files_dir / "logs")))
 
     start = time.perf_counter()
     gradients_before = custom_gradient_names()
@@ -455,13 +514,19 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
     except Exception as err:
         if isinstance(data, ImageStream):
             data.check_read(err)  # a worker's unreadable or changed file, in one line
+        if distribution is not None and distribution.num_processes > 1:
+            raise LostProcessError(
+                f"process {distribution.process_id} of {distribution.num_processes} stopped: "
+                f"another process stopped or lost contact ({_first_line(err)}); start every "
+                f"process again with the same command to resume from the last finished epoch"
+            ) from err
         raise
     finally:
         # Otherwise TensorFlow's gradient registry keeps this fit's traced graphs alive after
         # the model is gone: ~10 MB per run in a sweep or search (zoo.training.gradient_registry).
         forget_custom_gradients(gradients_before)
     seconds = time.perf_counter() - start
-    history = read_history(run_dir / HISTORY_FILE) if write_run else fit.history
+    history = read_history(files_dir / HISTORY_FILE) if write_run else fit.history
     losses = history.get("loss", [])
     if not losses or not all(math.isfinite(v) for v in losses):
         kept = (f"{run_dir / MODEL_FILE} keeps the best model before that"
@@ -471,36 +536,74 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
             f"learning rate (--lr, now {plan.learning_rate}), add batch norm (--recipe "
             f"batchnorm) or check the data for bad values"
         )
-    if write_run and (run_dir / MODEL_FILE).exists():
+    if write_run and (files_dir / MODEL_FILE).exists():
         # Evaluate the checkpoint users will deploy, not whatever the last epoch left. Its
         # weights only: the architecture is this model's, so no code in the file is run.
         with warnings.catch_warnings():  # an optimizer of another phase is not restored
             warnings.simplefilter("ignore")
-            model.load_weights(run_dir / MODEL_FILE)
-    test = split_batches(data, "test",
-                         num_classes=data.num_classes if plan.one_hot_labels else None)
+            model.load_weights(files_dir / MODEL_FILE)
+    test = split_batches(data, "test", batch_size=sharded_run.eval_batch_size(256, sharding),
+                         num_classes=data.num_classes if plan.one_hot_labels else None,
+                         sharding=sharding)
     try:
         with warnings.catch_warnings():
             if isinstance(data, ImageStream):  # as in fit above
                 warnings.filterwarnings("ignore", message="Your input ran out of data")
             test_metrics = model.evaluate(test, verbose=0, return_dict=True)
-            class_metrics = per_class_metrics(*_test_predictions(model, test), data.class_names)
+            # Several processes each see their own shard only: no per-class table then.
+            class_metrics = (per_class_metrics(*_test_predictions(model, test),
+                                               data.class_names)
+                             if sharding is None or sharding.count == 1 else {})
     except Exception as err:
         if isinstance(data, ImageStream):
             data.check_read(err)
         raise
+    test_metrics["loss"] *= sharded_run.padding_correction(split_size(data, "test"), sharding)
     test_metrics = {f"test_{k}": float(v) for k, v in test_metrics.items()}
     skipped = list(data.log.skipped) if isinstance(data, ImageStream) else []
     if skipped and announce is not None:
         announce(f"skipped {len(skipped):,} unreadable image(s) while streaming, e.g. "
                  f"{skipped[0]}")
-    kept = (kept_epoch(history) if write_run and (run_dir / MODEL_FILE).exists()
+    kept = (kept_epoch(history) if write_run and (files_dir / MODEL_FILE).exists()
             else None) or len(losses)
     if write_run:
-        write_json_atomic(run_dir / METRICS_FILE,
+        write_json_atomic(files_dir / METRICS_FILE,
                           {**test_metrics, **class_metrics, "kept_epoch": kept,
                            "epochs": len(losses), "train_seconds": seconds,
                            **({"skipped_images": len(skipped)} if skipped else {})})
-        resume.finish_run(run_dir)
-        plot_history(history, run_dir / CURVES_FILE, title=f"{plan.model} on {data.name}")
-    return RunResult(run_dir, model, history, test_metrics, seconds, class_metrics, kept)
+        resume.finish_run(files_dir)
+        if files_dir == run_dir:
+            plot_history(history, run_dir / CURVES_FILE, title=f"{plan.model} on {data.name}")
+        sharded_run.finish(files_dir, run_dir)
+    return RunResult(run_dir, model, history, test_metrics, seconds, class_metrics, kept,
+                     distribution.describe() if distribution is not None else "")
+
+
+def _write_config(plan: TrainPlan, run_dir: Path, config: dict[str, Any]) -> None:
+    """Check that ``run_dir`` can take this run, write its config and ready its backup."""
+    if (run_dir / METRICS_FILE).exists() and plan.initial_epoch == 0:
+        raise TrainingError(
+            f"{run_dir} already holds a finished run; pass another --out or delete it"
+        )
+    if plan.initial_epoch == 0:  # a later phase of one run (transfer) changes the model
+        resume.check_same_run(run_dir, config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run_dir / CONFIG_FILE, config)
+    damaged = resume.prepare_backup(run_dir)
+    if damaged:
+        resume.logger.warning(damaged)
+
+
+def _stream_shard(data: ImageStream, distribution: Distribution) -> ImageStream:
+    """A streamed folder under a distribution: tf.distribute shards and splits its batches
+    (TensorFlow); under JAX, whose devices need even batches, it is refused for now."""
+    if distribution.backend == "jax":
+        raise TrainingError(
+            "a streamed image folder is not split evenly over several JAX devices or "
+            "processes yet; add --in-memory, or train it on one device")
+    return data
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(err).__name__
