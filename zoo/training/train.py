@@ -310,7 +310,8 @@ def train(
     with run_folder_lock(plan, write_run, writes), \
             dtype_policy_scope(plan.dtype_policy) as policy, \
             (distribution.scope() if distribution else contextlib.nullcontext()):
-        return _train(plan, model, data, verbose, write_run, policy, announce, distribution)
+        return _train(plan, model, data, verbose, write_run, policy, announce, input_note,
+                      distribution)
 
 
 def run_folder_lock(plan: TrainPlan, write_run: bool, writes: bool = True):
@@ -411,16 +412,24 @@ def _announce_start(announce: Callable[[str], None], plan: TrainPlan, model: "ke
         announce(line)
 
 
-def _test_predictions(model: "keras.Model", batches) -> tuple[np.ndarray, np.ndarray]:
+def _test_predictions(model: "keras.Model", batches, direct: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """(true, predicted) class indices over evaluation batches, in one pass (padding of
-    weight 0, ``zoo.data.batches.Sharding``, left out)."""
+    weight 0, ``zoo.data.batches.Sharding``, left out).
+
+    ``direct``: call the model on each batch instead of ``predict_on_batch``, which under a
+    MirroredStrategy returned one prediction per image and replica (538 for 269 images on two
+    CPU devices here).
+    """
     true, predicted = [], []
     for x, y, *weights in batches:
         y = np.asarray(y)
         keep = np.asarray(weights[0]) > 0 if weights else slice(None)
         true.append((y.argmax(axis=-1) if y.ndim > 1 else y)[keep])
         # NumPy in: a tf.data batch under the JAX or torch backend is a TensorFlow tensor.
-        predicted.append(np.asarray(model.predict_on_batch(np.asarray(x))).argmax(axis=-1)[keep])
+        x = np.asarray(x)
+        scores = model(x, training=False) if direct else model.predict_on_batch(x)
+        predicted.append(np.asarray(scores).argmax(axis=-1)[keep])
     return np.concatenate(true), np.concatenate(predicted)
 
 
@@ -551,8 +560,8 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
                 warnings.filterwarnings("ignore", message="Your input ran out of data")
             test_metrics = model.evaluate(test, verbose=0, return_dict=True)
             # Several processes each see their own shard only: no per-class table then.
-            class_metrics = (per_class_metrics(*_test_predictions(model, test),
-                                               data.class_names)
+            class_metrics = (per_class_metrics(*_test_predictions(
+                model, test, direct=distribution is not None), data.class_names)
                              if sharding is None or sharding.count == 1 else {})
     except Exception as err:
         if isinstance(data, ImageStream):
