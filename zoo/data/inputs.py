@@ -20,7 +20,7 @@ from zoo.data.listing import FolderListing, list_image_folder
 from zoo.data.stream import ImageStream
 
 if TYPE_CHECKING:
-    pass
+    from zoo.data.batches import Sharding
 
 
 def image_folder(spec: str) -> Path | None:
@@ -91,15 +91,17 @@ def split_labels(data: "Dataset | ImageStream | FolderListing", split: str) -> n
 
 
 def split_batches(data: "Dataset | ImageStream", split: str, *, batch_size: int = 256,
-                  num_classes: int | None = None):
+                  num_classes: int | None = None, sharding: "Sharding | None" = None):
     """Unshuffled float [0, 1] batches (images, labels) of ``split``, for evaluation and
-    prediction."""
+    prediction; with ``sharding`` (arrays), this process's padded shard in batches of
+    ``batch_size`` per process, as (images, labels, weights) with weight 0 for the padding."""
     if isinstance(data, ImageStream):
         return data.batches(split, batch_size=batch_size, num_classes=num_classes)
     from zoo.data.batches import make_batches
 
     return make_batches(getattr(data, f"x_{split}"), getattr(data, f"y_{split}"),
-                        batch_size=batch_size, shuffle=False, seed=0, num_classes=num_classes)
+                        batch_size=batch_size, shuffle=False, seed=0, num_classes=num_classes,
+                        sharding=sharding)
 
 
 

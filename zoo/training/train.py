@@ -524,6 +524,7 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
         if isinstance(data, ImageStream):
             data.check_read(err)  # a worker's unreadable or changed file, in one line
         if distribution is not None and distribution.num_processes > 1:
+            sharded_run.finish(files_dir, run_dir)  # a scratch copy: process 0 resends it
             raise LostProcessError(
                 f"process {distribution.process_id} of {distribution.num_processes} stopped: "
                 f"another process stopped or lost contact ({_first_line(err)}); start every "
