@@ -80,6 +80,10 @@ def test_more_devices_than_the_machine_has_is_refused_in_one_line():
     # This TensorFlow process has one CPU device.
     with pytest.raises(DistributionError, match="--devices 4: this machine has 1 CPU device"):
         start_distribution(DistributionSettings(devices=4))
+    # Several processes: JAX only (MultiWorkerMirroredStrategy stopped in Keras' fit).
+    with pytest.raises(DistributionError, match="several processes train under JAX only"):
+        start_distribution(DistributionSettings(coordinator="localhost:1", num_processes=2,
+                                                process_id=0))
 
 
 def test_the_cli_refuses_a_process_id_out_of_range_before_anything_starts(tmp_path):

@@ -3,8 +3,8 @@
 The one place where `--devices` and the multi-process settings (coordinator, number of
 processes, process id) become a distribution: ``keras.distribution.DataParallel`` under JAX
 (with ``jax.distributed`` joining the processes), ``tf.distribute.MirroredStrategy`` under
-TensorFlow (``MultiWorkerMirroredStrategy`` across processes). `zoo train`, `zoo transfer`
-and `zoo tune`'s trials all start theirs here.
+TensorFlow (one process only: MultiWorkerMirroredStrategy stopped in Keras 3.15's fit here).
+`zoo train`, `zoo transfer` and `zoo tune`'s trials all start theirs here.
 
 The batch size a user gives is the global batch: each step trains ``batch_size`` images split
 evenly over all devices of all processes. Under JAX each process reads its own shard of the
@@ -216,9 +216,7 @@ class Distribution:
         """Process 0's ``payload``, in every process (the others' is ignored)."""
         if self.num_processes == 1:
             return payload
-        if self.backend == "jax":
-            return broadcast_bytes(payload if self.writes else None)
-        return _tensorflow_broadcast(self.strategy, payload if self.writes else b"")
+        return broadcast_bytes(payload if self.writes else None)  # JAX: the only one
 
     def check_batch(self, batch_size: int, what: str = "--batch-size") -> None:
         """Refuse a global batch that does not split evenly over the devices."""
@@ -447,63 +445,21 @@ def _tensorflow_distribution(settings: DistributionSettings) -> Distribution:
     import tensorflow as tf
 
     if settings.multi_process:
-        # Before anything lists devices: TensorFlow configures collectives at start-up.
-        strategy = _multi_worker_strategy(settings)
+        # Tried with two local processes: MultiWorkerMirroredStrategy joined them, then Keras
+        # 3.15's fit stopped in both ("Attempt to convert a value (PerReplica:{...})").
+        raise DistributionError(
+            "several processes train under JAX only (keras.distribution.DataParallel); set "
+            "KERAS_BACKEND=jax, or use --devices alone for one machine's GPUs under TensorFlow")
     gpus = tf.config.list_logical_devices("GPU")
     pool = gpus or tf.config.list_logical_devices("CPU")
     kind = "GPU" if gpus else "CPU"
     names = [d.name for d in pool]
     shown = [n.split("device:")[-1].lower() for n in names]
     chosen = choose_devices(settings.devices, shown, kind)
-    if not settings.multi_process:
-        devices = [names[shown.index(c)] for c in chosen]
-        strategy = tf.distribute.MirroredStrategy(devices=devices)
-        return Distribution(backend="tensorflow", devices=chosen, device_count=len(devices),
-                            strategy=strategy, api="tf.distribute.MirroredStrategy")
-    return Distribution(backend="tensorflow", devices=chosen,
-                        device_count=strategy.num_replicas_in_sync,
-                        num_processes=settings.num_processes, process_id=settings.process_id,
-                        strategy=strategy, api="tf.distribute.MultiWorkerMirroredStrategy")
-
-
-def _multi_worker_strategy(settings: DistributionSettings):
-    """A MultiWorkerMirroredStrategy over every process's address (TF_CONFIG written here)."""
-    import json
-
-    import tensorflow as tf
-
-    addresses = coordinator_addresses(settings.coordinator)
-    if len(addresses) != settings.num_processes:
-        raise DistributionError(
-            f"under TensorFlow every process's HOST:PORT is needed: give --coordinator "
-            f"{','.join(['HOST:PORT'] * settings.num_processes)} (process 0's first), or use "
-            f"KERAS_BACKEND=jax with process 0's address only")
-    os.environ["TF_CONFIG"] = json.dumps({
-        "cluster": {"worker": addresses},
-        "task": {"type": "worker", "index": settings.process_id}})
-    options = tf.distribute.experimental.CommunicationOptions(
-        timeout_seconds=settings.timeout)
-    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-
-
-def _tensorflow_broadcast(strategy, payload: bytes) -> bytes:
-    """Process 0's bytes in every worker of a MultiWorkerMirroredStrategy: a sum over the
-    replicas in which only replica 0 (on process 0) adds its values."""
-    import numpy as np
-    import tensorflow as tf
-
-    def total(values):
-        def replica_share():
-            first = tf.distribute.get_replica_context().replica_id_in_sync_group == 0
-            return tf.where(first, tf.constant(values), tf.zeros_like(values))
-
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(replica_share),
-                               axis=None).numpy()
-
-    size = int(total(np.int64(len(payload))))
-    data = np.zeros(size, np.int32)
-    data[:len(payload)] = np.frombuffer(payload, np.uint8)[:size]
-    return total(data).astype(np.uint8).tobytes()
+    devices = [names[shown.index(c)] for c in chosen]
+    strategy = tf.distribute.MirroredStrategy(devices=devices)
+    return Distribution(backend="tensorflow", devices=chosen, device_count=len(devices),
+                        strategy=strategy, api="tf.distribute.MirroredStrategy")
 
 
 # -- learning rate -----------------------------------------------------------------------------

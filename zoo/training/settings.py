@@ -98,7 +98,7 @@ class TrainingSettings:
         "that many times the one --lr was tuned for); default: --lr as given.")
     coordinator: str | None = setting(
         None, "--coordinator",
-        "Process 0's HOST:PORT (JAX), or every process's, process 0's first (TensorFlow); or "
+        "Process 0's HOST:PORT, for several processes (JAX); or "
         "KERAS_DISTRIBUTION_JOB_ADDRESSES.")
     num_processes: int | None = setting(
         None, "--num-processes",
