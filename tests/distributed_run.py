@@ -71,9 +71,8 @@ def mirrored(out: Path) -> dict:
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from zoo.training.train import train
 
-    one = train(plan(out / "one"), verbose=0)
-    two = train(plan(out / "two", devices="2"), verbose=0)
-    return {"one": facts(one), "two": facts(two)}
+    # The one-device reference is the JAX test's; here: it trains, and records the strategy.
+    return {"two": facts(train(plan(out / "two", devices="2"), verbose=0))}
 
 
 if __name__ == "__main__":
