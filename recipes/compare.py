@@ -162,7 +162,8 @@ def check_compare_settings(model: str, seeds: int, target: float) -> None:
 
 
 def train_and_measure(plan: TrainPlan, recipe_set: str, data: Dataset, train_split: Dataset,
-                      target: float, value: Any = None) -> CompareRun:
+                      target: float, value: Any = None, backup_dir: Path | None = None,
+                      announce: Callable[[str], None] | None = None) -> CompareRun:
     """Train ``plan`` once through ``zoo.training.train.train`` (in memory) and measure the run.
 
     Args:
@@ -172,6 +173,10 @@ def train_and_measure(plan: TrainPlan, recipe_set: str, data: Dataset, train_spl
         train_split: that same fraction, on which train accuracy is measured.
         target: the validation accuracy whose first epoch is recorded.
         value: the swept value of this run (``zoo compare --sweep``), if any.
+        backup_dir: where the run keeps its epoch history and backup, so that it resumes
+            from its last finished epoch after a kill (``train``'s ``backup_dir``); its
+            curve then spans every epoch, its times only this call's.
+        announce: receives the line saying from which epoch a killed run resumes.
 
     Returns:
         The run's accuracies, validation curve, time and whether it diverged.
@@ -183,8 +188,12 @@ def train_and_measure(plan: TrainPlan, recipe_set: str, data: Dataset, train_spl
         on_epoch_end=lambda epoch, logs, store=epoch_logs: store.append(dict(logs))))
     start = time.perf_counter()
     try:
-        result = train(plan, data=data, verbose=0, write_run=False)
+        result = train(plan, data=data, verbose=0, write_run=False, backup_dir=backup_dir,
+                       announce=lambda line: announce(line) if announce and
+                       line.startswith("resuming") else None)
         trained, diverged, fit_seconds = result.model, False, result.seconds
+        # Every epoch's logs, those before a resume included.
+        epoch_logs[:] = [dict(zip(result.history, row)) for row in zip(*result.history.values())]
     except TrainingError as err:
         if "NaN" not in str(err):
             raise

@@ -11,10 +11,12 @@ folder does not hold yet (``recipes/sweep_resume.py``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +40,11 @@ from recipes.sweep_report import format_sweep_table, plot_sweep, sweep_csv
 from recipes.sweep_resume import (
     CONFIG_FILE,
     SHARED_SETTINGS,
+    UNFINISHED_DIR,
     earlier_config,
     read_finished_runs,
     run_key,
+    unfinished_run_dir,
 )
 from zoo.core.hyperparameter_types import parse_literal
 from zoo.core.locks import folder_lock
@@ -297,19 +301,31 @@ def _run_sweep(sweep: Sweep, sets: list[str], seeds: int, settings: RunSettings,
                     f"their start)")
     runs: list[CompareRun] = []
     for (recipe_set, value, plan), key in zip(requested, keys):
+        backup = unfinished_run_dir(out_dir, sweep.slug, key)
         done = finished.pop(key, None)
         if done is not None:
             runs.append(dataclasses.replace(done, value=value))
+            shutil.rmtree(backup, ignore_errors=True)  # killed after its row was written
             if progress:
                 progress(f"{sweep.key}={value} {recipe_set} seed {plan.seed}: finished "
                          f"earlier, reused")
             continue
-        runs.append(train_and_measure(plan, recipe_set, data, train_split, target, value))
+        line = f"{sweep.key}={value} {recipe_set} seed {plan.seed}: "
+        runs.append(train_and_measure(plan, recipe_set, data, train_split, target, value,
+                                      backup_dir=backup,
+                                      announce=(lambda text, at=line: progress(at + text))
+                                      if progress else None))
         if progress:
             progress(f"{sweep.key}={value} " + _short_line(runs[-1]))
         # Rewritten after every run, so a killed sweep keeps what it measured (and the
-        # finished runs it has not reached yet).
+        # finished runs it has not reached yet); then the run's backup is no longer needed.
         _write_sweep(sweep, runs, list(finished.values()), out_dir, target, caption)
+        shutil.rmtree(backup, ignore_errors=True)
+    with contextlib.suppress(OSError):  # empty once every run has its row
+        (out_dir / UNFINISHED_DIR).rmdir()
+    if reused == len(requested) and progress:
+        progress(f"--sweep {sweep.key}: all {reused} runs had already finished in {out_dir}; "
+                 f"nothing trained")
     return _write_sweep(sweep, runs, list(finished.values()), out_dir, target, caption)
 
 

@@ -6,32 +6,36 @@ A run is keyed by its full configuration: the settings every run of the folder s
 set, swept value, seed, learning rate and batch size (the last two as the run used them, after
 the sweep and the recipes, as its row in the runs CSV records them). Rerunning the same command
 with ``--seeds 3`` after ``--seeds 2``, or with more values or recipe sets, trains only the
-missing runs; a run killed half-way was never written, so it is trained again. A folder whose
-shared settings differ is refused before any data loads, so no run measured under other
+missing runs. A run not finished yet keeps its epoch history and Keras backup in
+``unfinished/`` until its row is written, so a run killed half-way resumes from its last
+finished epoch. A folder whose shared settings differ is refused before any data loads
+(``zoo.training.job_folder``, as for runs and searches), so no run measured under other
 settings is mixed in or overwritten.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import hashlib
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 from recipes.base import RecipeError
 from recipes.compare import CompareRun, RunSettings
-from zoo.core.runs import jsonable
-from zoo.training.settings import TRAINING_SETTINGS, setting_defaults
+from zoo.core.runs import CONFIG_FILE
+from zoo.training.job_folder import JobFolderError, earlier_job, read_job_config
+from zoo.training.settings import JOB_SETTINGS, setting_defaults
 
-CONFIG_FILE = "config.json"
+# The backups of the runs that have not finished yet (zoo.training.train's backup_dir).
+UNFINISHED_DIR = "unfinished"
 # What every run of a sweep folder shares; with ``run_key``, a run's full configuration. The
 # learning rate and batch size are per run (a sweep or recipe changes them), and the target is
 # not here: steps to it are recomputed from the stored curves. Nor is the input path: in memory
-# or streamed, a run sees the same images (zoo.data.inputs).
-SHARED_SETTINGS = ("model", "hparams", *(name for name in TRAINING_SETTINGS
-                                          if name not in ("learning_rate", "batch_size", "seed",
-                                                          "input_mode", "memory_budget")))
+# or streamed, a run sees the same images (zoo.data.inputs; JOB_SETTINGS leaves it out).
+SHARED_SETTINGS = ("model", "hparams", *(name for name in JOB_SETTINGS
+                                          if name not in ("learning_rate", "batch_size", "seed")))
 # Folders written before a setting existed used its default.
 UNRECORDED_DEFAULTS = setting_defaults(RunSettings)
 
@@ -58,22 +62,17 @@ def earlier_config(out_dir: Path, settings: dict[str, Any]) -> dict[str, Any] | 
                               f"its runs are unknown; choose another --out")
         return None
     try:
-        old = json.loads(config_path.read_text())
-    except (OSError, ValueError) as err:
-        raise RecipeError(f"cannot read {config_path} ({err}); choose another --out") from None
-    if not isinstance(old, dict) or "sweeps" not in old:
-        raise RecipeError(f"{out_dir} holds a zoo compare without --sweep; choose another --out "
-                          f"so its results are kept")
-    current = jsonable(settings)
-    for name in SHARED_SETTINGS:
-        before = old.get(name, UNRECORDED_DEFAULTS.get(name))
-        now = current.get(name, UNRECORDED_DEFAULTS.get(name))
-        if before != now:
-            raise RecipeError(
-                f"{out_dir} holds sweep runs with {name}={json.dumps(before)}, not "
-                f"{json.dumps(now)}; rerun with the same settings to add seeds, "
-                f"values or recipe sets there, or choose another --out")
-    return old
+        old = read_job_config(out_dir)
+        if "sweeps" not in old:
+            raise RecipeError(f"{out_dir} holds a zoo compare without --sweep; choose another "
+                              f"--out so its results are kept")
+        earlier = earlier_job(out_dir, settings, SHARED_SETTINGS, defaults=UNRECORDED_DEFAULTS,
+                              what="sweep runs",
+                              advice="rerun with the same settings to add seeds, values or "
+                                     "recipe sets there, or choose another --out")
+    except JobFolderError as err:
+        raise RecipeError(str(err)) from None
+    return earlier.config
 
 
 def read_finished_runs(path: Path, *, target: float, chance_loss: float) -> list[CompareRun]:
@@ -113,6 +112,15 @@ def _run_from_row(row: dict[str, str], target: float, chance_loss: float) -> Com
         epochs_run=max(len(curve), 1), fit_seconds=float(row["fit_seconds"]),
         final_loss=float(row["final_loss"]) if row["final_loss"] else math.nan,
         chance_loss=chance_loss)
+
+
+def unfinished_run_dir(out_dir: Path, sweep_slug: str, key: tuple) -> Path:
+    """The folder where the run ``key`` of a sweep keeps its epoch history and backup until
+    its row is in the runs CSV: a killed run resumes there from its last finished epoch."""
+    text = "-".join(str(part) for part in key)
+    readable = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text)[:60]
+    digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+    return out_dir / UNFINISHED_DIR / f"sweep-{sweep_slug}-{readable}-{digest}"
 
 
 def run_key(recipe_set: str, value: Any, seed: int, learning_rate: float,

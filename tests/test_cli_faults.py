@@ -350,7 +350,7 @@ def test_exporting_an_unfinished_run_says_how_far_it_got_and_needs_allow_unfinis
 def test_a_finished_run_is_never_overwritten(tiny_run):
     before = snapshot(tiny_run)
     assert_one_line_error(*cli("train", "lenet5", "--out", tiny_run, "--epochs", "1"),
-                          "finished run")
+                          "finished lenet5 run")
     assert snapshot(tiny_run) == before
 
 

@@ -7,7 +7,8 @@ import json
 import pytest
 
 import zoo
-from zoo.core.runs import read_history
+from zoo.core.runs import load_run_metrics, read_history
+from zoo.training.job_folder import JobFolderError
 from zoo.training.train import TrainingError, TrainPlan, train
 
 TINY = {"filters": (4, 8), "dense_units": (16, 16)}
@@ -78,38 +79,6 @@ def test_steps_per_execution_must_be_positive():
               write_run=False)
 
 
-def test_interrupted_run_resumes_from_its_last_epoch(tmp_path):
-    import keras
-
-    class Interrupt(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
-                raise KeyboardInterrupt
-
-    out = tmp_path / "run"
-    plan = TrainPlan(model="lenet5", hparams=TINY, epochs=4, batch_size=64, out=str(out),
-                     callbacks=[Interrupt()])
-    with pytest.raises(KeyboardInterrupt):
-        train(plan, verbose=0)
-    assert not (out / "metrics.json").exists()
-    assert (out / "backup").exists()
-    assert not list(out.glob(".partial-*"))  # no half-written model left behind
-    # The best model so far is the one history.csv records: say epoch 0 reached a validation
-    # loss no later epoch can beat. The resumed epochs must then leave model.keras alone.
-    kept = (out / "model.keras").read_bytes()
-    lines = (out / "history.csv").read_text().splitlines()
-    column = lines[0].split(",").index("val_loss")
-    first = lines[1].split(",")
-    first[column] = "1e-09"
-    (out / "history.csv").write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
-    resumed = train(TrainPlan(model="lenet5", hparams=TINY, epochs=4, batch_size=64,
-                              out=str(out)), verbose=0)
-    history = read_history(out / "history.csv")
-    assert history["epoch"] == [0.0, 1.0, 2.0, 3.0]  # epoch 0 kept, 1-3 run after resuming
-    assert resumed.test_metrics["test_accuracy"] > 0
-    assert (out / "model.keras").read_bytes() == kept
-
-
 def test_nan_loss_stops_with_a_clear_message():
     plan = TrainPlan(model="lenet5_modern", hparams=TINY, epochs=3, batch_size=64,
                      learning_rate=1e12, optimizer="sgd")
@@ -117,9 +86,17 @@ def test_nan_loss_stops_with_a_clear_message():
         train(plan, verbose=0, write_run=False)
 
 
-def test_finished_run_is_not_overwritten(tiny_run):
-    with pytest.raises(TrainingError, match="already holds a finished run"):
-        train(TrainPlan(model="lenet5", hparams=TINY, epochs=1, out=str(tiny_run)), verbose=0)
+def test_finished_run_is_reported_not_retrained_or_overwritten(tiny_run):
+    # Killed runs resuming, and finished ones reported by the CLI: tests/test_job_folder.py.
+    settings = dict(model="lenet5", hparams={"filters": (4, 8), "dense_units": (32, 16)},
+                    epochs=3, batch_size=64, learning_rate=3e-3, out=str(tiny_run))
+    again = train(TrainPlan(**settings), verbose=0)
+    assert again.finished_earlier
+    metrics = load_run_metrics(tiny_run)
+    assert again.test_metrics == {k: metrics[k] for k in ("test_accuracy", "test_loss")}
+    assert len(again.history["loss"]) == 3
+    with pytest.raises(JobFolderError, match="holds a finished lenet5 run with epochs=3, not 1"):
+        train(TrainPlan(**{**settings, "epochs": 1}), verbose=0)
 
 
 def test_unknown_optimizer_is_clear():

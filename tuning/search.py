@@ -57,21 +57,28 @@ from tuning.space import SearchSpace, derive_space, describe
 from zoo.core.locks import folder_lock
 from zoo.core.registry import build
 from zoo.core.runs import (
+    CONFIG_FILE,
     HISTORY_FILE,
-    METRICS_FILE,
-    load_run_metrics,
+    jsonable,
     read_history,
     write_json_atomic,
 )
 from zoo.data.inputs import fit_source, open_source
 from zoo.training.dtype_policy import check_dtype_policy
+from zoo.training.job_folder import EarlierJob, earlier_job
 from zoo.training.seeding import seed_everything
-from zoo.training.settings import settings_of
+from zoo.training.settings import JOB_SETTINGS, settings_of
 from zoo.training.train import TrainPlan, prepare_data, resolve_hparams, train
 
 # The best trial (runs/trialID) and the default configuration (runs/default) are retrained
 # into run directories below --out.
 RETRAIN_DIR = "runs"
+# What makes a search folder hold the search asked for: every SearchPlan field that changes
+# a trial's result. Not --max-trials (more of them extends a search), the distribution
+# (--workers, --isolate, the roles) or what follows the trials (--retrain, ...).
+SEARCH_KEYS = ("model", *JOB_SETTINGS, "algorithm", "objective", "space", "only",
+               "increasing_filters", "max_params", "max_macs", "max_latency_ms", "cost",
+               "prune", "prune_warmup_epochs", "prune_warmup_trials", "input_shape")
 
 
 # -- checks -----------------------------------------------------------------------------------
@@ -240,16 +247,20 @@ def _retrain(plan: SearchPlan, name: str, hparams: dict, training: dict, data,
     """
 
     run_dir = plan.out_dir / RETRAIN_DIR / name
-    if (run_dir / METRICS_FILE).exists():
-        metrics = load_run_metrics(run_dir)
-        echo(f"reusing the finished run {run_dir}")
-        return run_dir, {k: v for k, v in metrics.items() if k.startswith("test_")}
-    # Retrained like `zoo train` (no op determinism), with the trial's searched settings.
+    # Retrained like `zoo train` (no op determinism), with the trial's searched settings. A
+    # killed retraining resumes; a finished one is reused (zoo.training.job_folder).
     settings = settings_of(plan, epochs=plan.retrain_epochs or plan.epochs, deterministic=False)
     train_plan = TrainPlan(model=plan.model, hparams=hparams, out=str(run_dir),
                            **(settings | training))
-    result = train(train_plan, data=data, verbose=0)
+    result = train(train_plan, data=data, verbose=0, announce=_resume_lines(echo))
+    if result.finished_earlier:
+        echo(f"reusing the finished run {run_dir}")
     return result.run_dir, result.test_metrics
+
+
+def _resume_lines(echo: Callable[[str], None]) -> Callable[[str], None]:
+    """``echo`` for train's lines that say a killed run resumes (not its input path)."""
+    return lambda line: echo(line) if line.startswith("resuming") else None
 
 
 # -- the search --------------------------------------------------------------------------------
@@ -286,7 +297,33 @@ def search_here(plan: SearchPlan, echo: Callable[[str], None] = print) -> Search
     # worker writes its trials into its chief's folder.
     with (contextlib.nullcontext() if role == "worker" else
           folder_lock(plan.out_dir, what="search folder")):
-        return _search_here(plan, role, echo)
+        earlier = check_search_folder(plan) if role != "worker" else None
+        result = _search_here(plan, role, echo)
+    report_finished_search(plan, earlier, result, echo)
+    return result
+
+
+def search_config(plan: SearchPlan) -> dict[str, Any]:
+    """What the search folder's config.json records: the settings in SEARCH_KEYS."""
+    return jsonable({key: getattr(plan, key) for key in SEARCH_KEYS})
+
+
+def check_search_folder(plan: SearchPlan) -> EarlierJob | None:
+    """Refuse a search folder that holds another search (zoo.training.job_folder), before
+    anything loads. Returns the search it held (``prepare_search`` records this one's
+    settings there once the search can start)."""
+    return earlier_job(plan.out_dir, search_config(plan), SEARCH_KEYS,
+                       finished_file=SUMMARY_FILE, what="a {model} search",
+                       advice="rerun with the same settings to resume or extend it "
+                              "(--max-trials), or pass another --out")
+
+
+def report_finished_search(plan: SearchPlan, earlier: EarlierJob | None, result: SearchResult,
+                           echo: Callable[[str], None]) -> None:
+    """Say so when the search was run again after it had finished (nothing trained)."""
+    if earlier is not None and earlier.finished and result.trials_run_here == 0:
+        echo(f"{plan.out_dir} already held this search, finished: no trial trained now; the "
+             f"results above are its own")
 
 
 def _search_here(plan: SearchPlan, role: str, echo: Callable[[str], None]) -> SearchResult:
@@ -347,6 +384,8 @@ def prepare_search(plan: SearchPlan, role: str, echo: Callable[[str], None]) -> 
         strategy, distribution = setup_distribution(plan.devices, plan.batch_size)
     out = plan.out_dir
     out.mkdir(parents=True, exist_ok=True)
+    if role != "worker":  # checked by check_search_folder; a worker writes into its chief's
+        write_json_atomic(out / CONFIG_FILE, search_config(plan))
     hypermodel = tuners.ZooHyperModel(space, base, data, budget_of(plan))
     tuner = tuners.make_tuner(plan, hypermodel, strategy, echo=echo)
     if role == "chief":

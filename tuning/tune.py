@@ -11,7 +11,13 @@ from __future__ import annotations
 from typing import Callable
 
 from tuning.records import SearchPlan, SearchResult
-from tuning.search import floored_outputs_noted, search_here, validate_plan
+from tuning.search import (
+    check_search_folder,
+    floored_outputs_noted,
+    report_finished_search,
+    search_here,
+    validate_plan,
+)
 from tuning.workers import search_with_workers
 from zoo.core.locks import folder_lock
 
@@ -38,5 +44,8 @@ def run_search(plan: SearchPlan, echo: Callable[[str], None] = print) -> SearchR
             # The chief holds the search folder (zoo.core.locks); its workers write trials
             # into it for it and take no lock.
             with folder_lock(plan.out_dir, what="search folder"):
-                return search_with_workers(plan, echo)
+                earlier = check_search_folder(plan)
+                result = search_with_workers(plan, echo)
+            report_finished_search(plan, earlier, result, echo)
+            return result
         return search_here(plan, echo)

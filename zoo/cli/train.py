@@ -70,7 +70,11 @@ def train_command(name, preset, settings, balanced_sampler, recipes, input_shape
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
     if result.distribution:
         click.echo(f"data parallel: {result.distribution}")
-    click.echo(f"run: {result.run_dir}")
+    if result.finished_earlier:
+        click.echo(f"run: {result.run_dir} had already finished with these settings; nothing "
+                   f"trained (another --out trains again)")
+    else:
+        click.echo(f"run: {result.run_dir}")
     click.echo(f"{metrics} ({result.seconds:.1f} s training)")
     for line in class_report_lines(result):
         click.echo(line)

@@ -28,7 +28,8 @@ import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.core.runs import CONFIG_FILE, history_rows, publish_file, write_text_atomic
+from zoo.core.runs import history_rows, publish_file, write_text_atomic
+from zoo.training.job_folder import JobFolderError, earlier_job
 
 if TYPE_CHECKING:
     import keras
@@ -44,8 +45,8 @@ IDENTITY_KEYS = ("model", "hparams", "input_shape")
 logger = logging.getLogger("zoo.training.resume")
 
 
-class RunDirectoryError(ValueError):
-    """A run directory holds a different run than the one asked for."""
+# A run directory holding another run: zoo.training.job_folder's error, under its old name.
+RunDirectoryError = JobFolderError
 
 
 def check_same_run(run_dir: Path, config: dict[str, Any]) -> None:
@@ -55,38 +56,14 @@ def check_same_run(run_dir: Path, config: dict[str, Any]) -> None:
         run_dir: the run directory about to be (re)used.
         config: the new run's config.json content (``model``, ``hparams``, ``input_shape``).
     """
-    path = run_dir / CONFIG_FILE
-    if not path.exists():
-        return
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return  # unreadable: written atomically, so this is not ours; it is replaced
-    for key in IDENTITY_KEYS:
-        before, now = old.get(key), config.get(key)
-        if before is None or before == now:
-            continue
-        if key == "model":
-            what = f"a {before} run, not {now}"
-        elif key == "hparams":
-            diff = sorted(k for k in set(before) | set(now or {})
-                          if before.get(k) != (now or {}).get(k))
-            what = (f"{old.get('model')} with other hyperparameters ("
-                    + ", ".join(f"{k}={_shown(before.get(k))} there, "
-                                f"{_shown((now or {}).get(k))} now" for k in diff[:3]) + ")")
-        else:
-            what = f"{old.get('model')} with input shape {before}, not {now}"
-        raise RunDirectoryError(
-            f"{run_dir} holds {what}; pass another --out, or delete {run_dir} to start over"
-        )
+    earlier_job(run_dir, config, IDENTITY_KEYS)
 
 
-def _shown(value: Any) -> str:
-    if value is None:
-        return "the default"
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
-    return str(value)
+def backup_epoch(run_dir: Path) -> int:
+    """Epochs finished by the run whose backup ``run_dir`` holds (0: no backup). Call
+    ``prepare_backup`` first, so that the latest backup is an intact one."""
+    backup = run_dir / BACKUP_DIR
+    return _readable_backup(backup / BACKUP_WEIGHTS, backup / BACKUP_METADATA) or 0
 
 
 def best_val_loss(history_path: Path) -> float | None:
@@ -165,8 +142,9 @@ def _finite(logs: dict | None) -> bool:
                if isinstance(v, (int, float)) or hasattr(v, "__float__"))
 
 
-def resume_callbacks(run_dir: Path, history_file: str, model_file: str) -> list:
-    """History logger, best-model checkpoint and backup, in the order described above.
+def resume_callbacks(run_dir: Path, history_file: str, model_file: str | None) -> list:
+    """History logger, best-model checkpoint (unless ``model_file`` is None) and backup, in
+    the order described above.
 
     Call ``prepare_backup`` first; the checkpoint's bar is seeded from history.csv.
     """
@@ -175,11 +153,10 @@ def resume_callbacks(run_dir: Path, history_file: str, model_file: str) -> list:
     history_path = run_dir / history_file
     repair_history(history_path)
     remove_partial_files(run_dir)
-    return [
-        keras.callbacks.CSVLogger(str(history_path), append=True),
-        best_model_checkpoint(run_dir / model_file, best_val_loss(history_path)),
-        finite_backup(run_dir / BACKUP_DIR),
-    ]
+    checkpoint = ([best_model_checkpoint(run_dir / model_file, best_val_loss(history_path))]
+                  if model_file is not None else [])
+    return [keras.callbacks.CSVLogger(str(history_path), append=True), *checkpoint,
+            finite_backup(run_dir / BACKUP_DIR)]
 
 
 def best_model_checkpoint(path: Path, best_so_far: float | None = None

@@ -24,9 +24,13 @@ from typing import Any
 DEFAULT_DATASET = "digits"
 
 
-def setting(default: Any, flag: str, help: str = "") -> Any:  # noqa: A002 - click's word
-    """A field of a settings record with its command-line flag and help."""
-    return field(default=default, metadata={"flag": flag, "help": help})
+def setting(default: Any, flag: str, help: str = "",  # noqa: A002 - click's word
+            same_job: bool = True) -> Any:
+    """A field of a settings record with its command-line flag and help. ``same_job=False``
+    for a setting that changes how a job runs but not what it computes (the input path):
+    a folder run again with another value still holds the same job (zoo.training.job_folder).
+    """
+    return field(default=default, metadata={"flag": flag, "help": help, "same_job": same_job})
 
 
 @dataclass(kw_only=True)
@@ -76,11 +80,12 @@ class TrainingSettings:
         "auto", "--stream/--in-memory",
         "--stream: stream an image folder (decode, resize and batch it on the fly in parallel "
         "workers, memory flat in the number of images); --in-memory: decode it into memory "
-        "first (the fast path for small sets). Default: stream only past --memory-budget.")
+        "first (the fast path for small sets). Default: stream only past --memory-budget.",
+        same_job=False)
     memory_budget: float | None = setting(
         None, "--memory-budget",
         "Stream an image folder whose images, decoded at the model's input size, exceed this "
-        "size (e.g. 2GiB); default a quarter of the available memory.")
+        "size (e.g. 2GiB); default a quarter of the available memory.", same_job=False)
     skip_bad_images: bool = setting(
         False, "--skip-bad-images",
         "While streaming, skip unreadable images (counted and reported) instead of stopping at "
@@ -118,6 +123,9 @@ CLASS_WEIGHTS = ("balanced",)
 
 # The shared settings' names, in the record's order.
 TRAINING_SETTINGS: tuple[str, ...] = tuple(f.name for f in fields(TrainingSettings))
+# Those that make a run, sweep or search folder hold another job when they differ.
+JOB_SETTINGS: tuple[str, ...] = tuple(f.name for f in fields(TrainingSettings)
+                                      if f.metadata["same_job"])
 
 
 def settings_of(record: Any, **changes: Any) -> dict[str, Any]:

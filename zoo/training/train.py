@@ -27,6 +27,7 @@ from zoo.core.runs import (
     MODEL_FILE,
     PREPROCESSING,
     jsonable,
+    load_run_metrics,
     new_run_dir,
     read_history,
     write_json_atomic,
@@ -58,12 +59,21 @@ from zoo.training.distribution import (
 )
 from zoo.training.dtype_policy import DtypePolicyError, check_dtype_policy, dtype_policy_scope
 from zoo.training.gradient_registry import custom_gradient_names, forget_custom_gradients
+from zoo.training.job_folder import earlier_job
 from zoo.training.seeding import seed_everything
-from zoo.training.settings import TrainingSettings, settings_of
+from zoo.training.settings import JOB_SETTINGS, TrainingSettings, settings_of
 from zoo.viz.evaluation import plot_history
 
 if TYPE_CHECKING:
     import keras
+
+# What makes a finished run directory hold the run asked for: a re-run with these settings
+# reports it; with others it is refused (a killed run resumes when only its
+# resume.IDENTITY_KEYS match, e.g. with more epochs).
+RUN_KEYS = ("model", "hparams", "input_shape", *JOB_SETTINGS, "optimizer_options", "recipes")
+EARLY_RUN_KEYS = tuple(key for key in RUN_KEYS
+                       if key not in ("hparams", "input_shape", "dtype_policy"))
+
 
 class TrainingError(RuntimeError):
     """Training cannot start or did not finish sensibly (e.g. the loss became NaN)."""
@@ -132,6 +142,11 @@ class RunResult:
     # How it was trained data-parallel ("" on one device), e.g. "keras.distribution.
     # DataParallel over 2 devices (cpu:0, cpu:1)".
     distribution: str = ""
+    # The run directory already held this run, finished: nothing was trained, the results are
+    # the ones it holds (zoo.training.job_folder).
+    finished_earlier: bool = False
+    # Epochs that a killed run had finished before this call resumed it (0: started afresh).
+    resumed_after: int = 0
 
 
 def resolve_hparams(plan: TrainPlan, data: "Dataset | FolderListing | ImageStream"
@@ -269,6 +284,7 @@ def train(
     write_run: bool = True,
     announce: Callable[[str], None] | None = None,
     input_note: InputNote | None = None,
+    backup_dir: str | Path | None = None,
 ) -> RunResult:
     """Train ``plan`` and write its run directory; resumes if that directory holds a backup.
 
@@ -281,19 +297,25 @@ def train(
         write_run: False keeps everything in memory (tests, benchmarks, ablations): no run
             directory, checkpoint, history file or curves.
         announce: called with the lines to show before training: the input path taken
-            (in memory or streamed) and why.
+            (in memory or streamed) and why, and from which epoch a killed run resumes.
+        backup_dir: with ``write_run=False``, a folder for this run's epoch history and
+            Keras backup (no model file, curves or logs), so that the same call after a kill
+            resumes from the last finished epoch (sweeps). The caller removes it once it has
+            kept the result.
 
     Returns:
         The run directory, the best model (the saved checkpoint when a run was written), the
-        history per epoch, the test metrics and the training time.
+        history per epoch, the test metrics and the training time. When ``plan.out`` already
+        holds this run, finished (same settings, ``RUN_KEYS``), nothing is trained: its model,
+        history and test metrics, with ``finished_earlier`` set.
 
     With the plan's devices or processes (``plan.devices``, ...), the model is built, trained
     and evaluated data-parallel (``zoo.training.distribution``); in a multi-process run only
     process 0 writes ``plan.out`` (``zoo.training.sharded_run``).
 
     Raises:
-        TrainingError: bad epochs, batch size or dtype policy, a finished run already in
-            ``plan.out``, or a loss that became NaN/inf.
+        TrainingError: bad epochs, batch size or dtype policy, or a loss that became NaN/inf.
+        JobFolderError: ``plan.out`` (or ``backup_dir``) holds another run.
         DistributionError: devices or processes that cannot be used as asked.
         LostProcessError: another process of the run stopped.
     """
@@ -307,11 +329,18 @@ def train(
     writes = distribution is None or distribution.writes
     # The policy is process-wide and read when layers are built: set it around this run
     # only, so that the next run of a sweep, comparison or search starts from the old one.
-    with run_folder_lock(plan, write_run, writes), \
-            dtype_policy_scope(plan.dtype_policy) as policy, \
-            (distribution.scope() if distribution else contextlib.nullcontext()):
-        return _train(plan, model, data, verbose, write_run, policy, announce, input_note,
-                      distribution)
+    with run_folder_lock(plan, write_run, writes):
+        folder = Path(plan.out) if write_run else backup_dir
+        if folder is not None and plan.initial_epoch == 0:
+            # Before any data loads: the settings the plan states (the model's resolved
+            # hyperparameters and dtype policy are compared again once known).
+            earlier_job(folder, plan.config(), EARLY_RUN_KEYS, finished_file=METRICS_FILE,
+                        resume_keys=("model",))
+        with dtype_policy_scope(plan.dtype_policy) as policy, \
+                (distribution.scope() if distribution else contextlib.nullcontext()):
+            return _train(plan, model, data, verbose, write_run, policy, announce, input_note,
+                          distribution, Path(backup_dir) if backup_dir is not None and
+                          not write_run else None)
 
 
 def run_folder_lock(plan: TrainPlan, write_run: bool, writes: bool = True):
@@ -436,7 +465,8 @@ def _test_predictions(model: "keras.Model", batches, direct: bool = False
 def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
            verbose: int | str, write_run: bool, policy: str,
            announce: Callable[[str], None] | None, input_note: InputNote | None,
-           distribution: Distribution | None = None) -> RunResult:
+           distribution: Distribution | None = None,
+           backup_dir: Path | None = None) -> RunResult:
     """``train`` after the checks, under the run's dtype policy ``policy`` and inside the
     scope of its ``distribution`` (if any)."""
     import keras
@@ -483,9 +513,12 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
             _announce_start(announce, plan, model, data, images_shape, note, class_weight)
         callbacks.append(EpochTimeEstimate(announce, steps_per_epoch, plan.epochs))
     # Where this process writes the run's files: run_dir, or a scratch copy in a process
-    # other than 0 of a multi-process run (zoo.training.sharded_run.files_folder).
+    # other than 0 of a multi-process run (zoo.training.sharded_run.files_folder); for an
+    # in-memory run, its backup_dir (if any).
     files_dir = run_dir
-    if write_run:
+    history_dir = None
+    resumed_after = 0
+    if write_run or backup_dir is not None:
         config = {**plan.config(), "hparams": jsonable(hparams),
                   "steps_per_execution": effective_steps_per_execution(plan),
                   "input_shape": list(input_shape), "class_names": data.class_names,
@@ -499,11 +532,26 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
                   "distribution": sharded_run.distribution_record(
                       distribution, plan.batch_size,
                       {split: split_size(data, split) for split in ("train", "val", "test")})}
-        files_dir = sharded_run.files_folder(
-            run_dir, distribution, lambda: _write_config(plan, run_dir, config),
-            HISTORY_FILE, MODEL_FILE)
-        callbacks += resume.resume_callbacks(files_dir, HISTORY_FILE, MODEL_FILE)
-        if keras.backend.backend() == "tensorflow":
+        if write_run:
+            # A later phase of one run (transfer) continues the folder with another model.
+            earlier = (earlier_job(run_dir, config, RUN_KEYS, finished_file=METRICS_FILE,
+                                   resume_keys=resume.IDENTITY_KEYS)
+                       if plan.initial_epoch == 0 else None)
+            if earlier is not None and earlier.finished:
+                return finished_run(run_dir, model)
+            files_dir = history_dir = sharded_run.files_folder(
+                run_dir, distribution, lambda: _write_config(plan, run_dir, config),
+                HISTORY_FILE, MODEL_FILE)
+        else:
+            history_dir = backup_dir
+            _write_config(plan, backup_dir, config)
+        resumed_after = resume.backup_epoch(history_dir)
+        if resumed_after and announce is not None:
+            announce(f"resuming {history_dir} after epoch {resumed_after} (its last finished "
+                     f"epoch)")
+        callbacks += resume.resume_callbacks(history_dir, HISTORY_FILE,
+                                             MODEL_FILE if write_run else None)
+        if write_run and keras.backend.backend() == "tensorflow":
             callbacks.append(keras.callbacks.TensorBoard(str(files_dir / "logs")))
 
     start = time.perf_counter()
@@ -536,7 +584,7 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
         # the model is gone: ~10 MB per run in a sweep or search (zoo.training.gradient_registry).
         forget_custom_gradients(gradients_before)
     seconds = time.perf_counter() - start
-    history = read_history(files_dir / HISTORY_FILE) if write_run else fit.history
+    history = read_history(history_dir / HISTORY_FILE) if history_dir else fit.history
     losses = history.get("loss", [])
     if not losses or not all(math.isfinite(v) for v in losses):
         kept = (f"{run_dir / MODEL_FILE} keeps the best model before that"
@@ -586,17 +634,16 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
             plot_history(history, run_dir / CURVES_FILE, title=f"{plan.model} on {data.name}")
         sharded_run.finish(files_dir, run_dir)
     return RunResult(run_dir, model, history, test_metrics, seconds, class_metrics, kept,
-                     distribution.describe() if distribution is not None else "")
+                     distribution.describe() if distribution is not None else "",
+                     resumed_after=resumed_after)
 
 
 def _write_config(plan: TrainPlan, run_dir: Path, config: dict[str, Any]) -> None:
-    """Check that ``run_dir`` can take this run, write its config and ready its backup."""
-    if (run_dir / METRICS_FILE).exists() and plan.initial_epoch == 0:
-        raise TrainingError(
-            f"{run_dir} already holds a finished run; pass another --out or delete it"
-        )
+    """Check that ``run_dir`` can take this run (zoo.training.job_folder: a killed run of the
+    same model and hyperparameters resumes), write its config and ready its backup."""
     if plan.initial_epoch == 0:  # a later phase of one run (transfer) changes the model
-        resume.check_same_run(run_dir, config)
+        earlier_job(run_dir, config, RUN_KEYS, finished_file=METRICS_FILE,
+                    resume_keys=resume.IDENTITY_KEYS)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run_dir / CONFIG_FILE, config)
     damaged = resume.prepare_backup(run_dir)
@@ -617,3 +664,19 @@ def _stream_shard(data: ImageStream, distribution: Distribution) -> ImageStream:
 def _first_line(err: BaseException) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return lines[0][:300] if lines else type(err).__name__
+
+
+def finished_run(run_dir: Path, model: "keras.Model") -> RunResult:
+    """The results a finished run directory holds, with ``model`` given its best weights."""
+    metrics = load_run_metrics(run_dir)
+    if (run_dir / MODEL_FILE).exists():
+        with warnings.catch_warnings():  # the optimizer is not restored: nothing trains
+            warnings.simplefilter("ignore")
+            model.load_weights(run_dir / MODEL_FILE)
+    per_class = ("test_macro_f1", "test_per_class")  # zoo.training.class_report's
+    return RunResult(run_dir, model, read_history(run_dir / HISTORY_FILE),
+                     {k: float(v) for k, v in metrics.items()
+                      if k.startswith("test_") and k not in per_class},
+                     float(metrics.get("train_seconds", 0.0)),
+                     {k: metrics[k] for k in per_class if k in metrics},
+                     metrics.get("kept_epoch"), finished_earlier=True)
