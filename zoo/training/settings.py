@@ -104,7 +104,7 @@ class TrainingSettings:
     coordinator: str | None = setting(
         None, "--coordinator",
         "Process 0's HOST:PORT, for several processes (JAX); or "
-        "KERAS_DISTRIBUTION_JOB_ADDRESSES.")
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES.", same_job=False)
     num_processes: int | None = setting(
         None, "--num-processes",
         "Processes training one model together, e.g. one per machine (or "
@@ -112,9 +112,10 @@ class TrainingSettings:
     process_id: int | None = setting(
         None, "--process-id",
         "This process's number, 0 to N-1; 0 writes the run folder (or "
-        "KERAS_DISTRIBUTION_PROCESS_ID).")
+        "KERAS_DISTRIBUTION_PROCESS_ID).", same_job=False)
     coordinator_timeout: float = setting(
-        300.0, "--coordinator-timeout", "Seconds to wait for every process to join.")
+        300.0, "--coordinator-timeout", "Seconds to wait for every process to join.",
+        same_job=False)
 
 
 # The values --class-weight takes.
