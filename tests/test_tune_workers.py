@@ -315,7 +315,10 @@ def test_workers_run_each_trial_once_stop_on_ctrl_c_and_resume(tmp_path):
         model="lenet5", algorithm="grid", space={"kernel_sizes": "3,5", "filters": "4"},
         only=True, max_trials=1, epochs=1, train_fraction=0.05, batch_size=64, retrain=False,
         out=str(single)), echo=lambda line: None)
-    files = {p.name for p in out.iterdir()} - {"worker-logs"}
+    # The chief retrained the best trial below --out (runs/trialID); the single search did not.
+    best_trial = json.loads((out / "summary.json").read_text())["best_trial"]
+    assert [p.name for p in (out / "runs").iterdir()] == [f"trial{best_trial}"]
+    files = {p.name for p in out.iterdir()} - {"worker-logs", "runs"}
     assert files == {p.name for p in single.iterdir()}
     with (single / "trials.csv").open() as f:
         assert list(csv.DictReader(f).fieldnames) == list(rows[0])

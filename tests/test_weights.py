@@ -25,18 +25,18 @@ TINY_VGG = {"input_shape": (8, 8, 3), "filters": (4, 6), "depths": (1, 1),
             "dense_units": (5,), "num_classes": 3, "dropout": 0.0}
 
 
-def _torchvision_vgg_state(hparams=TINY_VGG) -> dict[str, np.ndarray]:
+def _torchvision_vgg_state(hparams=TINY_VGG, rng=RNG) -> dict[str, np.ndarray]:
     """A state dict laid out as torchvision's VGG (features.N, classifier.N), random values."""
     state, channels, index = {}, hparams["input_shape"][2], 0
     for width in hparams["filters"]:
-        state[f"features.{index}.weight"] = RNG.normal(size=(width, channels, 3, 3))
-        state[f"features.{index}.bias"] = RNG.normal(size=width)
+        state[f"features.{index}.weight"] = rng.normal(size=(width, channels, 3, 3))
+        state[f"features.{index}.bias"] = rng.normal(size=width)
         channels, index = width, index + 3  # conv, relu, pool
     side = hparams["input_shape"][0] // 2 ** len(hparams["filters"])
     features = channels * side * side
     for j, units in enumerate([*hparams["dense_units"], hparams["num_classes"]]):
-        state[f"classifier.{3 * j}.weight"] = RNG.normal(size=(units, features)) * 0.3
-        state[f"classifier.{3 * j}.bias"] = RNG.normal(size=units)
+        state[f"classifier.{3 * j}.weight"] = rng.normal(size=(units, features)) * 0.3
+        state[f"classifier.{3 * j}.bias"] = rng.normal(size=units)
         features = units
     return {k: v.astype(np.float32) for k, v in state.items()}
 
@@ -299,8 +299,12 @@ def test_keras_applications_vgg16_file_gives_keras_outputs_in_the_zoo_vgg16(tmp_
 
 @pytest.fixture
 def tiny_entry(tmp_path, monkeypatch):
-    """A known entry for a tiny torchvision-layout VGG file generated here."""
-    path = save_zip(_torchvision_vgg_state(), tmp_path / "tiny_vgg-0123.pth")
+    """A known entry for a tiny torchvision-layout VGG file generated here.
+
+    Its weights are the same whichever tests ran before in this process (its own generator,
+    not the module's shared RNG): test_photos' grey tolerance is measured on them."""
+    path = save_zip(_torchvision_vgg_state(rng=np.random.default_rng(0)),
+                    tmp_path / "tiny_vgg-0123.pth")
     entry = WeightsEntry(
         model="vgg11", name="tiny", description="tiny test VGG", dataset="imagenet",
         file_name=path.name, checksum=hashlib.sha256(path.read_bytes()).hexdigest(),
