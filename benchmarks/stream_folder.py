@@ -14,7 +14,6 @@ an interrupted run continues.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 from pathlib import Path
 
@@ -47,6 +46,8 @@ def write_folder(root: Path, count: int) -> Path:
     """``root/n{count}``: ``count`` images, written once."""
     from PIL import Image
 
+    from zoo.core.runs import atomic_write
+
     folder = root / f"n{count}"
     for label in range(CLASSES):
         (folder / f"class{label}").mkdir(parents=True, exist_ok=True)
@@ -54,13 +55,12 @@ def write_folder(root: Path, count: int) -> Path:
         path = image_path(folder, index)
         if path.exists():
             continue
-        tmp = path.with_suffix(".tmp")
-        if index < DISTINCT:
-            Image.fromarray(synthetic_image(index, index % CLASSES)).save(tmp, "JPEG",
-                                                                          quality=90)
-        else:
-            shutil.copyfile(image_path(folder, index % DISTINCT), tmp)
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            if index < DISTINCT:
+                Image.fromarray(synthetic_image(index, index % CLASSES)).save(tmp, "JPEG",
+                                                                              quality=90)
+            else:
+                shutil.copyfile(image_path(folder, index % DISTINCT), tmp)
     return folder
 
 

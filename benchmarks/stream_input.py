@@ -157,7 +157,7 @@ def run_train(root: Path, size: int, model_name: str, side: int, batch: int,
     import keras
     import tensorflow as tf
 
-    from zoo.core.registry import get_model_info
+    from zoo.core.registry import build
     from zoo.data.folders import dataset_from_listing
     from zoo.data.listing import list_image_folder
     from zoo.data.stream import ImageStream
@@ -171,7 +171,7 @@ def run_train(root: Path, size: int, model_name: str, side: int, batch: int,
 
     def fresh():
         keras.utils.set_random_seed(0)
-        model = get_model_info(model_name).builder(input_shape=shape, num_classes=10)
+        model = build(model_name, input_shape=shape, num_classes=10)
         compile_model(model, plan, -(-n_train // batch))
         return model
 
