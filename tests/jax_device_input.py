@@ -43,18 +43,21 @@ def trained(recipes: list[str], *, float_feeding: bool) -> tuple[list[float], li
     """Losses per epoch and final weights of a tiny lenet5 on the digits (seed 3)."""
     from recipes import apply_recipes
 
-    original = zoo.training.train.make_batches
+    original = zoo.data.batches.make_batches
 
     def host_float(x, y, **kwargs):  # the old path: the whole set converted on the host
         return original(to_float(x), y, **kwargs)
 
-    zoo.training.train.make_batches = host_float if float_feeding else original
+    # The trainer's fit batches (train.make_batches) and its evaluation batches
+    # (zoo.data.inputs.split_batches, which imports zoo.data.batches.make_batches on call).
+    feed = host_float if float_feeding else original
+    zoo.training.train.make_batches = zoo.data.batches.make_batches = feed
     try:
         plan = apply_recipes(TrainPlan(model="lenet5", hparams=TINY, epochs=2, batch_size=64,
                                        learning_rate=3e-3, seed=3), recipes)
         result = train(plan, verbose=0, write_run=False)
     finally:
-        zoo.training.train.make_batches = original
+        zoo.training.train.make_batches = zoo.data.batches.make_batches = original
     history = result.history
     return history["loss"] + history["val_loss"], [np.asarray(w) for w in
                                                    result.model.get_weights()]
