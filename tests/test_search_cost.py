@@ -313,7 +313,7 @@ def _draws(overrides: dict, seed: int, count: int) -> list[dict]:
 
 
 def test_same_seed_gives_the_same_trials_and_results(tmp_path):
-    settings = dict(algorithm="random", max_trials=3, train_fraction=0.05, seed=7,
+    settings = dict(algorithm="random", max_trials=2, train_fraction=0.05, seed=7,
                     space={"filters": "4:16", "kernel_sizes": "3,5"})
     first, _ = _search(tmp_path, out="a", **settings)
     second, _ = _search(tmp_path, out="b", **settings)
