@@ -334,8 +334,9 @@ def test_search_trains_every_trial_and_the_retrain_under_its_dtype_policy(tmp_pa
     built: list[str] = []
     compile_model = tuners.compile_model
     monkeypatch.setattr(tuners, "compile_model",
-                        lambda model, *args: (built.append(model.dtype_policy.name),
-                                              compile_model(model, *args))[1])
+                        lambda model, *args, **kwargs: (built.append(model.dtype_policy.name),
+                                                        compile_model(model, *args,
+                                                                      **kwargs))[1])
     lines: list[str] = []
     monkeypatch.chdir(tmp_path)
     result = tune.run_search(search.SearchPlan(
