@@ -785,3 +785,37 @@ def test_keras_tuner_files_are_written_whole_or_not_at_all(tmp_path, monkeypatch
         kt_utils.save_json(target, {"trial": 2})
     assert json.loads(target.read_text()) == {"trial": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["tuner0.json"]
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_trials_are_seeded_with_the_searchs_determinism(monkeypatch, deterministic):
+    # Workers' and isolated trials seed each trial themselves; they took deterministic=True
+    # whatever the search asked for, so --deterministic off changed nothing in trials.
+    from types import SimpleNamespace
+
+    import zoo.training.seeding
+    from tuning import isolation, tuners
+    from tuning.records import trial_seed
+
+    calls = []
+
+    class Seeded(Exception):
+        pass
+
+    def record(seed, deterministic):
+        calls.append((seed, deterministic))
+        raise Seeded
+
+    base = SimpleNamespace(seed=7, deterministic=deterministic)
+    monkeypatch.setattr(zoo.training.seeding, "seed_everything", record)
+    job = isolation.IsolatedTrial(trial_id="3", values={}, space=None, base=base, budget=None,
+                                  batch_size=8, checkpoint="", objective=None)
+    with pytest.raises(Seeded):
+        isolation._train(job, isolation.IsolatedResult())
+    monkeypatch.setattr(tuners, "seed_everything", record)
+    worker = SimpleNamespace(last_note="", is_worker=lambda: True,
+                             hypermodel=SimpleNamespace(base=base))
+    monkeypatch.setattr(tuners, "custom_gradient_names", lambda: set())
+    with pytest.raises(Seeded):
+        tuners.ZooTrials.on_trial_begin(worker, SimpleNamespace(trial_id="3"))
+    assert calls == [(trial_seed(7, "3"), deterministic)] * 2

@@ -111,7 +111,7 @@ def _train(job: IsolatedTrial, result: IsolatedResult) -> None:
         training_batches,
     )
 
-    seed_everything(trial_seed(job.base.seed, job.trial_id), deterministic=True)
+    seed_everything(trial_seed(job.base.seed, job.trial_id), deterministic=job.base.deterministic)
     data = prepare_data(job.base, open_source(job.base.dataset, data_dir=job.base.data_dir))
     data, _ = fit_source(data, job.space.fixed["input_shape"], mode=job.base.input_mode,
                          budget=job.base.memory_budget, skip_bad=job.base.skip_bad_images)

@@ -502,8 +502,9 @@ class ZooTrials(TunerHooks):
         if self.is_worker() and trial.trial_id.isdigit():
             # Which worker runs which trial depends on timing: seed each trial by its number,
             # so its result does not (as --isolate seeds each trial's process).
-            seed_everything(trial_seed(self.hypermodel.base.seed, trial.trial_id),
-                             deterministic=True)
+            base = self.hypermodel.base
+            seed_everything(trial_seed(base.seed, trial.trial_id),
+                            deterministic=base.deterministic)
         super().on_trial_begin(trial)
 
     def on_trial_end(self, trial):
