@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from recipes.sweep_resume import (
     run_key,
     unfinished_run_dir,
 )
+from recipes.sweep_spec import LOG_KEYS, Sweep  # noqa: F401  (LOG_KEYS: part of this module's API)
 from zoo.core.hyperparameter_types import parse_literal
 from zoo.core.locks import folder_lock
 from zoo.core.names import did_you_mean
@@ -58,30 +58,8 @@ from zoo.training.train import prepare_data
 # Plan fields a sweep may change, under the names users type (the CLI's option names).
 PLAN_KEYS = {"lr": "learning_rate", "learning_rate": "learning_rate",
              "batch_size": "batch_size", "batch-size": "batch_size"}
-# Swept on a log axis: the lecture's ranges span orders of magnitude.
-LOG_KEYS = {"learning_rate", "batch_size"}
 # Builder arguments fixed by the data set or the task, not by the experimenter.
 NOT_SWEPT = {"num_classes", "input_shape", "include_top", "pooling", "classifier_activation"}
-
-
-@dataclass(frozen=True)
-class Sweep:
-    """One parsed ``--sweep``: what it changes and the values, already converted and checked."""
-
-    key: str  # as written, e.g. 'lr', 'normalization', 'dropout:rate'
-    kind: str  # 'plan' (a TrainPlan field), 'hparam' (builder argument) or 'recipe'
-    target: str  # the plan field, builder argument or 'recipe:param' it sets
-    values: tuple
-
-    @property
-    def log_scale(self) -> bool:
-        """Whether the plot's x axis is logarithmic (learning rate, batch size)."""
-        return self.kind == "plan" and self.target in LOG_KEYS
-
-    @property
-    def slug(self) -> str:
-        """A file-name-safe name for this sweep's outputs."""
-        return re.sub(r"[^A-Za-z0-9_.-]+", "-", self.target).strip("-")
 
 
 def _split_values(key: str, text: str) -> list[str]:

@@ -7,15 +7,13 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from recipes.compare import CompareRun, mean_spread
+from recipes.sweep_spec import Sweep
 from zoo.viz.figure import headless_pyplot, save_figure
-
-if TYPE_CHECKING:
-    from recipes.sweep import Sweep
 
 
 def _format_value(value: Any) -> str:
