@@ -2,7 +2,8 @@
 tiny lenet5 on a few hundred embedded digits. Prints one JSON line of findings.
 
     python -m tests.distributed_run devices OUT        (XLA_FLAGS=...device_count=2, JAX)
-        one epoch on one device, then with --devices 2, into OUT/one and OUT/two
+        one epoch on one device, then with --devices 2, into OUT/one and OUT/two; then the
+        same with a tiny image folder streamed (OUT/streamed/...)
     python -m tests.distributed_run process OUT ID N ADDRESS [EPOCHS]
         process ID of N (JAX, coordinator at ADDRESS), one run folder OUT
     python -m tests.distributed_run mirrored OUT       (TensorFlow, the CPU split in two)
@@ -51,7 +52,7 @@ def devices(out: Path) -> dict:
 
     one = train(plan(out / "one"), verbose=0)
     two = train(plan(out / "two", devices="2"), verbose=0)
-    return {"one": facts(one), "two": facts(two)}
+    return {"one": facts(one), "two": facts(two), "streamed": streamed(out / "streamed")}
 
 
 def process(out: Path, process_id: int, count: int, address: str, epochs: int = 1) -> dict:
@@ -61,6 +62,30 @@ def process(out: Path, process_id: int, count: int, address: str, epochs: int = 
                         process_id=process_id, coordinator_timeout=120, epochs=epochs),
                    verbose=0)
     return facts(result)
+
+
+def streamed(out: Path) -> dict:
+    """One epoch on a streamed folder of 47 images, on one device then two: 32 to train, 7 to
+    validate and 7 to test (padded by one image of weight 0 on two devices)."""
+    from PIL import Image
+
+    from zoo.training.train import TrainPlan, train
+
+    rng = np.random.default_rng(28)
+    for number in range(47):
+        folder = out / "folder" / "ab"[number % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 255, (12, 12), dtype=np.uint8)
+        Image.fromarray(pixels, "L").save(folder / f"{number}.png")
+
+    def run(name: str, **distribution):
+        return facts(train(TrainPlan(
+            model="lenet5", hparams=TINY, epochs=1, batch_size=8, learning_rate=3e-3, seed=3,
+            dataset=str(out / "folder"), input_mode="stream", train_fraction=0.97,
+            out=str(out / name),
+            **distribution), verbose=0))
+
+    return {"one": run("one"), "two": run("two", devices="2")}
 
 
 def mirrored(out: Path) -> dict:

@@ -158,6 +158,13 @@ def test_two_jax_devices_train_like_one_and_the_run_records_them(python_without_
     np.testing.assert_allclose(two["val_loss"], one["val_loss"], rtol=LOSS_RTOL)
     assert two["test"]["test_accuracy"] == pytest.approx(one["test"]["test_accuracy"])
     assert two["test"]["test_loss"] == pytest.approx(one["test"]["test_loss"], rel=LOSS_RTOL)
+    # A streamed folder: each device reads its own part of every split, padded as arrays are.
+    one, two = found["streamed"]["one"], found["streamed"]["two"]
+    assert two["distribution"]["padded_images"] == {"train": 0, "val": 1, "test": 1}
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(two[key], one[key], rtol=LOSS_RTOL)
+    assert two["test"]["test_accuracy"] == pytest.approx(one["test"]["test_accuracy"])
+    assert two["test"]["test_loss"] == pytest.approx(one["test"]["test_loss"], rel=LOSS_RTOL)
 
 
 def _free_port() -> int:

@@ -75,15 +75,53 @@ def test_in_memory_decodes_straight_to_the_model_size(flat_folder):
     np.testing.assert_allclose(x, small.x_test / 255.0, atol=1e-6)
 
 
-def test_shards_split_every_split_disjointly(flat_folder):
-    stream = ImageStream(list_image_folder(flat_folder), (8, 8, 3))
-    shards = [stream.sharded(i, 3) for i in range(3)]
-    for split in ("train", "val", "test"):
-        parts = [set(s.indices(split)) for s in shards]
-        assert set().union(*parts) == set(stream.indices(split))
-        assert sum(map(len, parts)) == stream.size(split)
-    with pytest.raises(DataError, match="shard 3 of 3"):
-        stream.sharded(3, 3)
+@pytest.fixture(scope="module")
+def numbered_folder(tmp_path_factory) -> Path:
+    """23 PNGs, each one flat grey level (its number times 10), so a batch shows its files."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("numbered") / "numbered"
+    for number in range(23):
+        folder = root / "ab"[number % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((4, 4), number * 10, np.uint8), "L").save(
+            folder / f"{number}.png")
+    return root
+
+
+@pytest.mark.parametrize("tensorflow", [True, False], ids=["tf.data", "grain"])
+def test_shards_are_equal_length_disjoint_and_cover_every_image(numbered_folder, monkeypatch,
+                                                                 tensorflow):
+    from zoo.data import batches
+    from zoo.data.batches import Sharding
+
+    monkeypatch.setattr(batches, "has_tensorflow", lambda: tensorflow)
+    stream = ImageStream(list_image_folder(numbered_folder), (4, 4, 1))
+    for split, shuffle in (("train", True), ("val", False), ("test", False)):
+        shards = []
+        for index in range(2):
+            sharding = Sharding(devices=4, index=index, count=2)  # 2 processes, 2 devices each
+            seen, weights = [], []
+            for x, y, *w in stream.batches(split, batch_size=3, shuffle=shuffle, seed=5,
+                                           sharding=sharding):
+                numbers = [round(float(v) * 25.5) for v in np.asarray(x)[:, 0, 0, 0]]
+                seen += numbers
+                weights += list(np.asarray(w[0])) if w else [1.0] * len(numbers)
+            shards.append((seen, weights))
+        size = stream.size(split)
+        padded = size + -size % 4
+        assert [len(seen) for seen, _ in shards] == [padded // 2] * 2  # equal steps
+        every = {number for seen, _ in shards for number in seen}
+        assert every == {int(Path(p).stem) for p in (stream.listing.files[i] for i in
+                                               stream.indices(split))}
+        together = [n for seen, _ in shards for n in seen]
+        assert len(together) - len(set(together)) == padded - size  # disjoint but the padding
+        if not shuffle:  # evaluation: the padding weighs 0, every image 1 once
+            kept = [n for seen, w in shards for n, weight in zip(seen, w) if weight > 0]
+            assert sorted(kept) == sorted(every) and len(kept) == size
+    with pytest.raises(DataError, match="--skip-bad-images"):
+        ImageStream(stream.listing, (4, 4, 1), skip_bad=True).batches(
+            "train", batch_size=4, sharding=Sharding(devices=2))
 
 
 def test_balanced_drawing_evens_out_the_classes(tmp_path):

@@ -105,7 +105,7 @@ def make_batches(
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     if sharding is not None:
-        ds = _sharded(tf, ds, len(x), sharding, weighted=not shuffle)
+        ds = shard_indices(tf, ds, len(x), sharding, weighted=not shuffle)
         if not shuffle:  # (index, weight) pairs
             ds = ds.batch(batch_size).map(lambda i, w: (*gather(i), w),
                                           num_parallel_calls=workers)
@@ -116,12 +116,13 @@ def make_batches(
     return ds.prefetch(PREFETCH_BATCHES).with_options(fixed_pipeline_options(tf))
 
 
-def _sharded(tf, indices, size: int, sharding: Sharding, *, weighted: bool):
-    """``indices`` (an epoch's order) padded and cut to one process's shard (``Sharding``).
+def shard_indices(tf, indices, size: int, sharding: Sharding, *, weighted: bool):
+    """``indices`` (a tf.data epoch order of ``size`` elements) padded and cut to one
+    process's shard (``Sharding``); in-memory arrays and streamed folders share it.
 
     Every process draws the same seeded order, so the shards are disjoint. Training pads with
-    the first images of the next order; evaluation (in order) with image 0 at weight 0, as
-    (index, weight) pairs.
+    the first elements of the next order; evaluation (in order) with position 0 at weight 0,
+    as (position, weight) pairs.
     """
     pad = sharding.padding(size)
     if weighted:  # evaluation reads the images in order

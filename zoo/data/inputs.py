@@ -93,10 +93,11 @@ def split_labels(data: "Dataset | ImageStream | FolderListing", split: str) -> n
 def split_batches(data: "Dataset | ImageStream", split: str, *, batch_size: int = 256,
                   num_classes: int | None = None, sharding: "Sharding | None" = None):
     """Unshuffled float [0, 1] batches (images, labels) of ``split``, for evaluation and
-    prediction; with ``sharding`` (arrays), this process's padded shard in batches of
-    ``batch_size`` per process, as (images, labels, weights) with weight 0 for the padding."""
+    prediction; with ``sharding``, this process's padded shard in batches of ``batch_size``
+    per process, as (images, labels, weights) with weight 0 for the padding."""
     if isinstance(data, ImageStream):
-        return data.batches(split, batch_size=batch_size, num_classes=num_classes)
+        return data.batches(split, batch_size=batch_size, num_classes=num_classes,
+                            sharding=sharding)
     from zoo.data.batches import make_batches
 
     return make_batches(getattr(data, f"x_{split}"), getattr(data, f"y_{split}"),

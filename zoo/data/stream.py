@@ -9,7 +9,9 @@ grain where it is absent (``MapDataset`` of index batches read by ``ReadOptions`
 scale JPEG decode, then the same fitting as the in-memory arrays, so both paths see the same
 pixels. Memory holds the listing (~100 bytes an image) and a few batches, whatever the count.
 
-``sharded(index, count)`` gives one process of a multi-process run its own part of every split;
+``batches(..., sharding=)`` gives one process of a data-parallel run its own shard of a split,
+padded exactly as in-memory arrays are (``zoo.data.batches.Sharding``: training repeats a few
+images, evaluation adds copies of weight 0), so every process runs the same number of steps;
 ``balanced=True`` draws training images class-balanced instead of shuffling them.
 """
 
@@ -20,7 +22,7 @@ import math
 import os
 import threading
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -28,6 +30,9 @@ from zoo.data.dataset import DataError
 from zoo.data.decode import read_fitted
 from zoo.data.images import ImageDecodeError
 from zoo.data.listing import FolderListing
+
+if TYPE_CHECKING:
+    from zoo.data.batches import Sharding
 
 # Batches prepared ahead of training (besides those being decoded).
 PREFETCH_BATCHES = 2
@@ -56,8 +61,6 @@ class ImageStream:
     image_shape: tuple[int, int, int]
     skip_bad: bool = False  # skip (and count) unreadable images instead of stopping
     reduced_decode: bool = True  # JPEGs at reduced DCT scale when much larger than the target
-    shard_index: int = 0
-    shard_count: int = 1
     log: ReadLog = field(default_factory=ReadLog, compare=False)
 
     @property
@@ -75,14 +78,6 @@ class ImageStream:
         """Number of classes."""
         return self.listing.num_classes
 
-    def sharded(self, index: int, count: int) -> "ImageStream":
-        """The part of every split that process ``index`` of ``count`` reads: every
-        ``count``-th image of each split from its ``index``-th (disjoint, together all)."""
-        if not (isinstance(count, int) and count >= 1 and 0 <= index < count):
-            raise DataError(f"shard {index} of {count} does not exist; the index must be in "
-                            f"0..count-1")
-        return replace(self, shard_index=index, shard_count=count)
-
     def subset(self, train_fraction: float) -> "ImageStream":
         """Fewer training images: the same ones ``Dataset.subset(train_fraction=...)`` keeps."""
         if train_fraction == 1.0:
@@ -90,15 +85,15 @@ class ImageStream:
         return replace(self, listing=self.listing.subset(train_fraction))
 
     def indices(self, split: str) -> np.ndarray:
-        """This shard's file indices of ``split`` ('train', 'val' or 'test')."""
-        return self.listing.splits[split][self.shard_index::self.shard_count]
+        """The file indices of ``split`` ('train', 'val' or 'test')."""
+        return self.listing.splits[split]
 
     def size(self, split: str) -> int:
-        """This shard's number of images in ``split``."""
+        """The number of images in ``split``."""
         return len(self.indices(split))
 
     def labels(self, split: str) -> np.ndarray:
-        """This shard's labels of ``split``, in listing order."""
+        """The labels of ``split``, in listing order."""
         return self.listing.labels[self.indices(split)]
 
     def read(self, index: int) -> np.ndarray | None:
@@ -123,7 +118,7 @@ class ImageStream:
     def batches(self, split: str, *, batch_size: int, shuffle: bool = False, seed: int = 0,
                 num_classes: int | None = None, balanced: bool = False,
                 augment: Callable[[Any, Any], tuple[Any, Any]] | None = None,
-                as_uint8: bool = False):
+                as_uint8: bool = False, sharding: "Sharding | None" = None):
         """The split as float [0, 1] batches (images, labels): a tf.data.Dataset, or a grain
         IterDataset without TensorFlow. Each iteration is one pass, reshuffled.
 
@@ -137,10 +132,18 @@ class ImageStream:
                 often (images of small classes repeat, of large ones are left out).
             augment: (images, labels) -> (images, labels) on each float batch, in a worker.
             as_uint8: uint8 [0, 255] batches instead (for exported models, which scale).
+            sharding: this process's shard of each pass, padded to split over the devices
+                (``zoo.data.batches.Sharding``), in batches of ``batch_size`` per process;
+                unshuffled (evaluation) batches then carry weights, 0 for the padding.
         """
         from zoo.data.batches import has_tensorflow
 
-        order = _PassOrder(self.indices(split), self.listing.labels, shuffle, balanced, seed)
+        if sharding is not None and sharding.devices > 1 and self.skip_bad:
+            raise DataError("skipping unreadable images (--skip-bad-images) would give the "
+                            "devices unequal batches; remove the unreadable images or train "
+                            "on one device")
+        order = _PassOrder(self.indices(split), self.listing.labels, shuffle, balanced, seed,
+                           sharding)
         if has_tensorflow():
             return _tf_pipeline(self, order, batch_size, num_classes, augment, as_uint8)
         return _grain_pipeline(self, order, batch_size, num_classes, augment, as_uint8)
@@ -165,8 +168,22 @@ class _PassOrder:
     shuffle: bool
     balanced: bool
     seed: int
+    sharding: "Sharding | None" = None
+
+    @property
+    def weighted(self) -> bool:
+        """Whether batches carry weights: a sharded evaluation (in order), padded at weight 0."""
+        return self.sharding is not None and not (self.shuffle or self.balanced)
+
+    def shard_of_pass(self, number: int) -> tuple[np.ndarray, np.ndarray]:
+        """(file indices, weights) this process reads in pass ``number``: its padded shard."""
+        order = self.of_pass(number)
+        if self.sharding is None:
+            return order, np.ones(len(order), np.float32)
+        return self.sharding.epoch_order(order, weighted=self.weighted)
 
     def of_pass(self, number: int) -> np.ndarray:
+        """The file indices of the whole split in pass ``number`` (every process alike)."""
         rng = np.random.default_rng([self.seed, number])
         if self.balanced:
             labels = self.labels[self.indices]
@@ -188,7 +205,7 @@ def _tf_pipeline(stream: ImageStream, order: _PassOrder, batch_size: int,
                  num_classes: int | None, augment, as_uint8: bool = False):
     import tensorflow as tf
 
-    from zoo.data.batches import fixed_pipeline_options
+    from zoo.data.batches import fixed_pipeline_options, shard_indices
 
     shape = tuple(stream.image_shape)
     labels = tf.constant(_labels_of(stream.listing.labels, num_classes))
@@ -197,28 +214,39 @@ def _tf_pipeline(stream: ImageStream, order: _PassOrder, batch_size: int,
         image = stream.read(int(index))
         return (np.zeros(shape, np.uint8), False) if image is None else (image, True)
 
-    def load(index):
+    def load(index, weight):
         # Pillow decodes and resizes with the GIL released, so the map's threads run in
         # parallel; the same read_fitted as the in-memory path gives the same pixels.
         image, ok = tf.numpy_function(read, [index], [tf.uint8, tf.bool], stateful=False)
         image.set_shape(shape)
         ok.set_shape(())
-        return image, tf.gather(labels, index), ok
+        return image, tf.gather(labels, index), weight, ok
 
-    def to_float(images, y):
-        return tf.cast(images, tf.float32) / 255.0, y
+    def to_float(images, y, weights):
+        return tf.cast(images, tf.float32) / 255.0, y, weights
 
     workers = input_workers()
     ds = _tf_pass_indices(tf, order)
+    if order.sharding is not None:
+        # The same padding and cut as in-memory arrays: (position, weight) pairs in order for
+        # evaluation, the shuffled file indices themselves for training.
+        ds = shard_indices(tf, ds, len(order.indices), order.sharding, weighted=order.weighted)
+    if order.weighted:
+        files = tf.constant(order.indices)
+        ds = ds.map(lambda i, w: (tf.gather(files, i), w))
+    else:
+        ds = ds.map(lambda i: (i, tf.constant(1.0)))
     ds = ds.map(load, num_parallel_calls=workers)
     if stream.skip_bad:
-        ds = ds.filter(lambda image, y, ok: ok)
-    ds = ds.map(lambda image, y, ok: (image, y))
+        ds = ds.filter(lambda image, y, w, ok: ok)
+    ds = ds.map(lambda image, y, w, ok: (image, y, w))
     ds = ds.batch(batch_size)
     if not as_uint8:
         ds = ds.map(to_float, num_parallel_calls=workers)
-    if augment is not None:
-        ds = ds.map(augment, num_parallel_calls=workers)
+    if not order.weighted:
+        ds = ds.map(lambda x, y, w: (x, y))
+        if augment is not None:
+            ds = ds.map(augment, num_parallel_calls=workers)
     return ds.prefetch(PREFETCH_BATCHES).with_options(fixed_pipeline_options(tf))
 
 
@@ -267,18 +295,21 @@ def _grain_pipeline(stream: ImageStream, order: _PassOrder, batch_size: int,
 
     workers = input_workers()
 
-    def read_batch(indices: np.ndarray):
+    def read_batch(part: tuple[np.ndarray, np.ndarray]):
+        indices, weights = part
         images = [stream.read(int(i)) for i in indices]
         kept = [k for k, image in enumerate(images) if image is not None]
         x = np.stack([images[k] for k in kept]) if kept else np.zeros((0, *stream.image_shape),
                                                                        np.uint8)
         x = x if as_uint8 else to_float(x)
-        return x, _labels_of(stream.listing.labels[indices[kept]], num_classes)
+        y = _labels_of(stream.listing.labels[indices[kept]], num_classes)
+        return (x, y, weights[kept]) if order.weighted else (x, y)
 
     def build(number: int):
-        indices = order.of_pass(number)
+        indices, weights = order.shard_of_pass(number)
         starts = range(0, len(indices), batch_size)
-        ds = grain.MapDataset.source([indices[s:s + batch_size] for s in starts])
+        ds = grain.MapDataset.source([(indices[s:s + batch_size], weights[s:s + batch_size])
+                                      for s in starts])
         # Each thread decodes whole batches; Pillow releases the GIL while it decodes.
         ds = ds.map(read_batch).to_iter_dataset(grain.ReadOptions(
             num_threads=workers, prefetch_buffer_size=workers + PREFETCH_BATCHES))

@@ -240,8 +240,8 @@ def training_batches(plan: TrainPlan, data: "Dataset | ImageStream",
     if isinstance(data, ImageStream):
         train = data.batches("train", batch_size=batch, shuffle=True, seed=plan.seed,
                              num_classes=classes, augment=plan.augment,
-                             balanced=plan.balanced_sampler)
-        val = data.batches("val", batch_size=val_batch, num_classes=classes)
+                             balanced=plan.balanced_sampler, sharding=sharding)
+        val = data.batches("val", batch_size=val_batch, num_classes=classes, sharding=sharding)
         return train, val
     train = make_batches(data.x_train, data.y_train, batch_size=batch, shuffle=True,
                          seed=plan.seed, num_classes=classes, augment=plan.augment,
@@ -493,8 +493,6 @@ def _train(plan: TrainPlan, model: "keras.Model | None", data: Dataset | None,
     class_weight = fit_class_weight(plan, data)
     # Keras' global DataParallel (set by zoo tune for its trials) splits batches too.
     sharding = distribution.sharding() if distribution is not None else global_sharding()
-    if isinstance(data, ImageStream) and distribution is not None:
-        data, sharding = _stream_shard(data, distribution), None
     devices = distribution.device_count if distribution is not None else 1
     train_batches, val_batches = training_batches(plan, data, sharding)
     steps_per_epoch = math.ceil(split_size(data, "train") / plan.batch_size)
@@ -649,16 +647,6 @@ def _write_config(plan: TrainPlan, run_dir: Path, config: dict[str, Any]) -> Non
     damaged = resume.prepare_backup(run_dir)
     if damaged:
         resume.logger.warning(damaged)
-
-
-def _stream_shard(data: ImageStream, distribution: Distribution) -> ImageStream:
-    """A streamed folder under a distribution: tf.distribute shards and splits its batches
-    (TensorFlow); under JAX, whose devices need even batches, it is refused for now."""
-    if distribution.backend == "jax":
-        raise TrainingError(
-            "a streamed image folder is not split evenly over several JAX devices or "
-            "processes yet; add --in-memory, or train it on one device")
-    return data
 
 
 def _first_line(err: BaseException) -> str:
