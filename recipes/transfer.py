@@ -38,7 +38,6 @@ from zoo.core.runs import (
     write_json_atomic,
 )
 from zoo.data.dataset import Dataset, fit_images
-from zoo.data.decode import read_fitted
 from zoo.data.inputs import split_labels
 from zoo.data.listing import FolderListing
 from zoo.models.layers import classifier
@@ -473,7 +472,7 @@ def check_fits(data: "Dataset | FolderListing", input_shape: tuple[int, int, int
     """Refuse, before training, a target whose images cannot be fitted to ``input_shape``
     (the first training image of a folder stands for the rest)."""
     if isinstance(data, FolderListing):
-        read_fitted(data.files[data.splits["train"][0]], input_shape)
+        data.read_fitted(int(data.splits["train"][0]), input_shape)
     else:
         fit_images(data.x_train[:1], input_shape, what="target data set")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -85,8 +87,9 @@ def test_tfds_unprepared_fails_fast_with_instructions(tmp_path):
     assert time.monotonic() - start < 60  # not the ~200 s offline hang of tfds.load
 
 
-def test_tfds_prepared_local_builder(tmp_path):
-    """The real tfds path, on a data set prepared locally (no network)."""
+@functools.cache
+def _tiny_shapes():
+    """tfds registers a builder class by name, once a process."""
     import tensorflow_datasets as tfds
 
     class TinyShapes(tfds.core.GeneratorBasedBuilder):
@@ -106,15 +109,55 @@ def test_tfds_prepared_local_builder(tmp_path):
             return {"train": self._generate_examples(40), "test": self._generate_examples(10)}
 
         def _generate_examples(self, n):
-            for i in range(n):
-                value = 20 if i % 2 == 0 else 230
+            for i in range(n):  # a distinct grey level per image, darker for class 0
+                value = 2 * i + (0 if i % 2 == 0 else 130)
                 yield i, {"image": np.full((8, 8, 1), value, np.uint8), "label": i % 2}
 
-    TinyShapes(data_dir=str(tmp_path)).download_and_prepare()
+    return TinyShapes
+
+
+def tiny_tfds(data_dir, file_format: str | None = None) -> None:
+    """Prepare 'tiny_shapes' (40 train and 10 test 8x8 grey images) in ``data_dir``, offline."""
+    options = {"file_format": file_format} if file_format else {}
+    _tiny_shapes()(data_dir=str(data_dir), **options).download_and_prepare()
+
+
+def test_tfds_prepared_local_builder(tmp_path):
+    """The real tfds path, on a data set prepared locally (no network)."""
+    from zoo.data.inputs import open_source
+
+    tiny_tfds(tmp_path)
     data = load_dataset("tfds:tiny_shapes", data_dir=str(tmp_path))
     assert data.class_names == ["dark", "light"]
     assert len(data.x_test) == 10 and len(data.x_train) + len(data.x_val) == 40
-    assert data.x_train[data.y_train == 1].min() == 230
+    assert data.x_train[data.y_train == 1].min() >= 130
+    # TFRecord (tfds' default) has no random access: it loads as arrays, as before.
+    assert isinstance(open_source("tfds:tiny_shapes", data_dir=str(tmp_path)), type(data))
+
+
+def test_tfds_set_streams_the_same_images_per_split_as_in_memory(tmp_path):
+    from zoo.data.inputs import fit_source, open_source
+    from zoo.data.stream import ImageStream
+    from zoo.data.tfds_listing import TfdsListing
+
+    tiny_tfds(tmp_path / "tfrecord")
+    tiny_tfds(tmp_path / "array_record", "array_record")
+    # The arrays' path (tfds.as_dataset), on the same set prepared as TFRecord.
+    before = load_dataset("tfds:tiny_shapes", data_dir=str(tmp_path / "tfrecord"))
+    listing = open_source("tfds:tiny_shapes", data_dir=str(tmp_path / "array_record"))
+    assert isinstance(listing, TfdsListing) and listing.image_shape == (8, 8, 1)
+    stream, choice = fit_source(listing, (8, 8, 1), budget=100)  # 50 x 64 bytes: over it
+    assert isinstance(stream, ImageStream) and choice.streamed
+    in_memory, choice = fit_source(listing, (8, 8, 1), mode="in-memory")
+    assert not choice.streamed
+    for split in ("train", "val", "test"):
+        expected = getattr(before, f"x_{split}")
+        parts = [(np.asarray(x), np.asarray(y)) for x, y in stream.batches(split, batch_size=7)]
+        np.testing.assert_allclose(np.concatenate([x for x, _ in parts]), expected / 255.0,
+                                   atol=1e-6)
+        np.testing.assert_array_equal(np.concatenate([y for _, y in parts]),
+                                      getattr(before, f"y_{split}"))
+        np.testing.assert_array_equal(getattr(in_memory, f"x_{split}"), expected)
 
 
 def test_pipeline_batches_are_float_unit_range():

@@ -141,7 +141,7 @@ def test_input_choice_streams_past_the_budget():
     big = choose_input(1000, (64, 64, 3), budget=2**20)
     assert big.streamed and "over the budget" in big.line()
     assert choose_input(10, (8, 8, 1), mode="stream").streamed
-    with pytest.raises(DataError, match="only image folders stream"):
+    with pytest.raises(DataError, match="only image folders and tfds sets"):
         choose_input(10, (8, 8, 1), mode="stream", streamable=False)
 
 

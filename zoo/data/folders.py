@@ -92,6 +92,10 @@ def decoded_listing(listing: FolderListing, shape: tuple[int, int, int] | None) 
 def dataset_from_listing(listing: FolderListing, shape: tuple[int, int, int] | None = None
                          ) -> Dataset:
     """The listing's images decoded into memory, split as listed."""
+    from zoo.data.tfds_listing import TfdsListing
+
+    if isinstance(listing, TfdsListing):
+        return listing.in_memory(shape)
     images = decoded_listing(listing, shape)
     parts = []
     for split in ("train", "val", "test"):

@@ -92,7 +92,9 @@ def choose_input(images: int, shape: tuple[int, int, int], *, mode: str = "auto"
 
     if mode == "stream":
         if not streamable:
-            raise DataError(f"{what} cannot stream: only image folders stream; drop --stream")
+            raise DataError(f"{what} cannot stream: only image folders and tfds sets "
+                            f"prepared as ArrayRecord (tfds build --file_format "
+                            f"array_record) stream; drop --stream")
         return made(True, f"--stream asked; {figures}")
     if mode == "in-memory":
         return made(False, f"--in-memory asked; {figures}")

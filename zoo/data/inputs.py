@@ -38,6 +38,11 @@ def open_source(spec: str, *, data_dir: str | None = None) -> "Dataset | FolderL
     folder = image_folder(spec)
     if folder is not None:
         return list_image_folder(folder)
+    if spec.startswith("tfds:"):  # random access (ArrayRecord): listed, so that it can stream
+        from zoo.data.tfds_listing import list_tfds, prepared_builder, random_access
+
+        if random_access(prepared_builder(spec[len("tfds:"):], data_dir)):
+            return list_tfds(spec[len("tfds:"):], data_dir)
     from zoo.data.load import load_dataset
 
     return load_dataset(spec, data_dir=data_dir)
@@ -126,9 +131,7 @@ def split_images(data: "Dataset | ImageStream", split: str, picks) -> np.ndarray
     just those files."""
     picks = np.asarray(picks)
     if isinstance(data, ImageStream):
-        from zoo.data.decode import read_fitted
-
         files = data.indices(split)[picks.reshape(-1)]
-        images = [read_fitted(data.listing.files[i], data.image_shape) for i in files]
+        images = [data.listing.read_fitted(int(i), data.image_shape) for i in files]
         return np.stack(images).reshape(*picks.shape, *data.image_shape)
     return getattr(data, f"x_{split}")[picks]

@@ -94,6 +94,15 @@ class FolderListing:
                             f"file") from None
         return height, width, 1 if grey else 3
 
+    def read_fitted(self, index: int, shape: tuple[int, int, int], *,
+                    reduced: bool = True) -> np.ndarray:
+        """Image ``index`` as uint8 ``shape`` (H, W, C) (``zoo.data.decode.read_fitted``),
+        after checking that its file has not changed since it was listed."""
+        from zoo.data.decode import read_fitted
+
+        self.check_unchanged(index)
+        return read_fitted(self.files[index], shape, reduced=reduced)
+
     def check_unchanged(self, index: int) -> None:
         """Raise DataError when file ``index`` is gone or differs from when it was listed."""
         path = self.files[index]

@@ -29,24 +29,19 @@ def load_digits() -> Dataset:
 
 
 def load_tfds(name: str, data_dir: str | None) -> Dataset:
-    """A tensorflow-datasets set that is already prepared in ``data_dir``.
+    """A tensorflow-datasets set that is already prepared in ``data_dir`` (TFRecord, or
+    ArrayRecord read through ``zoo.data.tfds_listing``, split alike).
 
     Nothing is downloaded: offline, tfds.load would hang for minutes before failing, so an
     unprepared set is refused at once with the command that prepares it.
     """
     import tensorflow_datasets as tfds
 
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as err:  # tfds raises its own DatasetNotFoundError, among others
-        raise DataError(f"tensorflow-datasets has no data set {name!r}: {err}") from None
-    if not Path(builder.data_dir).joinpath("dataset_info.json").exists():
-        raise DataError(
-            f"tfds data set {name!r} is not prepared in {builder.data_dir} and this machine "
-            f"cannot download it. On a machine with internet run "
-            f"`tfds build {name} --data_dir DIR` (or python -c \"import tensorflow_datasets as "
-            f"tfds; tfds.load('{name}', data_dir='DIR')\"), copy DIR here and pass --data-dir DIR."
-        )
+    from zoo.data.tfds_listing import class_names_of, list_tfds, prepared_builder, random_access
+
+    builder = prepared_builder(name, data_dir)
+    if random_access(builder):  # ArrayRecord: tfds reads it through data_source only
+        return list_tfds(name, data_dir).in_memory()
     splits = builder.info.splits
     arrays = {}
     for split in ("train", "validation", "test"):
@@ -55,9 +50,7 @@ def load_tfds(name: str, data_dir: str | None) -> Dataset:
             arrays[split] = (np.asarray(data[0], dtype=np.uint8), np.asarray(data[1], np.int64))
     if "train" not in arrays:
         raise DataError(f"tfds data set {name!r} has no 'train' split")
-    label_feature = builder.info.features[builder.info.supervised_keys[1]]
-    class_names = list(getattr(label_feature, "names", None) or
-                       [str(i) for i in range(int(label_feature.num_classes))])
+    class_names = class_names_of(builder)
     x, y = arrays["train"]
     if "test" not in arrays or "validation" not in arrays:
         whole = split_arrays(f"tfds:{name}", x, y, class_names)

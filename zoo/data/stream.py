@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from zoo.data.dataset import DataError
-from zoo.data.decode import read_fitted
 from zoo.data.images import ImageDecodeError
 from zoo.data.listing import FolderListing
 
@@ -100,9 +99,8 @@ class ImageStream:
         """Image ``index`` of the listing at the model's shape; None when it is unreadable
         and ``skip_bad`` is set (counted in ``log.skipped``)."""
         try:
-            self.listing.check_unchanged(index)
-            return read_fitted(self.listing.files[index], self.image_shape,
-                               reduced=self.reduced_decode)
+            return self.listing.read_fitted(index, self.image_shape,
+                                            reduced=self.reduced_decode)
         except ImageDecodeError as err:
             with self.log.lock:
                 if self.skip_bad:

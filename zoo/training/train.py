@@ -399,6 +399,10 @@ def default_input_note(plan: TrainPlan, built_here: bool) -> InputNote:
 
 def _images_shape(source: "Dataset | FolderListing") -> tuple[int, ...] | None:
     """(H, W, C) of the data set's own images (a folder's first image, from its header)."""
+    from zoo.data.tfds_listing import TfdsListing
+
+    if isinstance(source, TfdsListing):
+        return source.image_shape
     if isinstance(source, FolderListing):
         from PIL import Image
 

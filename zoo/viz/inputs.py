@@ -15,7 +15,6 @@ import numpy as np
 from zoo.core.names import close_matches
 from zoo.core.runs import load_run_config, load_run_model
 from zoo.data.dataset import fit_images
-from zoo.data.decode import read_fitted
 from zoo.data.images import read_image
 from zoo.data.inputs import open_source
 from zoo.data.listing import FolderListing
@@ -159,9 +158,12 @@ def load_split(run: LoadedRun, split: str = "test", *, dataset: str | None = Non
     data = run_source(run, split, dataset=dataset, data_dir=data_dir)
     if isinstance(data, FolderListing):
         from zoo.data.folders import decode_fitted
+        from zoo.data.tfds_listing import TfdsListing
 
-        return (decode_fitted(data.split_files(split), run.input_shape),
-                data.split_labels(split), data.class_names)
+        x = (np.stack([data.read_fitted(int(i), run.input_shape) for i in data.splits[split]])
+             if isinstance(data, TfdsListing) else
+             decode_fitted(data.split_files(split), run.input_shape))
+        return x, data.split_labels(split), data.class_names
     spec = dataset or run.config.get("dataset")
     x = getattr(data, f"x_{split}")
     y = getattr(data, f"y_{split}")
@@ -175,7 +177,7 @@ def sample_image(run: LoadedRun, index: int, split: str = "test", *,
     if isinstance(data, FolderListing):  # that one image, not the split
         files, y, class_names = data.split_files(split), data.split_labels(split), data.class_names
         if 0 <= index < len(files):
-            return InputImage(read_fitted(files[index], run.input_shape),
+            return InputImage(data.read_fitted(int(data.splits[split][index]), run.input_shape),
                               f"{split} sample {index} (class {class_names[int(y[index])]})")
         x = files
     else:
